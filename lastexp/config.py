@@ -1,0 +1,346 @@
+"""Structured-config schema for the Hydra app, and the run identity derived from it.
+
+Every YAML file under ``conf/`` is merged onto these dataclasses, so a typo'd key or a
+value of the wrong type fails at composition time, naming the key. Value checks that a
+type cannot express (a negative learning rate, batch_size 0) live in :func:`validate`.
+
+This module must stay importable without torch: ``python -m lastexp --cfg job`` only
+composes a config and should take well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration or input error: printed as one line, exit code 2."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # registry key in lastexp.models
+    width_mult: float = 1.0  # debug=tiny narrows every stage, keeping every component on
+    drop_path_rate: float = 0.0
+    dropout: float = 0.0
+    use_st_att: List[bool] = field(default_factory=lambda: [False, False, True])
+    # LAST-Base components (seed 001 §9A); ignored by families that lack them.
+    cross_temporal: bool = False
+    prototype_graph: bool = False
+    num_prototypes: int = 15
+    freq_gate: bool = False
+    partitioned_attention: bool = False
+    hbra: bool = False
+    factorized_att: bool = False
+    ib_head: bool = False
+    # LAST-Lite components (seed 001 §9B).
+    joint_embed: bool = False
+    frame_gate: bool = False
+    body_region_shift: bool = False
+    dct_gate: bool = False
+
+
+@dataclass
+class StreamConfig:
+    name: str = "joint"  # joint | bone | velocity | bone_velocity
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "sgd"  # sgd | adamw
+    lr: float = 0.1
+    weight_decay: float = 0.0004
+    momentum: float = 0.9
+    nesterov: bool = True
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+
+
+@dataclass
+class SchedulerConfig:
+    name: str = "cosine_warmup_restart"
+    warmup_epochs: int = 5
+    warmup_start_lr: float = 0.01
+    min_lr: float = 0.0001
+    restart_period: int = 30
+    restart_mult: int = 1
+    milestones: List[int] = field(default_factory=lambda: [50, 65])
+    gamma: float = 0.1
+
+
+@dataclass
+class DistillConfig:
+    name: str = "none"  # none | from_existing | from_base
+    alpha: float = 1.0  # CE weight
+    beta: float = 0.0  # KD weight (a component is on when its weight is > 0)
+    gamma: float = 0.0  # feature-mimicry weight
+    tau: float = 4.0
+    teacher: Optional[str] = None  # run directory, or ablation ID looked up in the run store
+
+
+@dataclass
+class PretrainConfig:
+    mask_ratio: float = 0.6
+    temperature: float = 0.07
+    mask_strategy: str = "body_region"
+
+
+@dataclass
+class PreprocessingConfig:
+    name: str = "t64_uniform"
+    window: int = 64  # frames fed to the model
+    max_frames: int = 300  # frames stored per sample in the cache
+    sampling: str = "uniform"  # uniform | crop_resize
+    num_person: int = 1  # M: main actor only (1) or both bodies (2)
+    p_interval_train: List[float] = field(default_factory=lambda: [0.5, 1.0])
+    p_interval_test: List[float] = field(default_factory=lambda: [0.95])
+
+
+@dataclass
+class SyntheticConfig:
+    subjects: int = 40  # NTU subject ids 1..N, so the official xsub rule applies
+    samples_per_class: int = 100
+    min_frames: int = 48
+    max_frames: int = 110
+    noise: float = 0.01  # sensor noise, metres
+    seed: int = 0
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "synthetic"
+    benchmark: str = "synthetic"  # synthetic | ntu60 | ntu120
+    split: str = "xsub"  # xsub | xview | xset
+    num_classes: int = 0  # 0 = taken from the data (synthetic)
+    raw_dir: Optional[str] = None
+    npz: Optional[str] = None
+    limit: Optional[int] = None  # keep only the first N samples of each split (debug)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass
+class TrainingConfig:
+    epochs: int = 90
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    gradient_accumulation_steps: int = 2
+    gradient_clip: float = 1.0  # 0 disables
+    label_smoothing: float = 0.1
+    ib_loss_weight: float = 0.0
+    amp: bool = True  # effective on CUDA only
+    swa_start: Optional[int] = None  # epoch from which SWA averages; null = off
+    causal_prob: float = 0.0
+    save_interval: int = 10  # keep checkpoints/epoch_XXXX.pt every N epochs (0 = never)
+    max_hours: Optional[float] = None  # checkpoint and exit cleanly past this wall time
+    early_stopping_patience: Optional[int] = None  # epochs without val_top1 gain; null = off
+    augment: bool = True  # rotation and scale of seed 001, training only
+    rotation_deg: float = 15.0
+    scale_range: List[float] = field(default_factory=lambda: [0.9, 1.1])
+    max_nonfinite_steps: int = 20  # consecutive non-finite losses before the run aborts
+    num_workers: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    deterministic: bool = False  # torch.use_deterministic_algorithms
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "wandb"  # wandb | none
+    project: str = "lastexp"
+    entity: Optional[str] = None
+    mode: str = "auto"  # auto (online with credentials, else offline) | online | offline
+    group: Optional[str] = None  # default: the sweep directory name
+    tags: List[str] = field(default_factory=list)
+
+
+@dataclass
+class PathsConfig:
+    runs: str = "runs"
+    data: str = "data"
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    preprocessing: PreprocessingConfig = field(default_factory=PreprocessingConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 1
+    ablation: Optional[str] = None  # set by +ablation=<ID>
+    fresh: bool = False  # ignore an existing checkpoint in the run directory and start over
+    init_from: Optional[str] = None  # fine-tune: initialise weights from this checkpoint
+    run_name: Optional[str] = None  # directory name below paths.runs; default derived from config
+
+
+def register_configs() -> None:
+    """Store the schema so that conf/config.yaml can list it first in its defaults."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="lastexp_schema", node=Config)
+
+
+# ----------------------------------------------------------------------------- values
+
+CHOICES = {
+    "stream.name": ("joint", "bone", "velocity", "bone_velocity"),
+    "optimizer.name": ("sgd", "adamw"),
+    "scheduler.name": ("cosine_warmup", "cosine_warmup_restart", "multistep_warmup", "cosine"),
+    "distill.name": ("none", "from_existing", "from_base"),
+    "preprocessing.sampling": ("uniform", "crop_resize"),
+    "dataset.benchmark": ("synthetic", "ntu60", "ntu120"),
+    "dataset.split": ("xsub", "xview", "xset"),
+    "logger.name": ("wandb", "none"),
+    "logger.mode": ("auto", "online", "offline"),
+    "pretrain.mask_strategy": ("body_region", "random"),
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check values a type cannot express; raise ConfigError naming the key."""
+
+    def get(key: str) -> Any:
+        return OmegaConf.select(cfg, key)
+
+    for key, allowed in CHOICES.items():
+        value = get(key)
+        if value not in allowed:
+            raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
+
+    def positive(key: str, strict: bool = True) -> None:
+        value = get(key)
+        if value is None:
+            return
+        if (strict and not value > 0) or (not strict and value < 0):
+            sign = "> 0" if strict else ">= 0"
+            raise ConfigError(f"{key}={value} must be {sign}")
+
+    for key in (
+        "optimizer.lr",
+        "training.epochs",
+        "training.batch_size",
+        "training.eval_batch_size",
+        "training.gradient_accumulation_steps",
+        "training.max_nonfinite_steps",
+        "preprocessing.window",
+        "preprocessing.max_frames",
+        "model.width_mult",
+        "distill.tau",
+        "training.max_hours",
+    ):
+        positive(key)
+    for key in (
+        "optimizer.weight_decay",
+        "optimizer.momentum",
+        "training.gradient_clip",
+        "training.ib_loss_weight",
+        "training.save_interval",
+        "training.num_workers",
+        "scheduler.warmup_epochs",
+        "scheduler.min_lr",
+        "scheduler.warmup_start_lr",
+        "distill.alpha",
+        "distill.beta",
+        "distill.gamma",
+    ):
+        positive(key, strict=False)
+    for key in ("training.label_smoothing", "training.causal_prob", "model.dropout",
+                "model.drop_path_rate", "pretrain.mask_ratio"):
+        value = get(key)
+        if not 0.0 <= value <= 1.0 or (key == "model.dropout" and value == 1.0):
+            raise ConfigError(f"{key}={value} must lie in [0, 1)")
+    if get("preprocessing.num_person") not in (1, 2):
+        raise ConfigError(f"preprocessing.num_person={get('preprocessing.num_person')} must be 1 or 2")
+    if len(get("model.use_st_att")) != 3:
+        raise ConfigError("model.use_st_att must list one flag per stage, e.g. [false,false,true]")
+    if get("dataset.benchmark") != "synthetic" and get("dataset.split") == "xset" and get(
+        "dataset.benchmark"
+    ) != "ntu120":
+        raise ConfigError("dataset.split=xset exists for ntu120 only; use xsub or xview")
+    epochs, warm = get("training.epochs"), get("scheduler.warmup_epochs")
+    if get("scheduler.name") != "cosine" and warm >= epochs and epochs > 1:
+        raise ConfigError(
+            f"scheduler.warmup_epochs={warm} must be below training.epochs={epochs}"
+        )
+    swa = get("training.swa_start")
+    if swa is not None and not 0 <= swa < epochs:
+        raise ConfigError(f"training.swa_start={swa} must lie in [0, training.epochs={epochs})")
+    lo, hi = get("training.scale_range")
+    if not 0 < lo <= hi:
+        raise ConfigError(f"training.scale_range=[{lo},{hi}] must satisfy 0 < low <= high")
+
+
+# -------------------------------------------------------------------------- identity
+
+# Keys that do not change what a run computes: where things live, how it is watched,
+# how it is resumed. Two configs that differ only here are the same run.
+VOLATILE_KEYS = (
+    "hydra",
+    "paths",
+    "logger",
+    "fresh",
+    "run_name",
+    "training.max_hours",
+    "training.save_interval",
+    "training.num_workers",
+    "training.device",
+)
+
+
+def identity(cfg: Any) -> dict:
+    """The resolved config minus volatile keys: what makes two runs the same run."""
+    raw = OmegaConf.to_container(cfg, resolve=False) if not isinstance(cfg, dict) else dict(cfg)
+    raw = json.loads(json.dumps(raw))  # deep copy of plain containers
+    for key in VOLATILE_KEYS:
+        node, *rest = key.split(".")
+        if not rest:
+            raw.pop(node, None)
+        elif isinstance(raw.get(node), dict):
+            raw[node].pop(rest[0], None)
+    return OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
+
+
+def run_key(cfg: Any) -> str:
+    """A short stable hash of :func:`identity`."""
+    blob = json.dumps(identity(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha1(blob.encode()).hexdigest()[:8]
+
+
+def run_dir_name(cfg: Any) -> str:
+    """Readable and unique: ``<ablation|model>_<stream>_<dataset>_s<seed>_<key>``."""
+    sel = (lambda k: OmegaConf.select(cfg, k)) if not isinstance(cfg, dict) else (
+        lambda k: _dict_select(cfg, k)
+    )
+    if sel("run_name"):
+        return str(sel("run_name"))
+    head = sel("ablation") or sel("model.name")
+    parts = [head, sel("stream.name"), sel("dataset.name"), f"s{sel('seed')}", run_key(cfg)]
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", "_".join(str(p) for p in parts))
+
+
+def _dict_select(d: dict, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(d, dict):
+            return None
+        d = d.get(part)
+    return d
+
+
+def _run_dir_resolver(*, _root_: DictConfig) -> str:
+    return run_dir_name(_root_)
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("lastexp_run_dir"):
+        OmegaConf.register_new_resolver("lastexp_run_dir", _run_dir_resolver, use_cache=False)

@@ -1,0 +1,466 @@
+"""One run: validate, build data and model, fit with resume, write the run directory.
+
+The run directory (SPEC §5) is Hydra's output directory, named from the config so that the
+same config always lands in the same place: a finished run is skipped, an interrupted one
+resumes from ``checkpoints/last.pt``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from lastexp.config import ConfigError, identity, run_key, validate
+from lastexp.io import read_json, write_json
+
+
+class UserError(Exception):
+    """Raised for any error whose message alone tells the user what to fix."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(requested)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"training.device={requested} but no CUDA device is available")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Each epoch's randomness derives from (seed, epoch) alone: a resumed run replays exactly."""
+    return (seed * 1_000_003 + epoch * 7919) % 2**63
+
+
+def git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=5,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class StopFlag:
+    """Set by SIGTERM / SIGUSR2 (SLURM preemption): the loop stops at the next step."""
+
+    requested: bool = False
+    signum: int | None = None
+    previous: dict = field(default_factory=dict)
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGUSR2):
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except (ValueError, OSError):  # not the main thread
+                pass
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+        self.signum = signum
+        prev = self.previous.get(signum)
+        if callable(prev):  # submitit's own handler checkpoints and requeues
+            prev(signum, frame)
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def build_model_from_cfg(cfg: DictConfig, num_classes: int, num_person: int) -> nn.Module:
+    from lastexp.models import build_model
+
+    kwargs = OmegaConf.to_container(cfg.model, resolve=True)
+    name = kwargs.pop("name")
+    kwargs["ib_head"] = bool(kwargs.get("ib_head")) or cfg.training.ib_loss_weight > 0
+    try:
+        return build_model(name, num_classes=num_classes, num_person=num_person, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model={name}: {exc}") from exc
+
+
+def make_loss(label_smoothing: float, ib_weight: float):
+    ce = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+        if ib_weight > 0:
+            logits, feats = model(x, return_features=True)
+            core = model.module if hasattr(model, "module") else model
+            return ce(logits.float(), y) + ib_weight * core.ib_loss(feats, y), logits
+        logits = model(x)
+        return ce(logits.float(), y), logits
+
+    return loss_fn
+
+
+def make_transform(stream: str, *, augment: bool, generator, max_deg: float, scale):
+    from lastexp.data.augment import random_rotate_scale
+    from lastexp.data.streams import to_stream
+
+    if not augment:
+        return lambda x: to_stream(x, stream)
+    return lambda x: to_stream(
+        random_rotate_scale(x, generator, max_deg=max_deg, scale=tuple(scale)), stream
+    )
+
+
+def set_causal(model: nn.Module, on: bool) -> None:
+    for m in model.modules():
+        if hasattr(m, "causal"):
+            m.causal = on
+
+
+# --------------------------------------------------------------------------- the job
+
+
+def run_job(cfg: DictConfig) -> float | None:
+    """Hydra task: returns the final top-1 so Hydra sweepers can optimise it."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    existed_before = (run_dir / "metrics.json").exists() or (run_dir / "checkpoints").exists()
+    try:
+        return fit(cfg, run_dir, sweep_dir=Path(hc.sweep.dir) if multirun else None)
+    except (ConfigError, UserError, ValueError) as exc:
+        from lastexp.data import DataError
+
+        user = isinstance(exc, (ConfigError, UserError, DataError))
+        if not user:
+            raise
+        if not existed_before and not (run_dir / "metrics.json").exists():
+            # Nothing of this run existed before: leave no half-made directory behind.
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if multirun:
+            raise
+        print(f"lastexp: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float | None:
+    validate(cfg)
+    t_start = time.time()
+    metrics_path = run_dir / "metrics.json"
+    ckpt_dir = run_dir / "checkpoints"
+    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+    tcfg = cfg.training
+
+    if metrics_path.exists() and not cfg.fresh:
+        try:
+            prev = read_json(metrics_path)
+        except ValueError:
+            prev = {}
+        if prev.get("status") == "completed":
+            print(f"lastexp: already completed, skipping: {run_dir}")
+            return prev.get("final_top1")
+    if cfg.fresh:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    if not os.access(run_dir, os.W_OK):
+        raise ConfigError(f"run directory {run_dir} is not writable; change paths.runs")
+
+    device = pick_device(tcfg.device)
+    seed_everything(cfg.seed)
+    if tcfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    from lastexp.data import load_data
+
+    data = load_data(cfg.dataset, cfg.preprocessing, cfg.paths.data, seed=cfg.seed)
+    if len(data.train) == 0 or len(data.test) == 0:
+        raise ConfigError(f"dataset={cfg.dataset.name}: empty split (train {len(data.train)}, "
+                          f"test {len(data.test)})")
+    if cfg.dataset.num_classes and cfg.dataset.num_classes != data.num_classes:
+        raise ConfigError(f"dataset.num_classes={cfg.dataset.num_classes} but the data has "
+                          f"{data.num_classes} classes")
+
+    from lastexp.models import count_flops, count_params
+
+    seed_everything(cfg.seed)
+    model = build_model_from_cfg(cfg, data.num_classes, data.num_person)
+    params = count_params(model)
+    flops = count_flops(model, num_frames=cfg.preprocessing.window, num_person=data.num_person)
+    model.to(device)
+
+    amp_on = bool(tcfg.amp) and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if amp_on else None
+    from lastexp.train.optim import build_optimizer
+    from lastexp.train.schedule import build_scheduler
+
+    ocfg, scfg = cfg.optimizer, cfg.scheduler
+    optimizer = build_optimizer(
+        model, name=ocfg.name, lr=ocfg.lr, weight_decay=ocfg.weight_decay,
+        momentum=ocfg.momentum, nesterov=ocfg.nesterov, betas=list(ocfg.betas),
+    )
+    scheduler = build_scheduler(
+        optimizer, name=scfg.name, epochs=tcfg.epochs, lr=ocfg.lr,
+        warmup_epochs=scfg.warmup_epochs, warmup_start_lr=scfg.warmup_start_lr,
+        min_lr=scfg.min_lr, restart_period=scfg.restart_period,
+        restart_mult=scfg.restart_mult, milestones=list(scfg.milestones), gamma=scfg.gamma,
+    )
+
+    from lastexp.train.checkpoint import (
+        architecture,
+        check_compatible,
+        load_checkpoint,
+        save_checkpoint,
+    )
+    from lastexp.train.loop import NanGuard, StepContext, evaluate, train_one_epoch
+    from lastexp.train.tracking import WandbLogger, write_history
+
+    model_name = cfg.model.name
+    start_epoch, best_top1, best_epoch, history = 0, -1.0, -1, []
+    guard = NanGuard(max_consecutive=tcfg.max_nonfinite_steps)
+    resumed_from = None
+    if last_path.exists():
+        state = load_checkpoint(last_path)
+        check_compatible(state, model, model_name, last_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        start_epoch = state["epoch"]
+        best_top1, best_epoch = state["best_top1"], state["best_epoch"]
+        history = state.get("history", [])
+        resumed_from = start_epoch
+        print(f"lastexp: resuming {run_dir.name} after epoch {start_epoch}")
+    elif cfg.init_from:
+        src = Path(cfg.init_from)
+        if not src.exists():
+            raise ConfigError(f"init_from={src} does not exist")
+        state = load_checkpoint(src)
+        check_compatible(state, model, model_name, src)
+        model.load_state_dict(state["model"])
+
+    static = {
+        "ablation": cfg.ablation,
+        "model": model_name,
+        "stream": cfg.stream.name,
+        "dataset": cfg.dataset.name,
+        "split": cfg.dataset.split,
+        "preprocessing": cfg.preprocessing.name,
+        "seed": cfg.seed,
+        "epochs": tcfg.epochs,
+        "params": params,
+        "flops": flops,
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "n_train": len(data.train),
+        "n_test": len(data.test),
+        "num_classes": data.num_classes,
+        "run_key": run_key(cfg),
+        "git_commit": git_commit(),
+        "skipped_files": len(data.summary.get("skipped", {})),
+    }
+    prev_seconds = float(history[-1].get("cum_seconds", 0.0)) if history else 0.0
+    metrics: dict[str, Any] = {
+        **static, "status": "running", "started_at": now_iso(),
+        "best_top1": best_top1 if best_top1 >= 0 else None,
+        "best_epoch": best_epoch if best_epoch >= 0 else None,
+        "final_top1": None, "train_seconds": prev_seconds,
+    }
+    if resumed_from is not None:
+        metrics["resumed_from_epoch"] = resumed_from
+    write_json(metrics_path, metrics)
+
+    logger = None
+    if cfg.logger.name == "wandb":
+        group = cfg.logger.group or (sweep_dir.name if sweep_dir else None)
+        logger = WandbLogger(
+            run_dir, project=cfg.logger.project, entity=cfg.logger.entity, group=group,
+            tags=list(cfg.logger.tags), mode=cfg.logger.mode,
+            config=identity(cfg),
+        )
+
+    pin = device.type == "cuda"
+    loader_gen = torch.Generator()
+    aug_gen = torch.Generator(device=device)
+    train_loader = torch.utils.data.DataLoader(
+        data.train, batch_size=tcfg.batch_size, shuffle=True, generator=loader_gen,
+        num_workers=tcfg.num_workers, pin_memory=pin, drop_last=False,
+    )
+    test_loader = torch.utils.data.DataLoader(
+        data.test, batch_size=tcfg.eval_batch_size, shuffle=False,
+        num_workers=tcfg.num_workers, pin_memory=pin,
+    )
+    stream = cfg.stream.name
+    train_tf = make_transform(stream, augment=tcfg.augment, generator=aug_gen,
+                              max_deg=tcfg.rotation_deg, scale=tcfg.scale_range)
+    test_tf = make_transform(stream, augment=False, generator=None, max_deg=0, scale=(1, 1))
+
+    stop = StopFlag()
+    stop.install()
+    causal_rng = np.random.default_rng(cfg.seed)
+    before_step = None
+    if tcfg.causal_prob > 0:
+        def before_step() -> None:
+            set_causal(model, bool(causal_rng.random() < tcfg.causal_prob))
+
+    ctx = StepContext(
+        optimizer=optimizer,
+        loss_fn=make_loss(tcfg.label_smoothing, tcfg.ib_loss_weight),
+        transform=train_tf, device=device, accumulation=tcfg.gradient_accumulation_steps,
+        clip=tcfg.gradient_clip, scaler=scaler,
+        amp_dtype=torch.float16 if amp_on else None, guard=guard,
+        before_step=before_step, should_stop=stop,
+    )
+
+    def checkpoint_state(epoch: int) -> dict:
+        return {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "epoch": epoch, "best_top1": best_top1, "best_epoch": best_epoch,
+            "history": history, "model_name": model_name,
+            "architecture": architecture(model), "config": identity(cfg),
+            "num_classes": data.num_classes, "stream": stream,
+        }
+
+    status, reason = "completed", None
+    limit_s = tcfg.max_hours * 3600 if tcfg.max_hours else math.inf
+    last_epoch_s = 0.0
+    try:
+        for epoch in range(start_epoch, tcfg.epochs):
+            if time.time() - t_start + last_epoch_s > limit_s:
+                status, reason = "interrupted", f"training.max_hours={tcfg.max_hours} reached"
+                break
+            if (
+                tcfg.early_stopping_patience
+                and best_epoch >= 0
+                and epoch - 1 - best_epoch >= tcfg.early_stopping_patience
+            ):
+                metrics["stopped_early_at"] = epoch
+                break
+            t_epoch = time.perf_counter()
+            es = epoch_seed(cfg.seed, epoch)
+            torch.manual_seed(es)
+            loader_gen.manual_seed(es)
+            aug_gen.manual_seed(es)
+            if hasattr(data.train, "set_epoch"):
+                data.train.set_epoch(epoch)
+            lr = optimizer.param_groups[0]["lr"]
+            tr = train_one_epoch(model, train_loader, ctx,
+                                 desc=f"epoch {epoch + 1}/{tcfg.epochs}")
+            if tr["stopped"]:
+                status = "interrupted"
+                reason = f"signal {stop.signum}: resume by running the same command again"
+                break
+            set_causal(model, False)
+            ev = evaluate(model, test_loader, device=device, transform=test_tf,
+                          amp_dtype=torch.float16 if amp_on else None)
+            scheduler.step()
+            last_epoch_s = time.perf_counter() - t_epoch
+            row = {"epoch": epoch + 1, "lr": lr, "train_loss": tr["train_loss"],
+                   "train_top1": tr["train_top1"], "val_loss": ev["val_loss"],
+                   "val_top1": ev["val_top1"], "seconds": last_epoch_s,
+                   "cum_seconds": (history[-1]["cum_seconds"] if history else 0.0)
+                   + last_epoch_s}
+            history.append(row)
+            improved = ev["val_top1"] > best_top1
+            if improved:
+                best_top1, best_epoch = ev["val_top1"], epoch + 1
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            state = checkpoint_state(epoch + 1)
+            save_checkpoint(last_path, state)
+            if improved:
+                save_checkpoint(best_path, state)
+            if tcfg.save_interval and (epoch + 1) % tcfg.save_interval == 0:
+                save_checkpoint(ckpt_dir / f"epoch_{epoch + 1:04d}.pt", state)
+            write_history(run_dir / "history.csv", history)
+            if logger is not None:
+                logger.log_epoch(row)
+            print(
+                f"epoch {epoch + 1:3d}/{tcfg.epochs} lr {lr:.2e} "
+                f"train {tr['train_loss']:.4f}/{tr['train_top1']:5.1f}% "
+                f"val {ev['val_loss']:.4f}/{ev['val_top1']:5.1f}% ({last_epoch_s:.1f}s)",
+                flush=True,
+            )
+            metrics.update(best_top1=best_top1, best_epoch=best_epoch,
+                           train_seconds=row["cum_seconds"], epochs_done=epoch + 1)
+            write_json(metrics_path, metrics)
+    except BaseException as exc:
+        metrics.update(status="failed" if not isinstance(exc, KeyboardInterrupt) else
+                       "interrupted", error=f"{exc.__class__.__name__}: {exc}",
+                       finished_at=now_iso())
+        write_json(metrics_path, metrics)
+        if logger is not None:
+            logger.finish(metrics, exit_code=1)
+        raise
+    finally:
+        stop.restore()
+
+    if status == "completed":
+        if not history:
+            raise ConfigError("no epoch was run; raise training.epochs")
+        # Final numbers come from the final weights, honestly; best_* is reported beside them.
+        ev = evaluate(model, test_loader, device=device, transform=test_tf,
+                      amp_dtype=torch.float16 if amp_on else None, keep_scores=True)
+        _save_scores(run_dir / "test_scores.npz", ev["scores"], data.test)
+        metrics.update(final_top1=ev["val_top1"], final_loss=ev["val_loss"])
+    metrics.update(
+        status=status, finished_at=now_iso(),
+        nonfinite_inputs_skipped=guard.skipped_inputs,
+        nonfinite_losses_skipped=guard.skipped_losses,
+    )
+    if reason:
+        metrics["reason"] = reason
+    write_json(metrics_path, metrics)
+    if logger is not None:
+        logger.finish(metrics)
+    print(f"lastexp: {status}: {run_dir} (best {best_top1:.2f}% at epoch {best_epoch}, "
+          f"final {metrics.get('final_top1')})")
+    return metrics.get("final_top1")
+
+
+def _save_scores(path: Path, scores: torch.Tensor, test_set: Any) -> None:
+    """Per-sample test logits of the final model: what ensembles (B14, "4s") combine."""
+    from lastexp.io import atomic_write
+
+    labels = np.asarray(getattr(test_set, "labels", []))
+    names = np.asarray(getattr(test_set, "names", []))
+    atomic_write(
+        path,
+        lambda f: np.savez(f, scores=scores.numpy().astype(np.float32), labels=labels,
+                           names=names),
+        mode="wb",
+    )

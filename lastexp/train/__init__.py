@@ -1,0 +1,1 @@
+"""Training core: optimizer groups, schedules, the epoch loop, checkpoints and run logging."""

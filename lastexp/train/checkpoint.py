@@ -1,0 +1,50 @@
+"""Checkpoints: written atomically, refused when they belong to another architecture."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lastexp.config import ConfigError
+from lastexp.io import atomic_write
+
+
+def architecture(model: nn.Module) -> dict[str, list[int]]:
+    """Parameter and buffer names with shapes: what a state dict must match to load."""
+    return {k: list(v.shape) for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    atomic_write(path, lambda f: torch.save(state, f), mode="wb")
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file
+        raise ConfigError(f"checkpoint {path} cannot be read ({exc.__class__.__name__}: {exc})")
+
+
+def check_compatible(state: dict[str, Any], model: nn.Module, model_name: str, path: Path) -> None:
+    """Refuse a checkpoint written by another architecture (seed 002's --force-fresh rule)."""
+    theirs = state.get("architecture") or {
+        k: list(v.shape) for k, v in state.get("model", {}).items()
+    }
+    mine = architecture(model)
+    if theirs == mine:
+        return
+    missing = sorted(set(mine) - set(theirs))
+    extra = sorted(set(theirs) - set(mine))
+    shape = sorted(k for k in set(mine) & set(theirs) if mine[k] != theirs[k])
+    what = (
+        f"{len(missing)} missing, {len(extra)} unexpected, {len(shape)} reshaped tensors"
+        + (f" (e.g. {(missing or extra or shape)[0]})" if (missing or extra or shape) else "")
+    )
+    raise ConfigError(
+        f"checkpoint {path} was written by model {state.get('model_name', '?')!r}, which does not "
+        f"match {model_name!r}: {what}; pass fresh=true to start over"
+    )

@@ -1,0 +1,197 @@
+"""The epoch loop: plain functions, metrics kept on the device, one host sync per epoch.
+
+The only per-step host syncs are the two NaN-guard checks the seed asks for: the input batch
+is checked on the host before it is moved (free on GPU), and the loss is checked before the
+backward pass so that a non-finite step can be skipped.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+class NonFiniteError(RuntimeError):
+    """Too many non-finite steps in a row: the run cannot recover by skipping."""
+
+
+@dataclass
+class NanGuard:
+    """Two-level guard of seed 000: skip non-finite inputs; skip non-finite losses and reset BN."""
+
+    max_consecutive: int = 20
+    consecutive: int = 0
+    skipped_inputs: int = 0
+    skipped_losses: int = 0
+
+    def input_ok(self, x: torch.Tensor) -> bool:
+        if bool(torch.isfinite(x).all()):
+            return True
+        self.skipped_inputs += 1
+        return False
+
+    def loss_ok(self, loss: torch.Tensor, model: nn.Module) -> bool:
+        if bool(torch.isfinite(loss)):
+            self.consecutive = 0
+            return True
+        self.skipped_losses += 1
+        self.consecutive += 1
+        reset_nonfinite_bn(model)
+        if self.consecutive >= self.max_consecutive:
+            raise NonFiniteError(
+                f"{self.consecutive} non-finite losses in a row (training.max_nonfinite_steps="
+                f"{self.max_consecutive}); lower optimizer.lr or check the data"
+            )
+        return False
+
+
+def reset_nonfinite_bn(model: nn.Module) -> None:
+    """A NaN forward pass in train mode poisons BN running stats: reset the layers it hit."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+            if not (torch.isfinite(m.running_mean).all() and torch.isfinite(m.running_var).all()):
+                m.reset_running_stats()
+
+
+@dataclass
+class StepContext:
+    """What one training epoch needs besides the model and the data."""
+
+    optimizer: torch.optim.Optimizer
+    loss_fn: LossFn
+    transform: Transform
+    device: torch.device
+    accumulation: int = 1
+    clip: float = 0.0
+    scaler: torch.amp.GradScaler | None = None
+    amp_dtype: torch.dtype | None = None
+    guard: NanGuard = field(default_factory=NanGuard)
+    before_step: Callable[[], None] | None = None  # e.g. switch causal mode per batch
+    should_stop: Callable[[], bool] | None = None  # polled per step (preemption signal)
+    progress: Any = None  # None: a bar on a terminal only; False: never; a file: bar there
+
+
+def _progress(total: int, desc: str, where: Any = None):
+    """A progress bar on a terminal only; logs get one line per epoch instead."""
+    if where is False or (where is None and not sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm
+
+    out = sys.stderr if where in (None, True) else where
+    return tqdm(total=total, desc=desc, leave=False, mininterval=0.5, file=out)
+
+
+def train_one_epoch(
+    model: nn.Module, batches: Iterable, ctx: StepContext, desc: str = "train"
+) -> dict[str, float]:
+    model.train()
+    opt, device = ctx.optimizer, ctx.device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    n_batches = len(batches) if hasattr(batches, "__len__") else 0
+    bar = _progress(n_batches, desc, ctx.progress)
+    pending = 0  # micro-batches accumulated since the last optimizer step
+    stopped = False
+    opt.zero_grad(set_to_none=True)
+    t0 = time.perf_counter()
+    for i, (x, y) in enumerate(batches):
+        if not ctx.guard.input_ok(x):
+            continue
+        x = ctx.transform(x.to(device, non_blocking=True))
+        y = y.to(device, non_blocking=True)
+        if ctx.before_step is not None:
+            ctx.before_step()
+        with torch.autocast(device.type, dtype=ctx.amp_dtype, enabled=ctx.amp_dtype is not None):
+            loss, logits = ctx.loss_fn(model, x, y)
+        if not ctx.guard.loss_ok(loss, model):
+            continue
+        scaled = loss / ctx.accumulation
+        if ctx.scaler is not None:
+            ctx.scaler.scale(scaled).backward()
+        else:
+            scaled.backward()
+        pending += 1
+        loss_sum += loss.detach() * y.shape[0]
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += y.shape[0]
+        last = n_batches and i == n_batches - 1
+        if pending == ctx.accumulation or last:
+            _optimizer_step(model, ctx)
+            pending = 0
+        if bar is not None:
+            bar.update(1)
+        if ctx.should_stop is not None and ctx.should_stop():
+            stopped = True
+            break
+    if pending:
+        _optimizer_step(model, ctx)
+    if bar is not None:
+        bar.close()
+    seen = max(seen, 1)
+    return {
+        "train_loss": float(loss_sum) / seen,  # the epoch's one sync
+        "train_top1": 100.0 * float(correct) / seen,
+        "train_seconds": time.perf_counter() - t0,
+        "stopped": stopped,
+    }
+
+
+def _optimizer_step(model: nn.Module, ctx: StepContext) -> None:
+    if ctx.scaler is not None:
+        if ctx.clip > 0:
+            ctx.scaler.unscale_(ctx.optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), ctx.clip)
+        ctx.scaler.step(ctx.optimizer)
+        ctx.scaler.update()
+    else:
+        if ctx.clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), ctx.clip)
+        ctx.optimizer.step()
+    ctx.optimizer.zero_grad(set_to_none=True)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    batches: Iterable,
+    *,
+    device: torch.device,
+    transform: Transform,
+    amp_dtype: torch.dtype | None = None,
+    keep_scores: bool = False,
+) -> dict:
+    """Top-1 and mean cross-entropy on a split; optionally the per-sample scores."""
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    scores = []
+    for x, y in batches:
+        x = transform(x.to(device, non_blocking=True))
+        y = y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(x)
+        logits = logits.float()
+        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+        seen += y.shape[0]
+        if keep_scores:
+            scores.append(logits.cpu())
+    seen = max(seen, 1)
+    out = {"val_loss": float(loss_sum) / seen, "val_top1": 100.0 * float(correct) / seen}
+    if keep_scores:
+        out["scores"] = torch.cat(scores) if scores else torch.empty(0)
+    if not math.isfinite(out["val_loss"]):
+        out["val_loss"] = float("nan")
+    return out

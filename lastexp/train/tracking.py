@@ -1,0 +1,90 @@
+"""Per-epoch records of a run: history.csv always, Weights & Biases when configured."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from lastexp.io import atomic_write
+
+HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "seconds")
+
+
+def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rewrite history.csv whole (atomically): it is tiny, and a resumed run stays consistent."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row.get(k)) for k in HISTORY_FIELDS})
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
+
+
+def _fmt(v: Any) -> Any:
+    return f"{v:.6g}" if isinstance(v, float) else v
+
+
+def wandb_mode(requested: str) -> str:
+    """``auto``: online only when credentials exist, so a run never blocks on a login prompt."""
+    if requested != "auto":
+        return requested
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        if "api.wandb.ai" in netrc.read_text():
+            return "online"
+    except OSError:
+        pass
+    return "offline"
+
+
+class WandbLogger:
+    """One wandb run per lastexp run, resumable: the id derives from the run directory name,
+    so a requeued or restarted job continues the same wandb run."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        project: str,
+        entity: str | None,
+        group: str | None,
+        tags: list[str],
+        mode: str,
+        config: dict,
+    ) -> None:
+        import wandb
+
+        self._wandb = wandb
+        self.run_id = hashlib.sha1(str(run_dir.name).encode()).hexdigest()[:16]
+        self.run = wandb.init(
+            project=project,
+            entity=entity,
+            group=group,
+            tags=tags or None,
+            name=run_dir.name,
+            id=self.run_id,
+            resume="allow",
+            dir=str(run_dir),
+            config=config,
+            mode=wandb_mode(mode),
+            reinit="create_new",
+            settings=wandb.Settings(silent=True, console="off"),
+        )
+
+    def log_epoch(self, row: dict[str, Any]) -> None:
+        data = {k: v for k, v in row.items() if k != "epoch" and isinstance(v, (int, float))}
+        self.run.log(data, step=int(row["epoch"]))
+
+    def finish(self, summary: dict[str, Any], exit_code: int = 0) -> None:
+        for k, v in summary.items():
+            if isinstance(v, (int, float, str)) or v is None:
+                self.run.summary[k] = v
+        self.run.finish(exit_code=exit_code)
