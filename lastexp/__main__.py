@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -15,6 +17,28 @@ register_configs()
 register_resolvers()
 
 
+def preflight(argv: list[str]) -> str | None:
+    """Checks that must happen before Hydra creates a run directory (its callbacks cannot
+    abort a run): the runs root named by ``paths.runs`` must be a writable directory."""
+    if any(a in ("--cfg", "-c", "--help", "-h", "--info", "--hydra-help") for a in argv):
+        return None
+    runs = "runs"
+    for arg in argv:
+        if arg.startswith("paths.runs="):
+            runs = arg.split("=", 1)[1]
+    if "," in runs:  # a sweep over runs roots: each job checks its own
+        return None
+    root = Path(runs)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"paths.runs={runs}: cannot create the runs directory ({exc.strerror}); " \
+               "choose a writable paths.runs"
+    if not os.access(root, os.W_OK | os.X_OK):
+        return f"paths.runs={runs}: the runs directory is not writable; choose a writable paths.runs"
+    return None
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from lastexp.run import run_job  # torch is imported here, never at composition time
@@ -23,4 +47,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    problem = preflight(sys.argv[1:])
+    if problem:
+        print(f"lastexp: error: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()

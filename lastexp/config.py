@@ -301,6 +301,7 @@ VOLATILE_KEYS = (
 def identity(cfg: Any) -> dict:
     """The resolved config minus volatile keys: what makes two runs the same run."""
     raw = OmegaConf.to_container(cfg, resolve=False) if not isinstance(cfg, dict) else dict(cfg)
+    raw.pop("hydra", None)  # holds enums and the run directory itself
     raw = json.loads(json.dumps(raw))  # deep copy of plain containers
     for key in VOLATILE_KEYS:
         node, *rest = key.split(".")

@@ -1,0 +1,1 @@
+"""Launch helpers: a local single-node SLURM cluster for tests (`local_slurm`)."""
