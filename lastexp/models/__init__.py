@@ -1,0 +1,83 @@
+"""Model registry: ``build_model(name, **kwargs)`` and parameter / FLOP counting.
+
+Every family follows one protocol (the trainer relies on it): ``forward(x)`` with x of shape
+(N, C, T, V, M) returns logits (N, num_classes); ``forward(x, return_features=True)`` returns
+``(logits, feats)`` with ``feats["stages"]`` (3 tensors (N*M, C_s, T_s, V)) and ``feats["z"]``
+(N, D); ``ib_loss(feats, y)``; ``no_weight_decay()``; attributes ``stage_channels`` and
+``num_classes``. ``lastexp.config`` never imports this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .last_e import LastE, last_e_base, last_e_large, last_e_nano, last_e_small
+
+__all__ = [
+    "MODELS",
+    "LastE",
+    "available_models",
+    "build_model",
+    "count_flops",
+    "count_params",
+]
+
+_CANONICAL: dict[str, Callable[..., nn.Module]] = {
+    "last_e_nano": last_e_nano,
+    "last_e_small": last_e_small,
+    "last_e_base": last_e_base,
+    "last_e_large": last_e_large,
+}
+_ALIASES = {  # names the seed's training commands use
+    "nano_e_v3": "last_e_nano",
+    "small_e_v3": "last_e_small",
+    "base_e_v3": "last_e_base",
+    "large_e_v3": "last_e_large",
+}
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    **_CANONICAL,
+    **{alias: _CANONICAL[name] for alias, name in _ALIASES.items()},
+}
+
+
+def available_models() -> list[str]:
+    """Canonical model names (aliases left out)."""
+    return list(_CANONICAL)
+
+
+def build_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered model; kwargs are the typed constructor arguments of its family."""
+    try:
+        factory = MODELS[name]
+    except KeyError:
+        valid = ", ".join(sorted(MODELS))
+        raise ValueError(f"unknown model {name!r}; valid names: {valid}") from None
+    return factory(**kwargs)
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_flops(
+    model: nn.Module, num_frames: int = 64, num_person: int = 1, in_channels: int = 3
+) -> int:
+    """FLOPs of one forward pass on one sample (eval mode), as torch's FlopCounterMode counts
+    them: 2 per multiply-add, for matmul/conv/einsum; elementwise ops are not counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    num_joints = getattr(model, "num_joints", 25)
+    x = torch.zeros(1, in_channels, num_frames, num_joints, num_person)
+    was_training = model.training
+    model.eval()
+    try:
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
