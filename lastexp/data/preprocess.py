@@ -1,0 +1,207 @@
+"""Preprocessing P0: raw ``.skeleton`` files -> padded (N, 3, T, 25, M) arrays per split.
+
+numpy only (no torch): worker processes import just this module and the parser.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import DataError
+from .skeleton import SkeletonFormatError, parse_ntu_name, parse_skeleton, select_actors
+from .splits import NUM_CLASSES, is_train, keep_action
+
+POOL_MIN_FILES = 64
+
+
+@dataclass
+class SplitArrays:
+    x: np.ndarray  # float32 (N, 3, T_store, 25, M)
+    y: np.ndarray  # int64 (N,)
+    lengths: np.ndarray  # int64 (N,) valid frames per sample
+    names: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, n: int) -> SplitArrays:
+        return SplitArrays(self.x[:n], self.y[:n], self.lengths[:n], list(self.names[:n]))
+
+
+def list_skeleton_files(raw_dir: str | Path) -> list[Path]:
+    """All ``*.skeleton`` files below ``raw_dir``, sorted by file name then path."""
+    root = Path(raw_dir)
+    if not root.is_dir():
+        raise DataError(
+            f"dataset.raw_dir={str(raw_dir)!r} is not a directory; point dataset.raw_dir at the "
+            "folder holding the NTU .skeleton files"
+        )
+    files = []
+    for dirpath, _dirs, names in os.walk(root):
+        files.extend(Path(dirpath) / n for n in names if n.endswith(".skeleton"))
+    if not files:
+        raise DataError(
+            f"no .skeleton files under dataset.raw_dir={str(raw_dir)!r}; point dataset.raw_dir "
+            "at the folder holding the NTU .skeleton files"
+        )
+    return sorted(files, key=lambda p: (p.name, str(p)))
+
+
+def sequence_from_file(path: str | Path, num_person: int, max_frames: int):
+    """Parse, select actors, centre, crop and subsample one file.
+
+    Returns ``(seq float32 (L, M, 25, 3), raw body count, kept body count)``; raises
+    :class:`SkeletonFormatError`.
+    """
+    parsed = parse_skeleton(path)
+    data = select_actors(parsed, num_person)  # (T, M, 25, 3)
+    present = np.abs(data).reshape(len(data), num_person, -1).max(axis=2) > 0  # (T, M)
+    kept = int(present.any(axis=0).sum())
+    main_frames = np.flatnonzero(present[:, 0])
+    if len(main_frames) == 0:
+        raise SkeletonFormatError("no body in any frame")
+    origin = data[main_frames[0], 0, 1].copy()  # joint 2, middle of the spine
+    data = np.where(present[:, :, None, None], data - origin, 0.0).astype(np.float32)
+    any_body = np.flatnonzero(present.any(axis=1))
+    data = data[any_body[0]: any_body[-1] + 1]
+    if len(data) > max_frames:
+        idx = np.rint(np.linspace(0, len(data) - 1, max_frames)).astype(np.int64)
+        data = data[idx]
+    return data, len(parsed["bodies"]), kept
+
+
+def _work(args: tuple) -> tuple[str, Any]:
+    path, num_person, max_frames = args
+    try:
+        return "ok", sequence_from_file(path, num_person, max_frames)
+    except SkeletonFormatError as exc:
+        return "skip", exc.reason
+    except (OSError, MemoryError) as exc:  # an unreadable file is reported, never a crash
+        return "skip", f"unreadable: {exc}"
+
+
+def _stack(seqs: list[np.ndarray], labels: list[int], names: list[str],
+           max_frames: int) -> SplitArrays:
+    t_store = min(max_frames, max(len(s) for s in seqs))
+    m = seqs[0].shape[1]
+    x = np.zeros((len(seqs), 3, t_store, 25, m), dtype=np.float32)
+    for i, s in enumerate(seqs):
+        x[i, :, : len(s)] = s.transpose(3, 0, 2, 1)
+    return SplitArrays(
+        x=x,
+        y=np.asarray(labels, dtype=np.int64),
+        lengths=np.asarray([len(s) for s in seqs], dtype=np.int64),
+        names=list(names),
+    )
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def build_arrays(
+    raw_dir: str | Path,
+    benchmark: str,
+    split: str,
+    prep: Any,
+    limit: int | None = None,
+    workers: int | None = None,
+) -> tuple[SplitArrays, SplitArrays, dict]:
+    """Walk ``raw_dir`` and build the train/test arrays of ``benchmark``/``split``.
+
+    ``prep`` needs ``num_person`` and ``max_frames``. ``limit`` keeps the first N files (by
+    name) of each split. Bad files land in ``summary["skipped"]`` with a reason.
+    """
+    num_person = int(_get(prep, "num_person", 1))
+    max_frames = int(_get(prep, "max_frames", 300))
+    files = list_skeleton_files(raw_dir)
+    skipped: dict[str, str] = {}
+    chosen: dict[str, list[tuple[Path, int]]] = {"train": [], "test": []}
+    excluded = 0
+    for path in files:
+        try:
+            name = parse_ntu_name(path.stem)
+        except ValueError:
+            skipped[path.name] = "not NTU naming"
+            continue
+        if not keep_action(name, benchmark):
+            excluded += 1
+            continue
+        side = "train" if is_train(name, benchmark, split) else "test"
+        if limit is None or len(chosen[side]) < limit:
+            chosen[side].append((path, name.label))
+
+    jobs = [(str(p), num_person, max_frames) for side in ("train", "test") for p, _ in chosen[side]]
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1)
+    if workers > 1 and len(jobs) >= POOL_MIN_FILES:
+        import multiprocessing as mp
+
+        from .synthetic import _mp_context
+
+        with mp.get_context(_mp_context()).Pool(workers) as pool:
+            results = pool.map(_work, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
+    else:
+        results = [_work(j) for j in jobs]
+
+    out: dict[str, SplitArrays] = {}
+    lengths: list[int] = []
+    raw_bodies: Counter = Counter()
+    kept_bodies: Counter = Counter()
+    pos = 0
+    for side in ("train", "test"):
+        seqs, labels, names = [], [], []
+        for path, label in chosen[side]:
+            status, value = results[pos]
+            pos += 1
+            if status == "skip":
+                skipped[path.name] = value
+                continue
+            seq, n_raw, n_kept = value
+            seqs.append(seq)
+            labels.append(label)
+            names.append(path.stem)
+            lengths.append(len(seq))
+            raw_bodies[n_raw] += 1
+            kept_bodies[n_kept] += 1
+        if not seqs:
+            raise DataError(
+                f"the {side} split of {benchmark}/{split} is empty: no usable .skeleton file "
+                f"under dataset.raw_dir={str(raw_dir)!r} ({len(skipped)} skipped); check "
+                "dataset.raw_dir, dataset.benchmark and dataset.split"
+            )
+        out[side] = _stack(seqs, labels, names, max_frames)
+
+    if benchmark == "synthetic":
+        from .synthetic import ACTIONS
+
+        num_classes = len(ACTIONS)
+    else:
+        num_classes = NUM_CLASSES[benchmark]
+    summary = {
+        "raw_dir": str(raw_dir),
+        "benchmark": benchmark,
+        "split": split,
+        "n_train": len(out["train"]),
+        "n_test": len(out["test"]),
+        "num_classes": num_classes,
+        "num_person": num_person,
+        "skipped": dict(sorted(skipped.items())),
+        "excluded_actions": excluded,
+        "frames": {
+            "min": int(min(lengths)),
+            "mean": round(float(np.mean(lengths)), 2),
+            "max": int(max(lengths)),
+        },
+        "bodies": {str(k): v for k, v in sorted(raw_bodies.items())},
+        "bodies_kept": {str(k): v for k, v in sorted(kept_bodies.items())},
+    }
+    return out["train"], out["test"], summary

@@ -1,0 +1,149 @@
+import numpy as np
+import pytest
+
+from lastexp.data.skeleton import (
+    SkeletonFormatError,
+    parse_ntu_name,
+    parse_skeleton,
+    select_actors,
+)
+
+
+def body_lines(body_id, xyz, joints=25):
+    lines = [f"{body_id} 0 1 1 1 1 0 0.01 -0.02 2", str(joints)]
+    for j in range(joints):
+        x, y, z = xyz[j]
+        lines.append(f"{x:.6f} {y:.6f} {z:.6f} 250.1 200.2 900.3 500.4 0.9 0.1 0.2 0.3 2")
+    return lines
+
+
+def human(t, shift=0.0, move=0.02):
+    """A plausible upright body (y-spread >> x-spread), moving a bit over time."""
+    xyz = np.zeros((25, 3))
+    xyz[:, 0] = np.linspace(-0.2, 0.2, 25) + shift + move * np.sin(t)
+    xyz[:, 1] = np.linspace(-0.8, 0.8, 25)
+    xyz[:, 2] = 3.0
+    return xyz
+
+
+def write(path, frames, eol="\r\n"):
+    """frames: list of lists of (body_id, xyz)."""
+    lines = [str(len(frames))]
+    for bodies in frames:
+        lines.append(str(len(bodies)))
+        for bid, xyz in bodies:
+            lines.extend(body_lines(bid, xyz))
+    path.write_bytes((eol.join(lines) + eol).encode())
+    return path
+
+
+MAIN = "72057594037931101"
+GHOST = "72057594037931555"
+
+
+@pytest.mark.parametrize("eol", ["\r\n", "\n"])
+def test_parse_crlf_lf_and_zero_body_frame(tmp_path, eol):
+    frames = [[]] + [[(MAIN, human(t))] for t in range(14)]
+    p = write(tmp_path / "S001C001P001R001A001.skeleton", frames, eol)
+    parsed = parse_skeleton(p)
+    assert parsed["num_frames"] == 15
+    frames_idx, xyz = parsed["bodies"][MAIN]  # the long body ID is kept exactly
+    assert frames_idx.tolist() == list(range(1, 15))
+    assert xyz.shape == (14, 25, 3) and xyz.dtype == np.float32
+    np.testing.assert_allclose(xyz[0], human(0), atol=1e-6)
+    out = select_actors(parsed, 2)
+    assert out.shape == (15, 2, 25, 3)
+    assert not out[0].any() and not out[:, 1].any()
+    np.testing.assert_allclose(out[1:, 0], xyz)
+
+
+def test_short_ghost_body_is_dropped(tmp_path):
+    frames = []
+    for t in range(20):
+        bodies = [(MAIN, human(t))]
+        if 5 <= t < 10:  # 5 frames only, but very jittery (high motion energy)
+            bodies.append((GHOST, human(t, shift=1.0) + np.random.default_rng(t).normal(0, 0.3,
+                                                                                       (25, 3))))
+        frames.append(bodies)
+    parsed = parse_skeleton(write(tmp_path / "a.skeleton", frames))
+    assert set(parsed["bodies"]) == {MAIN, GHOST}
+    out = select_actors(parsed, 2)
+    np.testing.assert_allclose(out[:, 0], parsed["bodies"][MAIN][1])
+    assert not out[:, 1].any()
+
+
+def test_wide_spread_body_is_dropped_and_energy_orders(tmp_path):
+    frames = []
+    for t in range(20):
+        wide = human(t, shift=1.0)
+        wide[:, 0] = np.linspace(-1.5, 1.5, 25) + 0.5 * np.sin(3 * t)  # x-spread >> y-spread
+        wide[:, 1] = np.linspace(-0.1, 0.1, 25)
+        calm = human(t, shift=-1.0, move=0.001)
+        frames.append([("1", calm), ("2", wide), ("3", human(t, move=0.3))])
+    parsed = parse_skeleton(write(tmp_path / "b.skeleton", frames))
+    out = select_actors(parsed, 2)
+    np.testing.assert_allclose(out[:, 0], parsed["bodies"]["3"][1])  # most motion first
+    np.testing.assert_allclose(out[:, 1], parsed["bodies"]["1"][1])
+
+
+def test_fallback_to_longest_body_when_all_noisy(tmp_path):
+    frames = [[("1", human(t))] for t in range(5)] + [[("2", human(t))] for t in range(8)]
+    out = select_actors(parse_skeleton(write(tmp_path / "c.skeleton", frames)), 1)
+    assert out.shape == (13, 1, 25, 3)
+    assert not out[:5].any() and out[5:].any()
+
+
+def test_no_body_in_any_frame(tmp_path):
+    parsed = parse_skeleton(write(tmp_path / "d.skeleton", [[], [], []]))
+    with pytest.raises(SkeletonFormatError, match="no body in any frame"):
+        select_actors(parsed, 1)
+
+
+def test_truncated(tmp_path):
+    p = write(tmp_path / "e.skeleton", [[(MAIN, human(t))] for t in range(10)])
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(SkeletonFormatError, match="truncated at frame 6 of 10"):
+        parse_skeleton(p)
+    p.write_bytes(b"80\r\n")
+    with pytest.raises(SkeletonFormatError, match="truncated at frame 1 of 80"):
+        parse_skeleton(p)
+
+
+def test_garbled_token(tmp_path):
+    p = write(tmp_path / "f.skeleton", [[(MAIN, human(t))] for t in range(3)])
+    p.write_bytes(p.read_bytes().replace(b"250.1", b"25#.1", 1))
+    with pytest.raises(SkeletonFormatError, match="non-numeric token"):
+        parse_skeleton(p)
+
+
+def test_wrong_joint_count(tmp_path):
+    lines = ["1", "1"] + body_lines(MAIN, human(0), joints=24)
+    p = tmp_path / "g.skeleton"
+    p.write_text("\r\n".join(lines))
+    with pytest.raises(SkeletonFormatError, match="joint count 24 != 25"):
+        parse_skeleton(p)
+
+
+@pytest.mark.parametrize("content", [b"", b"abc", b"2\r\n1\r\n", b"1\r\n0\r\n7\r\n", b"-3\r\n"])
+def test_other_garbage_raises_format_error_only(tmp_path, content):
+    p = tmp_path / "h.skeleton"
+    p.write_bytes(content)
+    with pytest.raises(SkeletonFormatError):
+        parse_skeleton(p)
+
+
+def test_missing_file_is_format_error(tmp_path):
+    with pytest.raises(SkeletonFormatError):
+        parse_skeleton(tmp_path / "missing.skeleton")
+
+
+def test_parse_ntu_name():
+    n = parse_ntu_name("S017C003P020R002A060")
+    assert (n.setup, n.camera, n.subject, n.replication, n.action) == (17, 3, 20, 2, 60)
+    assert n.label == 59
+    assert parse_ntu_name("S001C001P001R001A001.skeleton").label == 0
+    assert n.stem == "S017C003P020R002A060"
+    for bad in ("S17C003P020R002A060", "foo", "S017C003P020R002A060x", "s017c003p020r002a060"):
+        with pytest.raises(ValueError):
+            parse_ntu_name(bad)
