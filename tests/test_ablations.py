@@ -1,0 +1,123 @@
+"""The ablation catalog as configs: every ID composes, and each row differs from its
+baseline in exactly the component the seed's "What changes" column names."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from lastexp.config import validate
+from tests.conftest import CONF, compose
+
+IDS = sorted(p.stem for p in (CONF / "ablation").glob("*.yaml"))
+FLAGS = ("cross_temporal", "prototype_graph", "freq_gate", "partitioned_attention", "hbra",
+         "factorized_att", "joint_embed", "frame_gate", "body_region_shift", "dct_gate")
+
+
+def components(cfg) -> set[str]:
+    on = {f for f in FLAGS if cfg.model[f]}
+    if cfg.model.ib_head or cfg.training.ib_loss_weight > 0:
+        on.add("ib")
+    if cfg.training.causal_prob > 0:
+        on.add("causal")
+    if cfg.training.swa_start is not None:
+        on.add("swa")
+    if cfg.distill.name != "none":
+        on.add(f"distill:{cfg.distill.name}")
+    return on
+
+
+def rest(cfg) -> dict:
+    """Everything but the components and the ID: must equal the baseline's."""
+    d = OmegaConf.to_container(cfg, resolve=True)
+    d.pop("ablation")
+    for f in (*FLAGS, "ib_head"):
+        d["model"].pop(f)
+    for k in ("ib_loss_weight", "causal_prob", "swa_start"):
+        d["training"].pop(k)
+    d.pop("distill")
+    return d
+
+
+@pytest.fixture(scope="module")
+def cfgs():
+    return {i: compose([f"+ablation={i}"]) for i in IDS}
+
+
+def test_all_seed_ids_present():
+    want = [f"B{i}" for i in range(14)] + [f"L{i}" for i in range(10)] + [f"P{i}" for i in
+                                                                           range(4)]
+    assert set(want) <= set(IDS)
+
+
+@pytest.mark.parametrize("ablation", IDS)
+def test_composes_validates_and_names_itself(cfgs, ablation):
+    cfg = cfgs[ablation]
+    validate(cfg)
+    assert cfg.ablation == ablation
+
+
+ADD_ONE = {"B1": "cross_temporal", "B2": "prototype_graph", "B3": "freq_gate",
+           "B4": "partitioned_attention", "B5": "hbra", "B6": "ib", "L1": "joint_embed",
+           "L2": "frame_gate", "L3": "body_region_shift", "L4": "dct_gate"}
+REMOVE_ONE = {"B8": "freq_gate", "B9": "prototype_graph", "B10": "hbra",
+              "L6": "dct_gate", "L7": "joint_embed", "L8": "body_region_shift"}
+PLUS_FULL = {"B12": "causal", "B13": "swa", "L9": "causal"}
+
+
+@pytest.mark.parametrize("row", sorted(ADD_ONE))
+def test_adds_exactly_one_component_to_baseline(cfgs, row):
+    base = "B0" if row.startswith("B") else "L0"
+    assert components(cfgs[row]) - components(cfgs[base]) == {ADD_ONE[row]}
+    assert components(cfgs[base]) <= components(cfgs[row])
+    assert rest(cfgs[row]) == rest(cfgs[base])
+
+
+@pytest.mark.parametrize("row", sorted(REMOVE_ONE))
+def test_removes_exactly_one_component_from_full(cfgs, row):
+    full = "B7" if row.startswith("B") else "L5"
+    assert components(cfgs[full]) - components(cfgs[row]) == {REMOVE_ONE[row]}
+    assert components(cfgs[row]) <= components(cfgs[full])
+    assert rest(cfgs[row]) == rest(cfgs[full])
+
+
+def test_b11_swaps_partitioned_for_factorized(cfgs):
+    assert components(cfgs["B7"]) - components(cfgs["B11"]) == {"partitioned_attention"}
+    assert components(cfgs["B11"]) - components(cfgs["B7"]) == {"factorized_att"}
+    assert rest(cfgs["B11"]) == rest(cfgs["B7"])
+
+
+@pytest.mark.parametrize("row", sorted(PLUS_FULL))
+def test_training_additions_on_full(cfgs, row):
+    full = "B7" if row.startswith("B") else "L5"
+    assert components(cfgs[row]) - components(cfgs[full]) == {PLUS_FULL[row]}
+    assert rest(cfgs[row]) == rest(cfgs[full])
+
+
+def test_full_models_have_everything(cfgs):
+    assert components(cfgs["B7"]) == set(ADD_ONE[f"B{i}"] for i in range(1, 7))
+    assert components(cfgs["L5"]) == {ADD_ONE[f"L{i}"] for i in range(1, 5)}
+
+
+def test_recipes_follow_the_seed(cfgs):
+    b = cfgs["B0"]
+    assert (b.optimizer.name, b.optimizer.lr, b.optimizer.weight_decay) == ("adamw", 1e-3, 0.05)
+    assert (b.scheduler.name, b.scheduler.warmup_epochs, b.scheduler.warmup_start_lr,
+            b.scheduler.min_lr) == ("cosine_warmup", 10, 1e-5, 1e-6)
+    assert (b.training.epochs, b.training.batch_size, b.training.gradient_accumulation_steps,
+            b.training.gradient_clip, b.training.label_smoothing) == (200, 32, 4, 1.0, 0.1)
+    assert (b.model.drop_path_rate, b.model.dropout) == (0.2, 0.3)
+    assert cfgs["B7"].training.ib_loss_weight == 0.01 and cfgs["B13"].training.swa_start == 150
+    lite = cfgs["L0"]
+    assert (lite.optimizer.name, lite.optimizer.lr, lite.training.epochs,
+            lite.training.batch_size, lite.training.label_smoothing) == ("sgd", 0.1, 120, 64, 0.0)
+    for p, prep in zip(("P0", "P1", "P2", "P3"), ("t64_uniform", "t300_crop64", "t120_uniform",
+                                                   "t64_uniform_2body")):
+        assert cfgs[p].preprocessing.name == prep and cfgs[p].model.name == "last_e_base"
+        assert rest(cfgs[p])["optimizer"] == rest(compose())["optimizer"]
+
+
+def test_unknown_ablation_lists_valid_ids():
+    with pytest.raises(Exception) as info:
+        compose(["+ablation=B99"])
+    assert "Could not find 'ablation/B99'" in str(info.value) and "B7" in str(info.value)
