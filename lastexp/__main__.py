@@ -39,6 +39,26 @@ def preflight(argv: list[str]) -> str | None:
     return None
 
 
+def normalize_argv(argv: list[str]) -> list[str]:
+    """Accept SPEC's ``+ablation=<ID>`` for the ``ablation`` group.
+
+    The group sits in the defaults list *before* ``debug`` so that ``debug=tiny`` can shrink
+    any ablation; Hydra would refuse to append (``+``) a group that is already listed, so the
+    ``+`` is dropped here. ``ablation=<ID>`` works too.
+    """
+    return [a.lstrip("+") if a.lstrip("+").startswith("ablation=") else a for a in argv]
+
+
+def check_single_ablation(argv: list[str]) -> str | None:
+    for arg in argv:
+        if arg.startswith("ablation="):
+            value = arg.split("=", 1)[1]
+            if value.startswith("["):
+                return (f"{arg}: one run takes one ablation; to run several, sweep them: "
+                        f"--multirun ablation={value.strip('[]')}")
+    return None
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from lastexp.run import run_job  # torch is imported here, never at composition time
@@ -47,7 +67,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    problem = preflight(sys.argv[1:])
+    sys.argv[1:] = normalize_argv(sys.argv[1:])
+    problem = check_single_ablation(sys.argv[1:]) or preflight(sys.argv[1:])
     if problem:
         print(f"lastexp: error: {problem}", file=sys.stderr)
         sys.exit(2)

@@ -41,7 +41,7 @@ def rest(cfg) -> dict:
 
 @pytest.fixture(scope="module")
 def cfgs():
-    return {i: compose([f"+ablation={i}"]) for i in IDS}
+    return {i: compose([f"ablation={i}"]) for i in IDS}
 
 
 def test_all_seed_ids_present():
@@ -119,5 +119,5 @@ def test_recipes_follow_the_seed(cfgs):
 
 def test_unknown_ablation_lists_valid_ids():
     with pytest.raises(Exception) as info:
-        compose(["+ablation=B99"])
+        compose(["ablation=B99"])
     assert "Could not find 'ablation/B99'" in str(info.value) and "B7" in str(info.value)

@@ -151,3 +151,21 @@ def test_unwritable_runs_directory(workdir, shared_data):
     assert out.returncode != 0
     assert "paths.runs" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_plus_ablation_cli_and_debug_tiny_wins(workdir, shared_data):
+    out = run_cli(tiny_args(workdir, shared_data, "+ablation=P3"), workdir)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (run,) = run_dirs(workdir)
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["ablation"] == "P3" and m["preprocessing"] == "t64_uniform_2body"
+    assert m["epochs"] == 1  # debug=tiny shrinks the ablation's 90-epoch recipe
+    assert run.name.startswith("P3_joint_synthetic_s1_")
+
+
+def test_two_ablations_in_one_run_refused(workdir, shared_data):
+    out = run_cli(tiny_args(workdir, shared_data, "+ablation=[B3,B4]"), workdir)
+    assert out.returncode == 2 and "one run takes one ablation" in out.stderr
+    bad = run_cli(tiny_args(workdir, shared_data, "+ablation=B99"), workdir)
+    assert bad.returncode != 0 and "Could not find 'ablation/B99'" in bad.stderr
+    assert "B13" in bad.stderr
