@@ -214,6 +214,13 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         raise ConfigError(f"dataset.num_classes={cfg.dataset.num_classes} but the data has "
                           f"{data.num_classes} classes")
 
+    skipped = data.summary.get("skipped", {})
+    if skipped:
+        shown = "; ".join(f"{k} ({v})" for k, v in list(skipped.items())[:5])
+        more = f"; ... see {run_dir / 'data_summary.json'}" if len(skipped) > 5 else ""
+        print(f"lastexp: skipped {len(skipped)} file(s): {shown}{more}")
+    write_json(run_dir / "data_summary.json", data.summary)
+
     from lastexp.models import count_flops, count_params
 
     seed_everything(cfg.seed)
