@@ -9,7 +9,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from lastexp.config import register_configs, register_resolvers
+from lastexp.config import normalize_overrides, register_configs, register_resolvers
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -39,16 +39,6 @@ def preflight(argv: list[str]) -> str | None:
     return None
 
 
-def normalize_argv(argv: list[str]) -> list[str]:
-    """Accept SPEC's ``+ablation=<ID>`` for the ``ablation`` group.
-
-    The group sits in the defaults list *before* ``debug`` so that ``debug=tiny`` can shrink
-    any ablation; Hydra would refuse to append (``+``) a group that is already listed, so the
-    ``+`` is dropped here. ``ablation=<ID>`` works too.
-    """
-    return [a.lstrip("+") if a.lstrip("+").startswith("ablation=") else a for a in argv]
-
-
 def check_single_ablation(argv: list[str]) -> str | None:
     for arg in argv:
         if arg.startswith("ablation="):
@@ -67,7 +57,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = normalize_argv(sys.argv[1:])
+    sys.argv[1:] = normalize_overrides(sys.argv[1:])
     problem = check_single_ablation(sys.argv[1:]) or preflight(sys.argv[1:])
     if problem:
         print(f"lastexp: error: {problem}", file=sys.stderr)

@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
@@ -29,7 +29,7 @@ class ModelConfig:
     width_mult: float = 1.0  # debug=tiny narrows every stage, keeping every component on
     drop_path_rate: float = 0.0
     dropout: float = 0.0
-    use_st_att: List[bool] = field(default_factory=lambda: [False, False, True])
+    use_st_att: list[bool] = field(default_factory=lambda: [False, False, True])
     # LAST-Base components (seed 001 §9A); ignored by families that lack them.
     cross_temporal: bool = False
     prototype_graph: bool = False
@@ -58,7 +58,7 @@ class OptimizerConfig:
     weight_decay: float = 0.0004
     momentum: float = 0.9
     nesterov: bool = True
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
 
 
 @dataclass
@@ -69,7 +69,7 @@ class SchedulerConfig:
     min_lr: float = 0.0001
     restart_period: int = 30
     restart_mult: int = 1
-    milestones: List[int] = field(default_factory=lambda: [50, 65])
+    milestones: list[int] = field(default_factory=lambda: [50, 65])
     gamma: float = 0.1
 
 
@@ -85,9 +85,26 @@ class DistillConfig:
 
 @dataclass
 class PretrainConfig:
+    """MaskCLR (seed 001 §4): on when ``epochs`` > 0; runs before the main training phase."""
+
+    epochs: int = 0
+    lr: float = 0.001
+    batch_size: int = 128
     mask_ratio: float = 0.6
     temperature: float = 0.07
     mask_strategy: str = "body_region"
+    contrastive_weight: float = 0.5
+
+
+@dataclass
+class EnsembleConfig:
+    """An ensemble run (B14, the "4s" rows): combines finished runs instead of training."""
+
+    of: Optional[str] = None  # ablation ID of the members, e.g. B7; null = not an ensemble
+    streams: list[str] = field(
+        default_factory=lambda: ["joint", "bone", "velocity", "bone_velocity"]
+    )
+    weights: list[float] = field(default_factory=lambda: [0.6, 0.6, 0.4, 0.4])  # CTR-GCN
 
 
 @dataclass
@@ -97,8 +114,8 @@ class PreprocessingConfig:
     max_frames: int = 300  # frames stored per sample in the cache
     sampling: str = "uniform"  # uniform | crop_resize
     num_person: int = 1  # M: main actor only (1) or both bodies (2)
-    p_interval_train: List[float] = field(default_factory=lambda: [0.5, 1.0])
-    p_interval_test: List[float] = field(default_factory=lambda: [0.95])
+    p_interval_train: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    p_interval_test: list[float] = field(default_factory=lambda: [0.95])
 
 
 @dataclass
@@ -140,7 +157,7 @@ class TrainingConfig:
     early_stopping_patience: Optional[int] = None  # epochs without val_top1 gain; null = off
     augment: bool = True  # rotation and scale of seed 001, training only
     rotation_deg: float = 15.0
-    scale_range: List[float] = field(default_factory=lambda: [0.9, 1.1])
+    scale_range: list[float] = field(default_factory=lambda: [0.9, 1.1])
     max_nonfinite_steps: int = 20  # consecutive non-finite losses before the run aborts
     num_workers: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -154,7 +171,7 @@ class LoggerConfig:
     entity: Optional[str] = None
     mode: str = "auto"  # auto (online with credentials, else offline) | online | offline
     group: Optional[str] = None  # default: the sweep directory name
-    tags: List[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -171,6 +188,7 @@ class Config:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     preprocessing: PreprocessingConfig = field(default_factory=PreprocessingConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
@@ -181,6 +199,7 @@ class Config:
     fresh: bool = False  # ignore an existing checkpoint in the run directory and start over
     init_from: Optional[str] = None  # fine-tune: initialise weights from this checkpoint
     run_name: Optional[str] = None  # directory name below paths.runs; default derived from config
+    run_dependencies: bool = False  # train missing teachers / ensemble members first
 
 
 def register_configs() -> None:
@@ -263,7 +282,9 @@ def validate(cfg: DictConfig) -> None:
     if get("preprocessing.num_person") not in (1, 2):
         raise ConfigError(f"preprocessing.num_person={get('preprocessing.num_person')} must be 1 or 2")
     if len(get("model.use_st_att")) != 3:
-        raise ConfigError("model.use_st_att must list one flag per stage, e.g. [false,false,true]")
+        raise ConfigError(
+            "model.use_st_att must list one flag per stage, e.g. [false,false,true]"
+        )
     if get("dataset.benchmark") != "synthetic" and get("dataset.split") == "xset" and get(
         "dataset.benchmark"
     ) != "ntu120":
@@ -276,9 +297,29 @@ def validate(cfg: DictConfig) -> None:
     swa = get("training.swa_start")
     if swa is not None and not 0 <= swa < epochs:
         raise ConfigError(f"training.swa_start={swa} must lie in [0, training.epochs={epochs})")
+    if len(get("ensemble.streams")) != len(get("ensemble.weights")):
+        raise ConfigError("ensemble.weights must give one weight per entry of ensemble.streams")
+    for stream in get("ensemble.streams"):
+        if stream not in CHOICES["stream.name"]:
+            raise ConfigError(f"ensemble.streams: {stream!r} is not one of "
+                              f"{', '.join(CHOICES['stream.name'])}")
+    positive("pretrain.epochs", strict=False)
+    positive("pretrain.lr")
+    positive("pretrain.batch_size")
+    positive("pretrain.temperature")
     lo, hi = get("training.scale_range")
     if not 0 < lo <= hi:
         raise ConfigError(f"training.scale_range=[{lo},{hi}] must satisfy 0 < low <= high")
+
+
+def normalize_overrides(argv: list[str]) -> list[str]:
+    """Accept SPEC's ``+ablation=<ID>`` for the ``ablation`` group.
+
+    The group sits in the defaults list *before* ``debug`` so that ``debug=tiny`` can shrink
+    any ablation; Hydra would refuse to append (``+``) a group that is already listed, so the
+    ``+`` is dropped here. ``ablation=<ID>`` works too.
+    """
+    return [a.lstrip("+") if a.lstrip("+").startswith("ablation=") else a for a in argv]
 
 
 # -------------------------------------------------------------------------- identity
@@ -291,6 +332,7 @@ VOLATILE_KEYS = (
     "logger",
     "fresh",
     "run_name",
+    "run_dependencies",
     "training.max_hours",
     "training.save_interval",
     "training.num_workers",

@@ -26,7 +26,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # a truncated or foreign file
-        raise ConfigError(f"checkpoint {path} cannot be read ({exc.__class__.__name__}: {exc})")
+        raise ConfigError(
+            f"checkpoint {path} cannot be read ({exc.__class__.__name__}: {exc})"
+        ) from None
 
 
 def check_compatible(state: dict[str, Any], model: nn.Module, model_name: str, path: Path) -> None:

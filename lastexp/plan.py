@@ -1,0 +1,234 @@
+"""`python -m lastexp.plan <overrides>`: what a sweep would launch, before launching it.
+
+For every job the same overrides would start (``+sweep=base seed=1,2,3``, ``+ablation=L11``,
+``stream=joint,bone``): its run directory, whether it is done, failed, interrupted or missing,
+the runs it depends on (distillation teachers, ensemble members) and whether those exist, and
+GPU hours: the seed's budget per row and per table next to the hours the run store has spent.
+
+Jobs are expanded exactly as Hydra's basic sweeper does (sweeper params first, then the
+command line, cartesian product), and composed with Hydra's compose API; no torch import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from lastexp.config import normalize_overrides, register_configs, register_resolvers, run_dir_name
+from lastexp.runstore import find_completed, iter_runs, produce_command
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@dataclass
+class Dependency:
+    role: str  # teacher | member
+    ablation: str
+    dataset: str
+    stream: str
+    seed: int
+    run_dir: Path | None = None
+    in_sweep: bool = False
+
+    @property
+    def command(self) -> str:
+        return produce_command(ablation=self.ablation, dataset=self.dataset,
+                               stream=self.stream, seed=self.seed)
+
+
+@dataclass
+class Job:
+    overrides: list[str]
+    cfg: DictConfig
+    run_dir: Path
+    status: str  # completed | failed | interrupted | running | missing
+    hours: float = 0.0
+    needs: list[Dependency] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple:
+        c = self.cfg
+        return (c.ablation, c.dataset.name, c.stream.name, c.seed)
+
+
+def expand(args: list[str]) -> list[list[str]]:
+    """Job override lists, as Hydra's BasicSweeper builds them (inside a compose context)."""
+    from hydra import compose
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    parsed = parser.parse_overrides(args)
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    hcfg = compose("config", overrides=fixed, return_hydra_config=True)
+    params = OmegaConf.select(hcfg, "hydra.sweeper.params") or {}
+    full = [f"{k}={v}" for k, v in params.items()] + list(args)
+    lists = []
+    for o in parser.parse_overrides(full):
+        if o.is_sweep_override():
+            key = o.get_key_element()
+            lists.append([f"{key}={v}" for v in o.sweep_string_iterator()])
+        else:
+            lists.append([o.input_line])
+    return [list(p) for p in itertools.product(*lists)]
+
+
+def dependencies(cfg: DictConfig) -> list[Dependency]:
+    ds, stream, seed = cfg.dataset.name, cfg.stream.name, cfg.seed
+    deps = []
+    if cfg.distill.name != "none" and cfg.distill.teacher and not _is_path(cfg.distill.teacher):
+        deps.append(Dependency("teacher", cfg.distill.teacher, ds, stream, seed))
+    if cfg.ensemble.of:
+        deps += [Dependency("member", cfg.ensemble.of, ds, s, seed) for s in cfg.ensemble.streams]
+    return deps
+
+
+def _is_value_override(override: str) -> bool:
+    """``key=value`` on a plain key (not a config group, not ``+``/``~``/``hydra.*``)."""
+    key = override.split("=", 1)[0]
+    if "=" not in override or key[:1] in "+~" or key.startswith("hydra"):
+        return False
+    return not (CONF_DIR / key.split(".")[0]).is_dir() or "." in key
+
+
+def _parse_value(text: str):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_override(f"x={text}").value()
+
+
+def _is_path(value: str) -> bool:
+    return "/" in value or Path(value).exists()
+
+
+def build_plan(args: list[str]) -> list[Job]:
+    from hydra import compose, initialize_config_dir
+
+    register_configs()
+    register_resolvers()
+    args = normalize_overrides(args)
+    jobs: list[Job] = []
+    composed: dict[tuple[str, ...], DictConfig] = {}
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        for overrides in expand(args):
+            # Compose once per choice of config-group options; plain values (seed=2,
+            # training.epochs=5) are set on a copy, as Hydra itself applies them last.
+            groups = tuple(o for o in overrides if not _is_value_override(o))
+            if groups not in composed:
+                composed[groups] = compose("config", overrides=list(groups))
+            cfg = composed[groups].copy()
+            for o in overrides:
+                if _is_value_override(o):
+                    key, value = o.split("=", 1)
+                    OmegaConf.update(cfg, key, _parse_value(value), merge=False)
+            run_dir = Path(cfg.paths.runs) / run_dir_name(cfg)
+            status, hours = "missing", 0.0
+            metrics_path = run_dir / "metrics.json"
+            if metrics_path.exists():
+                import json
+
+                try:
+                    m = json.loads(metrics_path.read_text())
+                    status = m.get("status", "unknown")
+                    hours = float(m.get("train_seconds") or 0) / 3600
+                except ValueError:
+                    status = "corrupt"
+            jobs.append(Job(overrides, cfg, run_dir, status, hours, dependencies(cfg)))
+    planned = {j.key for j in jobs}
+    for job in jobs:
+        for dep in job.needs:
+            found = find_completed(job.cfg.paths.runs, ablation=dep.ablation,
+                                   dataset=dep.dataset, stream=dep.stream, seed=dep.seed)
+            dep.run_dir = found.run_dir if found else None
+            dep.in_sweep = (dep.ablation, dep.dataset, dep.stream, dep.seed) in planned
+    return jobs
+
+
+def spent_hours(runs_root: str) -> dict[str, float]:
+    """GPU hours (train_seconds / 3600) spent per ablation ID over the whole run store."""
+    spent: dict[str, float] = defaultdict(float)
+    for rec in iter_runs(runs_root):
+        abl = rec.metrics.get("ablation")
+        if abl:
+            spent[abl] += float(rec.metrics.get("train_seconds") or 0) / 3600
+    return spent
+
+
+def render(jobs: list[Job]) -> str:
+    from tabulate import tabulate
+
+    from lastexp import catalog
+
+    rows = []
+    for i, job in enumerate(jobs):
+        c = job.cfg
+        needs = []
+        for d in job.needs:
+            state = "ok" if d.run_dir else ("in sweep" if d.in_sweep else "MISSING")
+            needs.append(f"{d.role} {d.ablation}/{d.stream}: {state}")
+        budget = catalog.ABLATIONS[c.ablation].gpu_hours if c.ablation in catalog.ABLATIONS \
+            else None
+        rows.append([i, c.ablation or "-", c.model.name, c.stream.name, c.dataset.name, c.seed,
+                     job.status, f"{job.hours:.2f}", budget if budget is not None else "-",
+                     "; ".join(needs) or "-", job.run_dir.name])
+    out = [tabulate(rows, headers=["#", "ablation", "model", "stream", "dataset", "seed",
+                                   "status", "h spent", "h budget", "needs", "run dir"])]
+    counts = defaultdict(int)
+    for job in jobs:
+        counts[job.status] += 1
+    out.append("\njobs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+               + f" (of {len(jobs)})")
+    missing = {d.command for j in jobs for d in j.needs if not d.run_dir and not d.in_sweep}
+    if missing:
+        out.append("missing dependencies, produce them with (or pass run_dependencies=true):")
+        out += [f"  {cmd}" for cmd in sorted(missing)]
+    runs_root = jobs[0].cfg.paths.runs if jobs else "runs"
+    spent = spent_hours(runs_root)
+    tables = sorted({catalog.ABLATIONS[j.cfg.ablation].table for j in jobs
+                     if j.cfg.ablation in catalog.ABLATIONS})
+    for name in tables:
+        table = catalog.TABLES[name]
+        ids = catalog.ids(name)
+        used = sum(spent.get(i, 0.0) for i in ids)
+        out.append(f"GPU hours, {table.title}: {used:.1f} h spent of the seed's "
+                   f"~{table.budget_hours:.0f} h budget")
+    if "lite" in tables:
+        note = maskclr_due_note(runs_root)
+        if note:
+            out.append(note)
+    return "\n".join(out)
+
+
+def maskclr_due_note(runs_root: str) -> str | None:
+    """Seed 001 §4: when the best Lite distillation (L10/L11) on NTU-60 xsub is below 88%,
+    MaskCLR pretraining (L12) is due."""
+    best = [float(r.metrics.get("best_top1") or 0) for r in iter_runs(runs_root)
+            if r.metrics.get("ablation") in ("L10", "L11") and r.status == "completed"
+            and r.metrics.get("dataset") == "ntu60_xsub"]
+    if best and max(best) < 88.0:
+        return (f"MaskCLR is due (seed 001 §4): the best Lite distillation on NTU-60 xsub is "
+                f"{max(best):.1f}% < 88%; run L12")
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lastexp.plan", description=__doc__.split("\n")[0])
+    ap.add_argument("overrides", nargs="*", help="the overrides you would pass to --multirun")
+    args = ap.parse_args(argv)
+    try:
+        jobs = build_plan(args.overrides)
+    except Exception as exc:  # composition errors name the key; print them as one line
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        print(f"lastexp.plan: error: {msg}", file=sys.stderr)
+        return 2
+    print(render(jobs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
