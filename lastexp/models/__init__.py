@@ -14,15 +14,23 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .blocks import set_causal
+from .last_base import LastBase, last_base
 from .last_e import LastE, last_e_base, last_e_large, last_e_nano, last_e_small
+from .last_lite import LastLite, last_lite_nano, last_lite_small
+from .last_v2 import LastV2, last_v2_base
 
 __all__ = [
     "MODELS",
+    "LastBase",
     "LastE",
+    "LastLite",
+    "LastV2",
     "available_models",
     "build_model",
     "count_flops",
     "count_params",
+    "set_causal",
 ]
 
 _CANONICAL: dict[str, Callable[..., nn.Module]] = {
@@ -30,12 +38,19 @@ _CANONICAL: dict[str, Callable[..., nn.Module]] = {
     "last_e_small": last_e_small,
     "last_e_base": last_e_base,
     "last_e_large": last_e_large,
+    "last_base": last_base,
+    "last_lite_nano": last_lite_nano,
+    "last_lite_small": last_lite_small,
+    "last_v2_base": last_v2_base,
 }
 _ALIASES = {  # names the seed's training commands use
     "nano_e_v3": "last_e_nano",
     "small_e_v3": "last_e_small",
     "base_e_v3": "last_e_base",
     "large_e_v3": "last_e_large",
+    "shiftfuse_nano": "last_lite_nano",
+    "shiftfuse_small": "last_lite_small",
+    "base": "last_v2_base",
 }
 MODELS: dict[str, Callable[..., nn.Module]] = {
     **_CANONICAL,

@@ -3,6 +3,11 @@
 Tensors inside a network are laid out ``(N, C, T, V)`` with the persons folded into ``N``
 (``N*M`` samples); only the head sees ``M`` again. Parameters that the trainer must keep out of
 weight decay end in ``alpha``, ``edge`` or ``pool_gate`` (see ``LastE.no_weight_decay``).
+
+Causal mode (seed 001 §8, Idea E): every layer that mixes frames has a ``causal`` attribute
+(default False) that the trainer flips per batch (``set_causal``); when True, output frame t
+reads input frames <= t only (left padding, cumulative means). Eval-mode BN is per frame; in
+train mode BN's batch statistics still pool over time, as in any BN network.
 """
 
 from __future__ import annotations
@@ -25,6 +30,68 @@ def _conv_init(module: nn.Module) -> None:
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def set_causal(model: nn.Module, causal: bool) -> int:
+    """Set ``causal`` on every submodule that has the attribute; returns how many were set."""
+    count = 0
+    for m in model.modules():
+        if hasattr(m, "causal"):
+            m.causal = causal
+            count += 1
+    return count
+
+
+def time_cummean(x: torch.Tensor) -> torch.Tensor:
+    """Running mean over dim 2 (time): frame t holds the mean of frames 0..t."""
+    t = x.shape[2]
+    counts = torch.arange(1, t + 1, device=x.device, dtype=x.dtype)
+    return x.cumsum(dim=2) / counts.view(1, 1, t, *([1] * (x.ndim - 3)))
+
+
+def _time_pad(x: torch.Tensor, total: int, causal: bool, value: float = 0.0) -> torch.Tensor:
+    left = total if causal else total // 2
+    return F.pad(x, (0, 0, left, total - left), value=value)  # (N, C, T + total, V)
+
+
+class TemporalConv2d(nn.Conv2d):
+    """A (k, 1) convolution over time, padded symmetrically, or on the left only when causal.
+
+    Same parameters either way; in causal mode output frame t reads input frames <= t*stride.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+    ) -> None:
+        super().__init__(
+            in_channels, out_channels, (kernel_size, 1), (stride, 1), 0, (dilation, 1), groups, bias
+        )
+        self.causal = False
+        self.pad_total = (kernel_size - 1) * dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _time_pad(x, self.pad_total, self.causal)  # (N, C_in, T + pad, V)
+        return self._conv_forward(x, self.weight, self.bias)  # (N, C_out, T/stride, V)
+
+
+class TemporalMaxPool2d(nn.MaxPool2d):
+    """A (k, 1) max-pool over time with -inf padding, symmetric or left-only when causal."""
+
+    def __init__(self, kernel_size: int = 3, stride: int = 1) -> None:
+        super().__init__((kernel_size, 1), (stride, 1))
+        self.causal = False
+        self.pad_total = kernel_size - 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _time_pad(x, self.pad_total, self.causal, value=float("-inf"))  # (N, C, T+pad, V)
+        return super().forward(x)  # (N, C, T/stride, V)
 
 
 class DropPath(nn.Module):
@@ -109,13 +176,12 @@ class MultiScaleTCN(nn.Module):
         bc = out_channels // num_branches
         self.branches = nn.ModuleList()
         for d in dilations:
-            pad = (kernel_size - 1) * d // 2
             self.branches.append(
                 nn.Sequential(
                     nn.Conv2d(in_channels, bc, 1),
                     _bn(bc),
                     nn.ReLU(inplace=True),
-                    nn.Conv2d(bc, bc, (kernel_size, 1), (stride, 1), (pad, 0), (d, 1)),
+                    TemporalConv2d(bc, bc, kernel_size, stride, d),
                     _bn(bc),
                 )
             )
@@ -124,7 +190,7 @@ class MultiScaleTCN(nn.Module):
                 nn.Conv2d(in_channels, bc, 1),
                 _bn(bc),
                 nn.ReLU(inplace=True),
-                nn.MaxPool2d((3, 1), (stride, 1), (1, 0)),
+                TemporalMaxPool2d(3, stride),
                 _bn(bc),
             )
         )
@@ -151,11 +217,16 @@ class STJointAtt(nn.Module):
         self.conv_t = nn.Conv2d(inner, channels, 1)
         self.conv_v = nn.Conv2d(inner, channels, 1)
         self.alpha = nn.Parameter(torch.zeros(1))  # identity at init; learns how much to gate
+        self.causal = False  # joint gate from frames <= t (running mean) instead of all frames
         _conv_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, _, t, v = x.shape  # (N, C, T, V)
         x_t = x.mean(dim=3, keepdim=True)  # (N, C, T, 1)
+        if self.causal:
+            g_t = torch.sigmoid(self.conv_t(self.fcn(x_t)))  # (N, C, T, 1)
+            g_v = torch.sigmoid(self.conv_v(self.fcn(time_cummean(x))))  # (N, C, T, V)
+            return x + self.alpha * (x * g_t * g_v)  # (N, C, T, V)
         x_v = x.mean(dim=2, keepdim=True).transpose(2, 3)  # (N, C, V, 1)
         h = self.fcn(torch.cat([x_t, x_v], dim=2))  # (N, C', T+V, 1)
         h_t, h_v = torch.split(h, [t, v], dim=2)

@@ -42,12 +42,18 @@ def scale_width(channels: int, width_mult: float) -> int:
     return max(8, int(round(channels * width_mult / 4)) * 4)
 
 
-def check_flags(family: str, flags: dict[str, Any]) -> None:
-    """Reject unknown kwargs and component flags this family cannot honour."""
+def check_flags(
+    family: str,
+    flags: dict[str, Any],
+    foreign: frozenset[str] = FOREIGN_FLAGS,
+    ignored: frozenset[str] = IGNORED_SETTINGS,
+) -> None:
+    """Reject unknown kwargs and component flags this family cannot honour (``foreign``: flags
+    accepted only when False; ``ignored``: settings accepted and unused)."""
     for key, value in flags.items():
-        if key in IGNORED_SETTINGS:
+        if key in ignored:
             continue
-        if key not in FOREIGN_FLAGS:
+        if key not in foreign:
             raise TypeError(f"{family}() got an unexpected keyword argument {key!r}")
         if value:
             raise TypeError(f"{family} has no {key!r} component; set model.{key}=false")
