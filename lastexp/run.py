@@ -93,11 +93,21 @@ class StopFlag:
             signal.signal(sig, handler)
 
     def _handle(self, signum, frame) -> None:
+        # Only note it: the loop stops after the current optimizer step and saves a
+        # mid-epoch checkpoint; then hand_over() gives the signal to whoever had it before.
         self.requested = True
         self.signum = signum
-        prev = self.previous.get(signum)
-        if callable(prev):  # submitit's own handler checkpoints and requeues
-            prev(signum, frame)
+
+    def hand_over(self) -> None:
+        """Call the handler we displaced (submitit's: checkpoint and requeue the job)."""
+        if self.signum is None:
+            return
+        prev = self.previous.get(self.signum)
+        self.restore()
+        if callable(prev):
+            prev(self.signum, None)
+        elif prev == signal.SIG_DFL:  # nobody else listens: die of the signal, as asked
+            os.kill(os.getpid(), self.signum)
 
     def __call__(self) -> bool:
         return self.requested
@@ -141,12 +151,6 @@ def make_transform(stream: str, *, augment: bool, generator, max_deg: float, sca
     return lambda x: to_stream(
         random_rotate_scale(x, generator, max_deg=max_deg, scale=tuple(scale)), stream
     )
-
-
-def set_causal(model: nn.Module, on: bool) -> None:
-    for m in model.modules():
-        if hasattr(m, "causal"):
-            m.causal = on
 
 
 # --------------------------------------------------------------------------- the job
@@ -221,7 +225,7 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         print(f"lastexp: skipped {len(skipped)} file(s): {shown}{more}")
     write_json(run_dir / "data_summary.json", data.summary)
 
-    from lastexp.models import count_flops, count_params
+    from lastexp.models import count_flops, count_params, set_causal
 
     seed_everything(cfg.seed)
     model = build_model_from_cfg(cfg, data.num_classes, data.num_person)
@@ -252,13 +256,20 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         load_checkpoint,
         save_checkpoint,
     )
-    from lastexp.train.loop import NanGuard, StepContext, evaluate, train_one_epoch
+    from lastexp.train.loop import (
+        EpochProgress,
+        NanGuard,
+        StepContext,
+        evaluate,
+        train_one_epoch,
+    )
+    from lastexp.train.sampler import EpochSampler
     from lastexp.train.tracking import WandbLogger, write_history
 
     model_name = cfg.model.name
     start_epoch, best_top1, best_epoch, history = 0, -1.0, -1, []
     guard = NanGuard(max_consecutive=tcfg.max_nonfinite_steps)
-    resumed_from = None
+    resumed_from, mid_epoch = None, None
     if last_path.exists():
         state = load_checkpoint(last_path)
         check_compatible(state, model, model_name, last_path)
@@ -271,7 +282,10 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         best_top1, best_epoch = state["best_top1"], state["best_epoch"]
         history = state.get("history", [])
         resumed_from = start_epoch
-        print(f"lastexp: resuming {run_dir.name} after epoch {start_epoch}")
+        mid_epoch = state.get("mid_epoch")
+        where = (f"in epoch {start_epoch + 1} after {mid_epoch['progress']['batches']} batches"
+                 if mid_epoch else f"after epoch {start_epoch}")
+        print(f"lastexp: resuming {run_dir.name} {where}")
     elif cfg.init_from:
         src = Path(cfg.init_from)
         if not src.exists():
@@ -299,6 +313,8 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         "git_commit": git_commit(),
         "skipped_files": len(data.summary.get("skipped", {})),
     }
+    if os.environ.get("SLURM_JOB_ID"):
+        static["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
     prev_seconds = float(history[-1].get("cum_seconds", 0.0)) if history else 0.0
     metrics: dict[str, Any] = {
         **static, "status": "running", "started_at": now_iso(),
@@ -320,11 +336,14 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         )
 
     pin = device.type == "cuda"
-    loader_gen = torch.Generator()
     aug_gen = torch.Generator(device=device)
+    sampler = EpochSampler(len(data.train), seed=cfg.seed)
     train_loader = torch.utils.data.DataLoader(
-        data.train, batch_size=tcfg.batch_size, shuffle=True, generator=loader_gen,
+        data.train, batch_size=tcfg.batch_size, sampler=sampler,
         num_workers=tcfg.num_workers, pin_memory=pin, drop_last=False,
+        # Its own generator: otherwise each epoch's iterator draws a worker base seed from
+        # the global RNG, and a run resumed mid-epoch would see dropout masks shifted by one.
+        generator=torch.Generator().manual_seed(cfg.seed),
     )
     test_loader = torch.utils.data.DataLoader(
         data.test, batch_size=tcfg.eval_batch_size, shuffle=False,
@@ -343,17 +362,23 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         def before_step() -> None:
             set_causal(model, bool(causal_rng.random() < tcfg.causal_prob))
 
+    limit_s = tcfg.max_hours * 3600 if tcfg.max_hours else math.inf
+
+    def should_stop() -> bool:
+        return stop.requested or time.time() - t_start > limit_s
+
     ctx = StepContext(
         optimizer=optimizer,
         loss_fn=make_loss(tcfg.label_smoothing, tcfg.ib_loss_weight),
         transform=train_tf, device=device, accumulation=tcfg.gradient_accumulation_steps,
         clip=tcfg.gradient_clip, scaler=scaler,
         amp_dtype=torch.float16 if amp_on else None, guard=guard,
-        before_step=before_step, should_stop=stop,
+        before_step=before_step, should_stop=should_stop,
     )
 
-    def checkpoint_state(epoch: int) -> dict:
+    def checkpoint_state(epoch: int, mid: dict | None = None) -> dict:
         return {
+            "mid_epoch": mid,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None,
@@ -364,7 +389,6 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         }
 
     status, reason = "completed", None
-    limit_s = tcfg.max_hours * 3600 if tcfg.max_hours else math.inf
     last_epoch_s = 0.0
     try:
         for epoch in range(start_epoch, tcfg.epochs):
@@ -374,23 +398,41 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
             if (
                 tcfg.early_stopping_patience
                 and best_epoch >= 0
-                and epoch - 1 - best_epoch >= tcfg.early_stopping_patience
+                and epoch - best_epoch >= tcfg.early_stopping_patience
             ):
                 metrics["stopped_early_at"] = epoch
                 break
             t_epoch = time.perf_counter()
             es = epoch_seed(cfg.seed, epoch)
             torch.manual_seed(es)
-            loader_gen.manual_seed(es)
             aug_gen.manual_seed(es)
             if hasattr(data.train, "set_epoch"):
                 data.train.set_epoch(epoch)
+            progress = None
+            if mid_epoch is not None:  # continue exactly where the interrupted run stopped
+                progress = EpochProgress(**mid_epoch["progress"])
+                torch.set_rng_state(mid_epoch["rng_torch"])
+                aug_gen.set_state(mid_epoch["rng_aug"])
+                causal_rng.bit_generator.state = mid_epoch["rng_causal"]
+                t_epoch -= mid_epoch["seconds"]
+                mid_epoch = None
+            sampler.set_epoch(epoch, skip=progress.batches * tcfg.batch_size if progress else 0)
             lr = optimizer.param_groups[0]["lr"]
             tr = train_one_epoch(model, train_loader, ctx,
-                                 desc=f"epoch {epoch + 1}/{tcfg.epochs}")
+                                 desc=f"epoch {epoch + 1}/{tcfg.epochs}", resume=progress)
             if tr["stopped"]:
                 status = "interrupted"
-                reason = f"signal {stop.signum}: resume by running the same command again"
+                reason = (f"signal {signal.Signals(stop.signum).name}" if stop.requested else
+                          f"training.max_hours={tcfg.max_hours} reached")
+                reason += ": resume by running the same command again"
+                mid = {"progress": tr["progress"].to_dict(), "rng_torch": torch.get_rng_state(),
+                       "rng_aug": aug_gen.get_state(),
+                       "rng_causal": causal_rng.bit_generator.state,
+                       "seconds": time.perf_counter() - t_epoch}
+                ckpt_dir.mkdir(parents=True, exist_ok=True)
+                save_checkpoint(last_path, checkpoint_state(epoch, mid))
+                print(f"lastexp: stopped in epoch {epoch + 1} after "
+                      f"{tr['progress'].batches} batches; checkpoint saved", flush=True)
                 break
             set_causal(model, False)
             ev = evaluate(model, test_loader, device=device, transform=test_tf,
@@ -426,6 +468,7 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
                            train_seconds=row["cum_seconds"], epochs_done=epoch + 1)
             write_json(metrics_path, metrics)
     except BaseException as exc:
+        stop.restore()
         metrics.update(status="failed" if not isinstance(exc, KeyboardInterrupt) else
                        "interrupted", error=f"{exc.__class__.__name__}: {exc}",
                        finished_at=now_iso())
@@ -433,8 +476,6 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         if logger is not None:
             logger.finish(metrics, exit_code=1)
         raise
-    finally:
-        stop.restore()
 
     if status == "completed":
         if not history:
@@ -455,7 +496,10 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
     if logger is not None:
         logger.finish(metrics)
     print(f"lastexp: {status}: {run_dir} (best {best_top1:.2f}% at epoch {best_epoch}, "
-          f"final {metrics.get('final_top1')})")
+          f"final {metrics.get('final_top1')})", flush=True)
+    if stop.requested:
+        stop.hand_over()  # under submitit: checkpoint() requeues the job, which resumes here
+    stop.restore()
     return metrics.get("final_top1")
 
 

@@ -212,3 +212,39 @@ def test_empty_split_is_a_clear_error(workdir, shared_data):
     assert out.returncode == 2
     assert "train" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert not run_dirs(workdir)
+
+
+@pytest.mark.slow
+def test_preemption_signal_mid_epoch_resumes_to_identical_metrics(tmp_path, shared_data):
+    """SIGUSR2 (what SLURM sends before preemption) stops after the current optimizer step,
+    writes a mid-epoch checkpoint and exits; the rerun continues that epoch exactly."""
+    args = ["training.epochs=3", "dataset.limit=null", "training.batch_size=4"]
+    ref_dir, sig_dir = tmp_path / "ref", tmp_path / "sig"
+    ref_dir.mkdir()
+    sig_dir.mkdir()
+    ref = run_cli(tiny_args(ref_dir, shared_data, *args), ref_dir)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline"}
+    proc = subprocess.Popen([sys.executable, "-m", "lastexp", *tiny_args(sig_dir, shared_data,
+                             *args)], cwd=sig_dir, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        found = list((sig_dir / "runs").rglob("history.csv"))
+        if found:
+            time.sleep(0.3)  # well inside epoch 2
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGUSR2)
+    out, _ = proc.communicate(timeout=300)
+    assert "checkpoint saved" in out or "completed" in out, out[-2000:]
+    (run,) = run_dirs(sig_dir)
+    m = json.loads((run / "metrics.json").read_text())
+    if m["status"] == "interrupted":  # the usual case: stopped mid-epoch
+        assert "SIGUSR2" in m["reason"]
+        resumed = run_cli(tiny_args(sig_dir, shared_data, *args), sig_dir)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        assert "resuming" in resumed.stdout
+    (ref_run,) = run_dirs(ref_dir)
+    assert _final(run) == _final(ref_run)

@@ -91,59 +91,87 @@ def _progress(total: int, desc: str, where: Any = None):
     return tqdm(total=total, desc=desc, leave=False, mininterval=0.5, file=out)
 
 
+@dataclass
+class EpochProgress:
+    """Where a training epoch stands: enough to stop after any optimizer step and resume
+    there with identical results (the batch order is fixed by the epoch's seed)."""
+
+    batches: int = 0  # batches consumed so far, including skipped ones
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(batches=self.batches, loss_sum=self.loss_sum, correct=self.correct,
+                    seen=self.seen)
+
+
 def train_one_epoch(
-    model: nn.Module, batches: Iterable, ctx: StepContext, desc: str = "train"
-) -> dict[str, float]:
+    model: nn.Module,
+    batches: Iterable,
+    ctx: StepContext,
+    desc: str = "train",
+    resume: EpochProgress | None = None,
+) -> dict[str, Any]:
+    """One pass over ``batches``; ``resume`` continues a pass stopped part-way.
+
+    ``should_stop`` is honoured only right after an optimizer step, so no gradient is left
+    half-accumulated; the returned ``progress`` then says where to resume.
+    """
     model.train()
     opt, device = ctx.optimizer, ctx.device
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
+    start = resume or EpochProgress()
+    loss_sum = torch.full((), start.loss_sum, device=device)
+    correct = torch.full((), start.correct, device=device, dtype=torch.long)
+    seen = start.seen
     n_batches = len(batches) if hasattr(batches, "__len__") else 0
     bar = _progress(n_batches, desc, ctx.progress)
     pending = 0  # micro-batches accumulated since the last optimizer step
+    consumed = 0
     stopped = False
     opt.zero_grad(set_to_none=True)
     t0 = time.perf_counter()
     for i, (x, y) in enumerate(batches):
-        if not ctx.guard.input_ok(x):
-            continue
-        x = ctx.transform(x.to(device, non_blocking=True))
-        y = y.to(device, non_blocking=True)
-        if ctx.before_step is not None:
-            ctx.before_step()
-        with torch.autocast(device.type, dtype=ctx.amp_dtype, enabled=ctx.amp_dtype is not None):
-            loss, logits = ctx.loss_fn(model, x, y)
-        if not ctx.guard.loss_ok(loss, model):
-            continue
-        scaled = loss / ctx.accumulation
-        if ctx.scaler is not None:
-            ctx.scaler.scale(scaled).backward()
-        else:
-            scaled.backward()
-        pending += 1
-        loss_sum += loss.detach() * y.shape[0]
-        correct += (logits.detach().argmax(1) == y).sum()
-        seen += y.shape[0]
-        last = n_batches and i == n_batches - 1
-        if pending == ctx.accumulation or last:
+        consumed = i + 1
+        last = bool(n_batches) and i == n_batches - 1
+        if ctx.guard.input_ok(x):
+            x = ctx.transform(x.to(device, non_blocking=True))
+            y = y.to(device, non_blocking=True)
+            if ctx.before_step is not None:
+                ctx.before_step()
+            with torch.autocast(device.type, dtype=ctx.amp_dtype,
+                                enabled=ctx.amp_dtype is not None):
+                loss, logits = ctx.loss_fn(model, x, y)
+            if ctx.guard.loss_ok(loss, model):
+                scaled = loss / ctx.accumulation
+                if ctx.scaler is not None:
+                    ctx.scaler.scale(scaled).backward()
+                else:
+                    scaled.backward()
+                pending += 1
+                loss_sum += loss.detach() * y.shape[0]
+                correct += (logits.detach().argmax(1) == y).sum()
+                seen += y.shape[0]
+        if pending and (pending == ctx.accumulation or last):
             _optimizer_step(model, ctx)
             pending = 0
         if bar is not None:
             bar.update(1)
-        if ctx.should_stop is not None and ctx.should_stop():
+        if pending == 0 and not last and ctx.should_stop is not None and ctx.should_stop():
             stopped = True
             break
     if pending:
         _optimizer_step(model, ctx)
     if bar is not None:
         bar.close()
-    seen = max(seen, 1)
+    progress = EpochProgress(start.batches + consumed, float(loss_sum), int(correct), seen)
+    denom = max(seen, 1)
     return {
-        "train_loss": float(loss_sum) / seen,  # the epoch's one sync
-        "train_top1": 100.0 * float(correct) / seen,
+        "train_loss": progress.loss_sum / denom,  # the epoch's one sync
+        "train_top1": 100.0 * progress.correct / denom,
         "train_seconds": time.perf_counter() - t0,
         "stopped": stopped,
+        "progress": progress,
     }
 
 
