@@ -1,0 +1,89 @@
+"""Benchmark: aggregate a 10,000-run store the way ``python -m lastexp.results`` does.
+
+Builds a temporary store (random plausible metrics over every ablation ID, 3 seeds, five
+datasets, a few failed/running/corrupt runs and duplicate seeds), then times load + tables +
+write in-process, median of 3. The last line is the figure: seconds and ratio to the 5 s target.
+
+    python benchmarks/results.py [--runs 10000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from lastexp import catalog
+from lastexp.results import load_store, write_tables
+
+TARGET_S = 5.0
+DATASETS = ["synthetic", "ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset"]
+STREAMS = ["joint", "bone", "velocity", "bone_velocity"]
+
+
+def build_store(root: Path, n_runs: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    ablation_ids = list(catalog.ABLATIONS) + [None, "X1"]
+    for i in range(n_runs):
+        ab = rng.choice(ablation_ids)
+        model = {"B": "last_base", "L": rng.choice(["last_lite_nano", "last_lite_small"]),
+                 "P": "last_e_base"}.get((ab or "-")[0], "last_e_small")  # fmt: skip
+        status = rng.choices(["completed", "failed", "running", "interrupted"], [94, 3, 2, 1])[0]
+        best = round(rng.gauss(85.0, 3.0), 2) if status == "completed" else None
+        run = root / "multirun" / f"2025-01-{1 + i % 28:02d}" / f"{i // 28:03d}" / str(i % 28)
+        (run / ".hydra").mkdir(parents=True)
+        (run / ".hydra" / "config.yaml").write_text("seed: 0\n")
+        metrics = {
+            "status": status, "ablation": ab, "model": model,
+            "stream": rng.choice(STREAMS) if rng.random() < 0.2 else "joint",
+            "dataset": rng.choice(DATASETS), "preprocessing": "t64_uniform",
+            "seed": rng.randrange(3), "epochs": 80, "best_top1": best,
+            "best_epoch": rng.randrange(80), "final_top1": best, "params": rng.randrange(10**7),
+            "flops": rng.random() * 1e10, "train_seconds": rng.random() * 36000,
+            "device": "cuda", "n_train": 40091, "n_test": 16487,
+            "error": "RuntimeError: CUDA out of memory" if status == "failed" else None,
+            "int8_bytes": rng.randrange(10**5) if rng.random() < 0.1 else None,
+            "started_at": f"2025-01-{1 + i % 28:02d}T08:00:00",
+            "finished_at": f"2025-01-{1 + i % 28:02d}T{8 + i % 12:02d}:{i % 60:02d}:00",
+        }  # fmt: skip
+        text = json.dumps(metrics)
+        (run / "metrics.json").write_text(text[: len(text) // 2] if i % 2000 == 7 else text)
+        (run / "history.csv").write_text(
+            "epoch,lr,train_loss,train_top1,val_loss,val_top1,seconds\n0,0.1,2,40,2,38,1\n"
+        )
+    (root / "multirun" / "multirun.yaml").write_text("hydra: {}\n")
+
+
+def aggregate(runs: Path, out: Path) -> int:
+    df, problems = load_store(runs, warn=False)
+    write_tables(df, out, problems)
+    return len(df)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "runs"
+        t0 = time.perf_counter()
+        build_store(root, args.runs)
+        print(f"built a store of {args.runs} run dirs in {time.perf_counter() - t0:.1f} s")
+        times = []
+        for k in range(args.repeat):
+            t0 = time.perf_counter()
+            n = aggregate(root, Path(tmp) / f"out{k}")
+            times.append(time.perf_counter() - t0)
+            print(f"  pass {k + 1}: {times[-1]:.2f} s ({n} runs loaded)")
+        median = statistics.median(times)
+        print(f"results aggregation, {args.runs} runs, median of {args.repeat}: {median:.2f} s "
+              f"({median / TARGET_S:.2f}x the {TARGET_S:g} s target)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

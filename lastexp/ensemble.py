@@ -1,0 +1,182 @@
+"""Multi-stream score ensembles (seed 001 B14, the "4s" rows of §10), CTR-GCN style.
+
+The ensemble score of a test sample is the weighted sum of the members' raw logits (as CTR-GCN's
+``ensemble.py`` sums raw scores; no softmax), read from each finished run's
+``test_scores.npz``. Members must share dataset, split and the test-sample order. The result is
+a run directory of its own (``metrics.json`` with ``stream: "ensemble"``, ``test_scores.npz``).
+
+    python -m lastexp.ensemble RUN_DIR RUN_DIR ... [--weights 0.6 0.6 0.4 0.4] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lastexp.io import atomic_write, read_json, write_json
+
+# CTR-GCN's 4-stream weights (joint, bone, joint motion, bone motion).
+STREAM_WEIGHTS: dict[str, float] = {
+    "joint": 0.6,
+    "bone": 0.6,
+    "velocity": 0.4,
+    "joint_velocity": 0.4,
+    "bone_velocity": 0.4,
+}
+
+
+class EnsembleError(ValueError):
+    """Members that cannot be combined; the message names the runs."""
+
+
+def _load_member(run_dir: Path) -> dict[str, Any]:
+    if not run_dir.is_dir():
+        raise EnsembleError(f"run directory {run_dir} does not exist")
+    try:
+        metrics = read_json(run_dir / "metrics.json")
+    except (OSError, ValueError):
+        raise EnsembleError(f"{run_dir} has no readable metrics.json") from None
+    if metrics.get("status") != "completed":
+        raise EnsembleError(f"{run_dir} has status {metrics.get('status')!r}, not 'completed'")
+    path = run_dir / "test_scores.npz"
+    if not path.is_file():
+        raise EnsembleError(f"{run_dir} has no test_scores.npz")
+    with np.load(path, allow_pickle=False) as z:
+        scores = np.asarray(z["scores"], dtype=np.float64)
+        labels = np.asarray(z["labels"])
+        names = np.asarray(z["names"]).astype(str)
+    if scores.ndim != 2 or len(scores) != len(labels):
+        raise EnsembleError(f"{path}: scores {scores.shape} do not match labels {labels.shape}")
+    return {"dir": run_dir, "metrics": metrics, "scores": scores, "labels": labels,
+            "names": names}
+
+
+def _check_same(members: list[dict[str, Any]]) -> None:
+    ref = members[0]
+    for key in ("dataset", "split"):
+        values = {str(m["dir"]): m["metrics"].get(key) for m in members}
+        if len(set(values.values())) > 1:
+            listed = ", ".join(f"{d} ({v})" for d, v in values.items())
+            raise EnsembleError(f"members differ in {key}: {listed}")
+    for m in members[1:]:
+        if m["scores"].shape != ref["scores"].shape:
+            raise EnsembleError(
+                f"{m['dir']} has scores {m['scores'].shape}, {ref['dir']} {ref['scores'].shape}"
+            )
+        if len(ref["names"]) and not np.array_equal(m["names"], ref["names"]):
+            raise EnsembleError(f"{m['dir']} and {ref['dir']} list the test samples (names) in "
+                                "a different order")
+        if not np.array_equal(m["labels"], ref["labels"]):
+            raise EnsembleError(f"{m['dir']} and {ref['dir']} have different test labels")
+
+
+def default_weights(streams: list[str]) -> list[float]:
+    """CTR-GCN weights by stream (unknown streams get 1.0)."""
+    return [STREAM_WEIGHTS.get(s, 1.0) for s in streams]
+
+
+def _sum_or_none(values: list[Any]) -> Any:
+    if any(v is None for v in values):
+        return None
+    return sum(values)
+
+
+def ensemble_runs(
+    run_dirs: list[str | Path],
+    weights: list[float] | None = None,
+    out_dir: str | Path | None = None,
+    *,
+    ablation: str | None = None,
+) -> dict[str, Any]:
+    """Combine finished runs; write and return the ensemble's metrics.
+
+    ``out_dir`` defaults to ``<parent of the first run>/ensemble_<hash of the members>``.
+    """
+    if len(run_dirs) < 1:
+        raise EnsembleError("an ensemble needs at least one run directory")
+    members = [_load_member(Path(d)) for d in run_dirs]
+    _check_same(members)
+    streams = [str(m["metrics"].get("stream")) for m in members]
+    if weights is None:
+        weights = default_weights(streams)
+    if len(weights) != len(members):
+        raise EnsembleError(f"{len(weights)} weights for {len(members)} runs")
+    scores = sum(w * m["scores"] for w, m in zip(weights, members))
+    labels, names = members[0]["labels"], members[0]["names"]
+    top1 = 100.0 * float((scores.argmax(1) == labels).mean()) if len(labels) else 0.0
+
+    dirs = [str(Path(m["dir"]).resolve()) for m in members]
+    if out_dir is None:
+        key = hashlib.sha1("|".join(dirs + [repr(list(weights))]).encode()).hexdigest()[:8]
+        out_dir = Path(members[0]["dir"]).resolve().parent / f"ensemble_{key}"
+    out_dir = Path(out_dir)
+    first = members[0]["metrics"]
+    models = sorted({str(m["metrics"].get("model")) for m in members})
+    metrics = {
+        "status": "completed",
+        "ablation": ablation,
+        "model": models[0] if len(models) == 1 else "+".join(models),
+        "stream": "ensemble",
+        "streams": streams,
+        "dataset": first.get("dataset"),
+        "split": first.get("split"),
+        "preprocessing": first.get("preprocessing"),
+        "seed": first.get("seed"),
+        "epochs": first.get("epochs"),
+        "members": dirs,
+        "weights": [float(w) for w in weights],
+        "combine": "weighted sum of raw logits (CTR-GCN)",
+        "best_top1": top1,
+        "final_top1": top1,
+        "best_epoch": None,
+        "member_top1": [m["metrics"].get("final_top1") for m in members],
+        "params": _sum_or_none([m["metrics"].get("params") for m in members]),
+        "flops": _sum_or_none([m["metrics"].get("flops") for m in members]),
+        "train_seconds": _sum_or_none([m["metrics"].get("train_seconds") for m in members]),
+        "n_train": first.get("n_train"),
+        "n_test": int(len(labels)),
+        "num_classes": int(scores.shape[1]),
+        "device": first.get("device"),
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write(
+        out_dir / "test_scores.npz",
+        lambda f: np.savez(f, scores=scores.astype(np.float32), labels=labels, names=names),
+        mode="wb",
+    )
+    write_json(out_dir / "metrics.json", metrics)
+    metrics["run_dir"] = str(out_dir)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lastexp.ensemble",
+        description="Weighted sum of the test logits of finished runs (CTR-GCN ensemble).",
+    )
+    parser.add_argument("runs", nargs="+", help="run directories (one per stream)")
+    parser.add_argument("--weights", nargs="+", type=float, default=None,
+                        help="one weight per run (default by stream: joint/bone 0.6, "
+                             "velocity/bone_velocity 0.4)")
+    parser.add_argument("--out", default=None, help="output run directory")
+    parser.add_argument("--ablation", default=None, help="ablation ID recorded (e.g. B14)")
+    args = parser.parse_args(argv)
+    try:
+        m = ensemble_runs(args.runs, args.weights, args.out, ablation=args.ablation)
+    except (EnsembleError, OSError, ValueError, KeyError) as exc:
+        print(f"lastexp.ensemble: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"ensemble of {len(m['members'])} runs ({', '.join(m['streams'])}; weights "
+          f"{m['weights']}): top-1 {m['final_top1']:.2f}% on {m['n_test']} samples -> "
+          f"{m['run_dir']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""``python -m lastexp.results``: aggregate every run below ``--runs`` into tables in ``--out``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from lastexp.results.store import load_store
+from lastexp.results.tables import table_part, write_tables
+
+PRINTED = ("base.md", "lite.md", "preprocessing.md", "paper.md", "other.md")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lastexp.results",
+        description="Aggregate finished runs into the ablation tables (seed 001 §9) and the "
+        "paper tables (§10): .md, .csv and .tex files.",
+    )
+    parser.add_argument("--runs", default="runs", help="runs root to scan (default: runs)")
+    parser.add_argument("--out", default="results", help="output folder (default: results)")
+    parser.add_argument("--quiet", action="store_true", help="print only the file list")
+    args = parser.parse_args(argv)
+
+    if not os.path.isdir(args.runs):
+        print(f"warning: runs folder {args.runs!r} does not exist; writing empty tables",
+              file=sys.stderr)  # fmt: skip
+    df, problems = load_store(args.runs)
+    files = write_tables(df, args.out, problems)
+    if not args.quiet:
+        for name in PRINTED:
+            print(table_part(files[name]))
+    n_done = int((df["status"] == "completed").sum()) if len(df) else 0
+    print(
+        f"{len(df)} runs read below {args.runs} ({n_done} completed, "
+        f"{len(df) - n_done} not completed, {len(problems)} unreadable); "
+        f"wrote {len(files)} files to {args.out}: {', '.join(sorted(files))}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
