@@ -266,20 +266,29 @@ class GatedPoolHead(nn.Module):
 class IBHead(nn.Module):
     """InfoGCN's information-bottleneck latent: z ~ N(mu, exp(logvar)), pulled to class priors.
 
-    Maps the pooled feature to (mu, logvar), samples z in training (mu in eval); the loss is the
-    L2 between z and the fixed orthogonal prior mean of its class plus a small KL term.
+    Maps the pooled feature (C) to (mu, logvar) of a ``latent_dim``-wide z (default C; InfoGCN
+    uses 256), samples z in training (mu in eval); the loss is the L2 between z and the fixed
+    orthogonal prior mean of its class plus a small KL term. The classifier reads z.
     """
 
-    def __init__(self, channels: int, num_classes: int, prior_gain: float = 3.0, seed: int = 0):
+    def __init__(
+        self,
+        channels: int,
+        num_classes: int,
+        prior_gain: float = 3.0,
+        seed: int = 0,
+        latent_dim: int | None = None,
+    ):
         super().__init__()
-        self.fc_mu = nn.Linear(channels, channels)
-        self.fc_logvar = nn.Linear(channels, channels)
+        self.latent_dim = latent = channels if latent_dim is None else latent_dim
+        self.fc_mu = nn.Linear(channels, latent)
+        self.fc_logvar = nn.Linear(channels, latent)
         nn.init.zeros_(self.fc_logvar.weight)
         nn.init.constant_(self.fc_logvar.bias, -4.0)  # start nearly deterministic
         gen = torch.Generator().manual_seed(seed)
-        rows, cols = num_classes, channels
+        rows, cols = num_classes, latent
         q, _ = torch.linalg.qr(torch.randn(max(rows, cols), min(rows, cols), generator=gen))
-        prior = q if rows >= cols else q.T  # (num_classes, C), orthonormal rows or columns
+        prior = q if rows >= cols else q.T  # (num_classes, D), orthonormal rows or columns
         self.register_buffer("z_prior", prior_gain * prior.contiguous())
 
     def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

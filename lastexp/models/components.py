@@ -66,12 +66,13 @@ def _heads(channels: int, head_dim: int) -> int:
 class CrossTemporalGCN(nn.Module):
     """HI-GCN's cross-temporal graph: neighbouring frames' context refines the adjacency.
 
-    Window-mean context -> q, k per head -> a (N, H, T, V, V) adjacency per sample and frame,
-    scaled by a zero-init gate, that aggregates the graph conv's value features.
+    Window-mean context -> q, k per head (a narrow ``rel_channels`` each: the relation only
+    needs a few dimensions) -> a (N, H, T, V, V) adjacency per sample and frame, scaled by a
+    zero-init gate, that aggregates the graph conv's value features.
     """
 
     def __init__(
-        self, in_channels: int, num_heads: int = 4, rel_channels: int = 8, window: int = 3
+        self, in_channels: int, num_heads: int = 4, rel_channels: int = 4, window: int = 3
     ) -> None:
         super().__init__()
         self.num_heads, self.rel, self.window = num_heads, rel_channels, window
@@ -146,19 +147,20 @@ class FreqTemporalGate(nn.Module):
 
 
 class PartitionedAttention(nn.Module):
-    """SkateFormer's partition attention: 4 partition types on a quarter of the channels each.
+    """SkateFormer's partition attention: 4 partition types on a quarter of the inner width each.
 
     {same body part, other parts} x {near frames (window), far frames (stride T/window)}; MHSA
-    inside every partition, concat, 1x1 proj, residual. Causal mode masks out later frames.
+    inside every partition, concat, 1x1 proj, residual. The qkv / proj inner width is C/4
+    (C/16 per type) to keep LAST-Base near its size. Causal mode masks out later frames.
     """
 
     KINDS = (("near", 0), ("near", 1), ("far", 0), ("far", 1))  # (time, spatial mask index)
 
     def __init__(
-        self, channels: int, num_joints: int = NUM_JOINTS, window: int = 4, head_dim: int = 16
+        self, channels: int, num_joints: int = NUM_JOINTS, window: int = 4, head_dim: int = 8
     ) -> None:
         super().__init__()
-        self.part = max(channels // 8, 2)  # channels per partition type; inner = C/2
+        self.part = max(channels // 16, 2)  # channels per partition type; inner = C/4
         self.heads = _heads(self.part, head_dim)
         self.window = window
         self.qkv = nn.Conv2d(channels, 3 * 4 * self.part, 1)
@@ -213,8 +215,9 @@ class PartitionedAttention(nn.Module):
 class HBRA(nn.Module):
     """Idea D, hierarchical body-region attention: joints pooled to the 5 body regions.
 
-    Per frame, MHSA among region tokens; the result, broadcast back to each region's joints,
-    gates the joint features: y = x + alpha * x * sigmoid(proj(att)).
+    Per frame, MHSA among region tokens (inner width C/8: 5 tokens need few dimensions); the
+    result, broadcast back to each region's joints, gates the joint features:
+    y = x + alpha * x * sigmoid(proj(att)).
     """
 
     def __init__(self, channels: int, num_joints: int = NUM_JOINTS, head_dim: int = 16) -> None:
@@ -224,7 +227,7 @@ class HBRA(nn.Module):
         member = F.one_hot(region, r).float()  # (V, R)
         self.register_buffer("member", member, persistent=False)
         self.register_buffer("pool", (member / member.sum(0)).T.contiguous(), persistent=False)
-        self.inner = max(4, channels // 4)
+        self.inner = max(4, channels // 8)
         self.heads = _heads(self.inner, head_dim)
         self.region_embed = nn.Parameter(torch.zeros(1, channels, 1, r))
         nn.init.trunc_normal_(self.region_embed, std=0.02)
@@ -402,12 +405,15 @@ class SkeletonNet(nn.Module):
         num_joints: int,
         dropout: float,
         ib_head: bool,
+        ib_dim: int | None = None,
     ) -> None:
+        """``ib_dim``: width of the IB latent z that the classifier reads (None: C_last)."""
         self.num_classes, self.num_person, self.num_joints = num_classes, num_person, num_joints
         self.data_bn = nn.BatchNorm1d(num_person * num_joints * in_channels)
         c_last = self.stage_channels[-1]
-        self.ib = IBHead(c_last, num_classes) if ib_head else None
-        self.head = GatedPoolHead(c_last, num_classes, dropout)
+        self.ib = IBHead(c_last, num_classes, latent_dim=ib_dim) if ib_head else None
+        z_dim = self.ib.latent_dim if self.ib is not None else c_last
+        self.head = GatedPoolHead(z_dim, num_classes, dropout)
 
     def backbone(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(N*M, C, T, V) -> the 3 stage outputs (N*M, C_s, T_s, V)."""

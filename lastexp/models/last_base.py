@@ -1,9 +1,11 @@
 """LAST-Base (seed 001 §2, ablations B0-B14): the ~4.2M-parameter teacher.
 
-data BN -> 1x1 stem -> 3 stages (128/256/384 channels, temporal stride 2 entering stages 2 and
-3) of [graph conv -> multi-scale TCN (-> FreqTemporalGate)] blocks with residuals and DropPath,
-then per stage the optional attentions (PartitionedAttention, STJointAtt, HBRA) -> gated
-pooling head (optionally InfoGCN's IB). B0 = every flag False; each flag adds one component.
+data BN -> 1x1 stem -> 3 stages (128/256/384 channels, 2/3/4 blocks, temporal stride 2 entering
+stages 2 and 3) of [graph conv -> multi-scale TCN (-> FreqTemporalGate)] blocks with residuals
+and DropPath, then per stage the optional attentions (PartitionedAttention, STJointAtt, HBRA)
+-> gated pooling head (optionally InfoGCN's IB, 256-d z). B0 = every flag False; each flag adds
+one component. At 60 classes B0 has ~3.88M parameters and the full model B7 ~4.65M: both within
+15% of the seed's ~4.2M (tests/models/test_zoo.py checks both).
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ class LastBase(SkeletonNet):
         num_person: int = 1,
         num_joints: int = NUM_JOINTS,
         channels: tuple[int, int, int] = (128, 256, 384),
-        blocks: tuple[int, int, int] = (2, 4, 4),
+        blocks: tuple[int, int, int] = (2, 3, 4),
         width_mult: float = 1.0,
         drop_path_rate: float = 0.0,
         dropout: float = 0.0,
@@ -122,6 +124,7 @@ class LastBase(SkeletonNet):
         hbra: bool = False,
         factorized_att: bool = False,
         ib_head: bool = False,
+        ib_dim: int = 256,
         **other_flags: Any,
     ) -> None:
         super().__init__()
@@ -165,7 +168,8 @@ class LastBase(SkeletonNet):
             if hbra:
                 layers.append(HBRA(c_out, num_joints))
             self.stages.append(nn.Sequential(*layers))
-        self._init_io(num_classes, in_channels, num_person, num_joints, dropout, ib_head)
+        ib_dim = scale_width(ib_dim, width_mult)  # InfoGCN's 256-d latent z (at width 1)
+        self._init_io(num_classes, in_channels, num_person, num_joints, dropout, ib_head, ib_dim)
 
     def backbone(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)  # (N*M, C0, T, V)
@@ -177,7 +181,7 @@ class LastBase(SkeletonNet):
 
 
 def last_base(**kwargs: Any) -> LastBase:
-    """LAST-Base, ~4.2M parameters at B0 (60 classes); stage channels 128/256/384."""
+    """LAST-Base, ~4.2M parameters (60 classes: B0 ~3.88M, B7 ~4.65M); channels 128/256/384."""
     return LastBase(**kwargs)
 
 

@@ -109,6 +109,22 @@ def test_param_count_near_target(name):
     assert low <= count_params(model) <= high, f"{name}: {count_params(model)}"
 
 
+FULL_BASE = {  # seed 001: "LAST-Base (1s) ~4.2M" is the full model; B0 must stay near it too
+    "B0": {},
+    "B7": dict.fromkeys([f for f in BASE_FLAGS if f != "factorized_att"], True),  # all six
+    "B11": {**dict.fromkeys(BASE_FLAGS, True), "partitioned_attention": False},
+}
+
+
+@pytest.mark.parametrize("ablation", list(FULL_BASE))
+def test_last_base_param_count_default_and_full(ablation):
+    flags = FULL_BASE[ablation]
+    model = build_model("last_base", num_classes=60, in_channels=3, num_person=1, **flags)
+    low, high = TARGETS["last_base"]
+    n = count_params(model)
+    assert low <= n <= high, f"last_base {ablation}: {n:,} params, want 4.2M +-15%"
+
+
 @pytest.mark.parametrize("name", NEW)
 def test_full_width_forward_once(name):
     model = build_model(name, num_classes=60).eval()
