@@ -85,9 +85,10 @@ class DistillConfig:
 
 @dataclass
 class PretrainConfig:
-    """MaskCLR (seed 001 §4): on when ``epochs`` > 0; runs before the main training phase."""
+    """MaskCLR (seed 001 §4): when enabled, runs before the main training phase."""
 
-    epochs: int = 0
+    enabled: bool = False
+    epochs: int = 100
     lr: float = 0.001
     batch_size: int = 128
     mask_ratio: float = 0.6
@@ -303,7 +304,7 @@ def validate(cfg: DictConfig) -> None:
         if stream not in CHOICES["stream.name"]:
             raise ConfigError(f"ensemble.streams: {stream!r} is not one of "
                               f"{', '.join(CHOICES['stream.name'])}")
-    positive("pretrain.epochs", strict=False)
+    positive("pretrain.epochs")
     positive("pretrain.lr")
     positive("pretrain.batch_size")
     positive("pretrain.temperature")

@@ -202,6 +202,8 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     if not os.access(run_dir, os.W_OK):
         raise ConfigError(f"run directory {run_dir} is not writable; change paths.runs")
+    if cfg.ensemble.of:
+        return ensemble_job(cfg, run_dir)
 
     device = pick_device(tcfg.device)
     seed_everything(cfg.seed)
@@ -238,11 +240,20 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
     from lastexp.train.optim import build_optimizer
     from lastexp.train.schedule import build_scheduler
 
+    dcfg = cfg.distill
+    teacher = projector = None
+    teacher_dir = None
+    if dcfg.name != "none" and (dcfg.beta > 0 or dcfg.gamma > 0):
+        teacher, projector, teacher_dir = build_teacher(cfg, model, data.num_classes, device)
+
     ocfg, scfg = cfg.optimizer, cfg.scheduler
     optimizer = build_optimizer(
         model, name=ocfg.name, lr=ocfg.lr, weight_decay=ocfg.weight_decay,
         momentum=ocfg.momentum, nesterov=ocfg.nesterov, betas=list(ocfg.betas),
     )
+    if projector is not None:  # trained with the student, discarded after training
+        optimizer.add_param_group({"params": list(projector.parameters()),
+                                   "weight_decay": ocfg.weight_decay})
     scheduler = build_scheduler(
         optimizer, name=scfg.name, epochs=tcfg.epochs, lr=ocfg.lr,
         warmup_epochs=scfg.warmup_epochs, warmup_start_lr=scfg.warmup_start_lr,
@@ -264,6 +275,9 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         train_one_epoch,
     )
     from lastexp.train.sampler import EpochSampler
+    from lastexp.train.swa import SWATracker
+
+    swa = SWATracker(model, tcfg.swa_start) if tcfg.swa_start is not None else None
     from lastexp.train.tracking import WandbLogger, write_history
 
     model_name = cfg.model.name
@@ -278,6 +292,10 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
+        if projector is not None and state.get("projector"):
+            projector.load_state_dict(state["projector"])
+        if swa is not None and state.get("swa"):
+            swa.load_state_dict(state["swa"])
         start_epoch = state["epoch"]
         best_top1, best_epoch = state["best_top1"], state["best_epoch"]
         history = state.get("history", [])
@@ -291,8 +309,14 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         if not src.exists():
             raise ConfigError(f"init_from={src} does not exist")
         state = load_checkpoint(src)
-        check_compatible(state, model, model_name, src)
-        model.load_state_dict(state["model"])
+        if state.get("kind") == "maskclr_encoder":
+            init_encoder(model, state, src)
+        else:
+            check_compatible(state, model, model_name, src)
+            model.load_state_dict(state["model"])
+    pretrain_info = None
+    if cfg.pretrain.enabled and resumed_from is None:
+        pretrain_info = pretrain_phase(cfg, model, data, device, ckpt_dir / "encoder.pt")
 
     static = {
         "ablation": cfg.ablation,
@@ -313,6 +337,13 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         "git_commit": git_commit(),
         "skipped_files": len(data.summary.get("skipped", {})),
     }
+    from lastexp.deps import debug_choice
+
+    static["debug"] = debug_choice()
+    if teacher_dir is not None:
+        static["teacher"] = str(teacher_dir)
+    if pretrain_info:
+        static.update(pretrain_info)
     if os.environ.get("SLURM_JOB_ID"):
         static["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
     prev_seconds = float(history[-1].get("cum_seconds", 0.0)) if history else 0.0
@@ -367,9 +398,16 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
     def should_stop() -> bool:
         return stop.requested or time.time() - t_start > limit_s
 
+    if teacher is not None:
+        from lastexp.train.distill import Distiller
+
+        loss_fn = Distiller(teacher, projector, alpha=dcfg.alpha, beta=dcfg.beta,
+                            gamma=dcfg.gamma, tau=dcfg.tau, label_smoothing=tcfg.label_smoothing)
+    else:
+        loss_fn = make_loss(tcfg.label_smoothing, tcfg.ib_loss_weight)
     ctx = StepContext(
         optimizer=optimizer,
-        loss_fn=make_loss(tcfg.label_smoothing, tcfg.ib_loss_weight),
+        loss_fn=loss_fn,
         transform=train_tf, device=device, accumulation=tcfg.gradient_accumulation_steps,
         clip=tcfg.gradient_clip, scaler=scaler,
         amp_dtype=torch.float16 if amp_on else None, guard=guard,
@@ -386,6 +424,8 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
             "history": history, "model_name": model_name,
             "architecture": architecture(model), "config": identity(cfg),
             "num_classes": data.num_classes, "stream": stream,
+            "projector": projector.state_dict() if projector is not None else None,
+            "swa": swa.state_dict() if swa is not None else None,
         }
 
     status, reason = "completed", None
@@ -435,6 +475,8 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
                       f"{tr['progress'].batches} batches; checkpoint saved", flush=True)
                 break
             set_causal(model, False)
+            if swa is not None:
+                swa.update(epoch)
             ev = evaluate(model, test_loader, device=device, transform=test_tf,
                           amp_dtype=torch.float16 if amp_on else None)
             scheduler.step()
@@ -481,8 +523,21 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         if not history:
             raise ConfigError("no epoch was run; raise training.epochs")
         # Final numbers come from the final weights, honestly; best_* is reported beside them.
-        ev = evaluate(model, test_loader, device=device, transform=test_tf,
+        final_model = model
+        if swa is not None:  # seed 001 §7: the averaged weights, BN statistics recomputed
+            sampler.set_epoch(tcfg.epochs)  # all training inputs for the BN statistics
+            final_model = swa.finalize(train_loader, test_tf, device)
+            save_checkpoint(ckpt_dir / "swa.pt", {**checkpoint_state(tcfg.epochs),
+                                                  "model": final_model.state_dict()})
+        ev = evaluate(final_model, test_loader, device=device, transform=test_tf,
                       amp_dtype=torch.float16 if amp_on else None, keep_scores=True)
+        if swa is not None:
+            metrics.update(swa_top1=ev["val_top1"], swa_epochs=swa.n_averaged)
+            if ev["val_top1"] > best_top1:
+                best_top1, best_epoch = ev["val_top1"], tcfg.epochs
+                metrics.update(best_top1=best_top1, best_epoch=best_epoch, best_is_swa=True)
+                save_checkpoint(best_path, {**checkpoint_state(tcfg.epochs),
+                                            "model": final_model.state_dict()})
         _save_scores(run_dir / "test_scores.npz", ev["scores"], data.test)
         metrics.update(final_top1=ev["val_top1"], final_loss=ev["val_loss"])
     metrics.update(
@@ -501,6 +556,92 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         stop.hand_over()  # under submitit: checkpoint() requeues the job, which resumes here
     stop.restore()
     return metrics.get("final_top1")
+
+
+def build_teacher(cfg: DictConfig, model: nn.Module, num_classes: int, device: torch.device):
+    """The frozen teacher of ``distill.teacher`` and, when gamma > 0, the stage projections."""
+    from lastexp.deps import resolve
+    from lastexp.teachers import TeacherError, load_teacher
+    from lastexp.train.distill import FeatureProjector
+
+    dcfg = cfg.distill
+    if not dcfg.teacher:
+        raise ConfigError(f"distill={dcfg.name} needs distill.teacher (an ablation ID or a run "
+                          "directory)")
+    run = resolve(cfg, ref=dcfg.teacher, stream=cfg.stream.name, role="teacher")
+    try:
+        teacher, info = load_teacher(run, num_classes=num_classes, device=device,
+                                     expect_dataset=cfg.dataset.name,
+                                     expect_split=cfg.dataset.split)
+    except TeacherError as exc:
+        raise ConfigError(str(exc)) from None
+    if info.get("stream") not in (None, cfg.stream.name):
+        raise ConfigError(f"teacher {run} was trained on stream {info['stream']}, the student "
+                          f"on {cfg.stream.name}; distil within one stream")
+    projector = None
+    if dcfg.gamma > 0:
+        projector = FeatureProjector.between(model, teacher).to(device)
+    print(f"lastexp: distilling from {run} ({info.get('model')}, "
+          f"{info.get('final_top1')}% top-1)", flush=True)
+    return teacher, projector, run
+
+
+def init_encoder(model: nn.Module, state: dict, path: Path) -> list[str]:
+    from lastexp.train.pretrain import load_encoder_into
+
+    try:
+        return load_encoder_into(model, state)
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(f"encoder {path} does not fit model {type(model).__name__}: {exc}") \
+            from None
+
+
+def pretrain_phase(cfg: DictConfig, model: nn.Module, data, device: torch.device,
+                   path: Path) -> dict:
+    """MaskCLR (seed 001 §4) before the main phase; its encoder is kept, so a restarted run
+    does not pretrain again."""
+    from lastexp.train.checkpoint import load_checkpoint
+    from lastexp.train.pretrain import pretrain, save_encoder
+    from lastexp.train.sampler import EpochSampler
+
+    pcfg = cfg.pretrain
+    if not path.exists():
+        loader = torch.utils.data.DataLoader(
+            data.train, batch_size=pcfg.batch_size,
+            sampler=EpochSampler(len(data.train), seed=cfg.seed),
+            num_workers=cfg.training.num_workers,
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
+        print(f"lastexp: MaskCLR pretraining for {pcfg.epochs} epochs", flush=True)
+        hist = pretrain(model, loader, epochs=pcfg.epochs, lr=pcfg.lr, device=device,
+                        mask_ratio=pcfg.mask_ratio, temperature=pcfg.temperature,
+                        strategy=pcfg.mask_strategy, seed=cfg.seed, stream=cfg.stream.name)
+        save_encoder(path, model, model_name=cfg.model.name, history=hist)
+    state = load_checkpoint(path)
+    init_encoder(model, state, path)
+    hist = state.get("history") or {}
+    return {"pretrain_epochs": pcfg.epochs,
+            "pretrain_seconds": float(sum(hist.get("seconds", []))),
+            "pretrain_final_loss": (hist.get("loss") or [None])[-1]}
+
+
+def ensemble_job(cfg: DictConfig, run_dir: Path) -> float | None:
+    """B14 and the "(4s)" rows: combine the members' test scores into a run of its own."""
+    from lastexp.deps import debug_choice, resolve
+    from lastexp.ensemble import EnsembleError, ensemble_runs
+
+    members = [resolve(cfg, ref=cfg.ensemble.of, stream=s, role="ensemble member")
+               for s in cfg.ensemble.streams]
+    try:
+        m = ensemble_runs(members, list(cfg.ensemble.weights), run_dir, ablation=cfg.ablation)
+    except EnsembleError as exc:
+        raise ConfigError(str(exc)) from None
+    extra = {"debug": debug_choice(), "run_key": run_key(cfg), "git_commit": git_commit()}
+    write_json(run_dir / "metrics.json", {**read_json(run_dir / "metrics.json"), **extra})
+    best = max(m.get("member_top1") or [0])
+    print(f"lastexp: ensemble of {len(members)} runs: {m['final_top1']:.2f}% top-1 "
+          f"(best member {best:.2f}%) -> {run_dir}", flush=True)
+    return m["final_top1"]
 
 
 def _save_scores(path: Path, scores: torch.Tensor, test_set: Any) -> None:

@@ -54,8 +54,8 @@ def find_runs(root: str | os.PathLike, **match: Any) -> list[RunRecord]:
 
 
 def find_completed(root: str | os.PathLike, *, ablation: str, dataset: str, stream: str,
-                   seed: int) -> RunRecord | None:
-    runs = find_runs(root, ablation=ablation, dataset=dataset, stream=stream, seed=seed)
+                   seed: int, **extra: Any) -> RunRecord | None:
+    runs = find_runs(root, ablation=ablation, dataset=dataset, stream=stream, seed=seed, **extra)
     done = [r for r in runs if r.status == "completed"]
     return done[0] if done else None
 

@@ -87,6 +87,12 @@ def load_teacher(
     except Exception as exc:  # truncated or foreign file
         raise TeacherError(f"teacher checkpoint {path} cannot be read ({exc})") from None
     cfg = state.get("config") or {}
+    ckpt_model = state.get("model_name") or (cfg.get("model") or {}).get("name")
+    if metrics.get("model") and ckpt_model != metrics["model"]:
+        raise TeacherError(
+            f"teacher checkpoint {path} holds a {ckpt_model!r} model but the run trained "
+            f"{metrics['model']!r}; the checkpoint is of the wrong architecture"
+        )
     dataset = (cfg.get("dataset") or {}).get("name", metrics.get("dataset"))
     split = (cfg.get("dataset") or {}).get("split", metrics.get("split"))
     theirs = int(state.get("num_classes", metrics.get("num_classes", -1)))

@@ -24,6 +24,10 @@ def components(cfg) -> set[str]:
         on.add("swa")
     if cfg.distill.name != "none":
         on.add(f"distill:{cfg.distill.name}")
+    if cfg.pretrain.enabled:
+        on.add("maskclr")
+    if cfg.ensemble.of:
+        on.add(f"ensemble:{cfg.ensemble.of}")
     return on
 
 
@@ -35,7 +39,8 @@ def rest(cfg) -> dict:
         d["model"].pop(f)
     for k in ("ib_loss_weight", "causal_prob", "swa_start"):
         d["training"].pop(k)
-    d.pop("distill")
+    for k in ("distill", "pretrain", "ensemble"):
+        d.pop(k)
     return d
 
 
@@ -45,9 +50,9 @@ def cfgs():
 
 
 def test_all_seed_ids_present():
-    want = [f"B{i}" for i in range(14)] + [f"L{i}" for i in range(10)] + [f"P{i}" for i in
+    want = [f"B{i}" for i in range(15)] + [f"L{i}" for i in range(13)] + [f"P{i}" for i in
                                                                            range(4)]
-    assert set(want) <= set(IDS)
+    assert set(want) == set(IDS)
 
 
 @pytest.mark.parametrize("ablation", IDS)
@@ -62,7 +67,9 @@ ADD_ONE = {"B1": "cross_temporal", "B2": "prototype_graph", "B3": "freq_gate",
            "L2": "frame_gate", "L3": "body_region_shift", "L4": "dct_gate"}
 REMOVE_ONE = {"B8": "freq_gate", "B9": "prototype_graph", "B10": "hbra",
               "L6": "dct_gate", "L7": "joint_embed", "L8": "body_region_shift"}
-PLUS_FULL = {"B12": "causal", "B13": "swa", "L9": "causal"}
+PLUS_FULL = {"B12": {"causal"}, "B13": {"swa"}, "L9": {"causal"},
+             "B14": {"ensemble:B7"}, "L10": {"distill:from_existing"},
+             "L11": {"distill:from_base"}, "L12": {"maskclr", "distill:from_base"}}
 
 
 @pytest.mark.parametrize("row", sorted(ADD_ONE))
@@ -90,7 +97,8 @@ def test_b11_swaps_partitioned_for_factorized(cfgs):
 @pytest.mark.parametrize("row", sorted(PLUS_FULL))
 def test_training_additions_on_full(cfgs, row):
     full = "B7" if row.startswith("B") else "L5"
-    assert components(cfgs[row]) - components(cfgs[full]) == {PLUS_FULL[row]}
+    assert components(cfgs[row]) - components(cfgs[full]) == PLUS_FULL[row]
+    assert components(cfgs[full]) <= components(cfgs[row])
     assert rest(cfgs[row]) == rest(cfgs[full])
 
 
@@ -115,6 +123,24 @@ def test_recipes_follow_the_seed(cfgs):
                                                    "t64_uniform_2body")):
         assert cfgs[p].preprocessing.name == prep and cfgs[p].model.name == "last_e_base"
         assert rest(cfgs[p])["optimizer"] == rest(compose())["optimizer"]
+
+
+def test_distillation_and_ensemble_rows(cfgs):
+    assert cfgs["L10"].distill.teacher == "P0" and cfgs["L11"].distill.teacher == "B7"
+    small = cfgs["L11"].distill
+    assert (small.alpha, small.beta, small.gamma, small.tau) == (0.5, 0.5, 0.1, 4.0)
+    pre = cfgs["L12"].pretrain
+    assert (pre.epochs, pre.lr, pre.batch_size, pre.mask_ratio, pre.temperature) == (
+        100, 0.001, 128, 0.6, 0.07)
+    ens = cfgs["B14"].ensemble
+    assert list(ens.streams) == ["joint", "bone", "velocity", "bone_velocity"]
+    assert list(ens.weights) == [0.6, 0.6, 0.4, 0.4]
+
+
+def test_ids_match_the_catalog():
+    from lastexp import catalog
+
+    assert list(catalog.ABLATIONS) == sorted(IDS, key=lambda i: ("BLP".index(i[0]), int(i[1:])))
 
 
 def test_unknown_ablation_lists_valid_ids():

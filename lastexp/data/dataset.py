@@ -87,6 +87,14 @@ class SkeletonDataset(Dataset):
         return len(self.arrays.y)
 
     @property
+    def labels(self):
+        return self.arrays.y
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.arrays.names)
+
+    @property
     def num_person(self) -> int:
         return int(self.arrays.x.shape[-1])
 

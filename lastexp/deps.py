@@ -1,0 +1,73 @@
+"""Runs that need other runs: distillation teachers and ensemble members.
+
+A dependency is found in the run store by what it is (ablation ID, dataset, stream, seed and
+the debug preset); when it is absent the error names the exact command that produces it, and
+with ``run_dependencies=true`` lastexp runs that command first.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from lastexp.config import ConfigError
+from lastexp.runstore import find_completed, produce_command
+
+# Overrides of the dependent run that its dependency must share: where runs and data live,
+# the debug preset, dataset sources and logging. Recipes (training.*, model.*) are the
+# dependency's own.
+_SHARED = ("debug=", "paths.", "logger=", "logger.", "dataset.", "training.device=")
+
+
+def shared_overrides() -> list[str]:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        task = list(HydraConfig.get().overrides.task)
+    except (ImportError, ValueError):
+        return []
+    return [o for o in task if o.lstrip("+").startswith(_SHARED)]
+
+
+def debug_choice() -> str | None:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return HydraConfig.get().runtime.choices.get("debug")
+    except (ImportError, ValueError):
+        return None
+
+
+def _is_path(value: str) -> bool:
+    return "/" in value or value.startswith(".") or Path(value).is_dir()
+
+
+def resolve(cfg: DictConfig, *, ref: str, stream: str, role: str) -> Path:
+    """The run directory ``ref`` names: a path, or an ablation ID looked up in the store."""
+    if _is_path(ref):
+        path = Path(ref)
+        if not path.is_dir():
+            raise ConfigError(f"{role} run directory {path} does not exist")
+        return path
+    match = dict(ablation=ref, dataset=cfg.dataset.name, stream=stream, seed=cfg.seed)
+    found = find_completed(cfg.paths.runs, debug=debug_choice(), **match)
+    if found is not None:
+        return found.run_dir
+    extra = shared_overrides()
+    cmd = produce_command(**match, extra=extra)
+    if not cfg.run_dependencies:
+        raise ConfigError(
+            f"{role} {ref} ({cfg.dataset.name}, stream {stream}, seed {cfg.seed}) is not in the "
+            f"run store {cfg.paths.runs}; produce it with: {cmd} (or pass run_dependencies=true)"
+        )
+    print(f"lastexp: running the missing {role} first: {cmd}", flush=True)
+    args = [f"+ablation={ref}", f"dataset={cfg.dataset.name}", f"stream={stream}",
+            f"seed={cfg.seed}", *extra]
+    done = subprocess.run([sys.executable, "-m", "lastexp", *args])
+    found = find_completed(cfg.paths.runs, debug=debug_choice(), **match)
+    if done.returncode != 0 or found is None:
+        raise ConfigError(f"the {role} run failed (exit {done.returncode}): {cmd}")
+    return found.run_dir
