@@ -32,10 +32,11 @@ def preflight(argv: list[str]) -> str | None:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        return f"paths.runs={runs}: cannot create the runs directory ({exc.strerror}); " \
-               "choose a writable paths.runs"
+        return (f"paths.runs={runs}: cannot create the runs directory ({exc.strerror}); "
+                "choose a writable paths.runs")
     if not os.access(root, os.W_OK | os.X_OK):
-        return f"paths.runs={runs}: the runs directory is not writable; choose a writable paths.runs"
+        return (f"paths.runs={runs}: the runs directory is not writable; "
+                "choose a writable paths.runs")
     return None
 
 

@@ -281,7 +281,8 @@ def validate(cfg: DictConfig) -> None:
         if not 0.0 <= value <= 1.0 or (key == "model.dropout" and value == 1.0):
             raise ConfigError(f"{key}={value} must lie in [0, 1)")
     if get("preprocessing.num_person") not in (1, 2):
-        raise ConfigError(f"preprocessing.num_person={get('preprocessing.num_person')} must be 1 or 2")
+        num = get("preprocessing.num_person")
+        raise ConfigError(f"preprocessing.num_person={num} must be 1 or 2")
     if len(get("model.use_st_att")) != 3:
         raise ConfigError(
             "model.use_st_att must list one flag per stage, e.g. [false,false,true]"

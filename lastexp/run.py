@@ -173,7 +173,8 @@ def run_job(cfg: DictConfig) -> float | None:
         user = isinstance(exc, (ConfigError, UserError, DataError))
         if not user:
             raise
-        if not existed_before and not (run_dir / "metrics.json").exists():
+        main = int(os.environ.get("RANK", "0")) == 0
+        if main and not existed_before and not (run_dir / "metrics.json").exists():
             # Nothing of this run existed before: leave no half-made directory behind.
             shutil.rmtree(run_dir, ignore_errors=True)
         if multirun:
@@ -206,11 +207,26 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         return ensemble_job(cfg, run_dir)
 
     device = pick_device(tcfg.device)
+    from lastexp.train.distributed import init_distributed, shutdown
+
+    dinfo = init_distributed(device.type == "cuda")
+    if dinfo.active and device.type == "cuda":
+        device = torch.device("cuda", dinfo.local_rank)
+
+    def put_json(path: Path, data: Any) -> None:  # only the main process writes
+        if dinfo.main:
+            write_json(path, data)
+
+    def put_ckpt(path: Path, state: dict) -> None:
+        if dinfo.main:
+            save_checkpoint(path, state)
+
     seed_everything(cfg.seed)
     if tcfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
     from lastexp.data import load_data
+    from lastexp.train.checkpoint import save_checkpoint
 
     data = load_data(cfg.dataset, cfg.preprocessing, cfg.paths.data, seed=cfg.seed)
     if len(data.train) == 0 or len(data.test) == 0:
@@ -225,7 +241,7 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         shown = "; ".join(f"{k} ({v})" for k, v in list(skipped.items())[:5])
         more = f"; ... see {run_dir / 'data_summary.json'}" if len(skipped) > 5 else ""
         print(f"lastexp: skipped {len(skipped)} file(s): {shown}{more}")
-    write_json(run_dir / "data_summary.json", data.summary)
+    put_json(run_dir / "data_summary.json", data.summary)
 
     from lastexp.models import count_flops, count_params, set_causal
 
@@ -265,7 +281,6 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         architecture,
         check_compatible,
         load_checkpoint,
-        save_checkpoint,
     )
     from lastexp.train.loop import (
         EpochProgress,
@@ -316,7 +331,7 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
             model.load_state_dict(state["model"])
     pretrain_info = None
     if cfg.pretrain.enabled and resumed_from is None:
-        pretrain_info = pretrain_phase(cfg, model, data, device, ckpt_dir / "encoder.pt")
+        pretrain_info = pretrain_phase(cfg, model, data, device, ckpt_dir / "encoder.pt", dinfo)
 
     static = {
         "ablation": cfg.ablation,
@@ -355,10 +370,10 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
     }
     if resumed_from is not None:
         metrics["resumed_from_epoch"] = resumed_from
-    write_json(metrics_path, metrics)
+    put_json(metrics_path, metrics)
 
     logger = None
-    if cfg.logger.name == "wandb":
+    if cfg.logger.name == "wandb" and dinfo.main:
         group = cfg.logger.group or (sweep_dir.name if sweep_dir else None)
         logger = WandbLogger(
             run_dir, project=cfg.logger.project, entity=cfg.logger.entity, group=group,
@@ -368,7 +383,7 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
 
     pin = device.type == "cuda"
     aug_gen = torch.Generator(device=device)
-    sampler = EpochSampler(len(data.train), seed=cfg.seed)
+    sampler = EpochSampler(len(data.train), seed=cfg.seed, rank=dinfo.rank, world=dinfo.world)
     train_loader = torch.utils.data.DataLoader(
         data.train, batch_size=tcfg.batch_size, sampler=sampler,
         num_workers=tcfg.num_workers, pin_memory=pin, drop_last=False,
@@ -396,7 +411,13 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
     limit_s = tcfg.max_hours * 3600 if tcfg.max_hours else math.inf
 
     def should_stop() -> bool:
-        return stop.requested or time.time() - t_start > limit_s
+        return dinfo.any(stop.requested or time.time() - t_start > limit_s, device)
+
+    train_model: nn.Module = model
+    if dinfo.active:  # gradients averaged over processes; each sees its shard of the epoch
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     if teacher is not None:
         from lastexp.train.distill import Distiller
@@ -432,7 +453,7 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
     last_epoch_s = 0.0
     try:
         for epoch in range(start_epoch, tcfg.epochs):
-            if time.time() - t_start + last_epoch_s > limit_s:
+            if dinfo.any(time.time() - t_start + last_epoch_s > limit_s, device):
                 status, reason = "interrupted", f"training.max_hours={tcfg.max_hours} reached"
                 break
             if (
@@ -458,8 +479,13 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
                 mid_epoch = None
             sampler.set_epoch(epoch, skip=progress.batches * tcfg.batch_size if progress else 0)
             lr = optimizer.param_groups[0]["lr"]
-            tr = train_one_epoch(model, train_loader, ctx,
+            tr = train_one_epoch(train_model, train_loader, ctx,
                                  desc=f"epoch {epoch + 1}/{tcfg.epochs}", resume=progress)
+            if dinfo.active:  # report the epoch over all processes' samples
+                p = tr["progress"]
+                loss_sum, correct, seen = dinfo.sum([p.loss_sum, p.correct, p.seen], device)
+                tr["train_loss"] = loss_sum / max(seen, 1)
+                tr["train_top1"] = 100.0 * correct / max(seen, 1)
             if tr["stopped"]:
                 status = "interrupted"
                 reason = (f"signal {signal.Signals(stop.signum).name}" if stop.requested else
@@ -470,7 +496,7 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
                        "rng_causal": causal_rng.bit_generator.state,
                        "seconds": time.perf_counter() - t_epoch}
                 ckpt_dir.mkdir(parents=True, exist_ok=True)
-                save_checkpoint(last_path, checkpoint_state(epoch, mid))
+                put_ckpt(last_path, checkpoint_state(epoch, mid))
                 print(f"lastexp: stopped in epoch {epoch + 1} after "
                       f"{tr['progress'].batches} batches; checkpoint saved", flush=True)
                 break
@@ -492,29 +518,31 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
                 best_top1, best_epoch = ev["val_top1"], epoch + 1
             ckpt_dir.mkdir(parents=True, exist_ok=True)
             state = checkpoint_state(epoch + 1)
-            save_checkpoint(last_path, state)
+            put_ckpt(last_path, state)
             if improved:
-                save_checkpoint(best_path, state)
+                put_ckpt(best_path, state)
             if tcfg.save_interval and (epoch + 1) % tcfg.save_interval == 0:
-                save_checkpoint(ckpt_dir / f"epoch_{epoch + 1:04d}.pt", state)
-            write_history(run_dir / "history.csv", history)
+                put_ckpt(ckpt_dir / f"epoch_{epoch + 1:04d}.pt", state)
+            if dinfo.main:
+                write_history(run_dir / "history.csv", history)
             if logger is not None:
                 logger.log_epoch(row)
-            print(
-                f"epoch {epoch + 1:3d}/{tcfg.epochs} lr {lr:.2e} "
-                f"train {tr['train_loss']:.4f}/{tr['train_top1']:5.1f}% "
-                f"val {ev['val_loss']:.4f}/{ev['val_top1']:5.1f}% ({last_epoch_s:.1f}s)",
-                flush=True,
-            )
+            if dinfo.main:
+                print(
+                    f"epoch {epoch + 1:3d}/{tcfg.epochs} lr {lr:.2e} "
+                    f"train {tr['train_loss']:.4f}/{tr['train_top1']:5.1f}% "
+                    f"val {ev['val_loss']:.4f}/{ev['val_top1']:5.1f}% ({last_epoch_s:.1f}s)",
+                    flush=True,
+                )
             metrics.update(best_top1=best_top1, best_epoch=best_epoch,
                            train_seconds=row["cum_seconds"], epochs_done=epoch + 1)
-            write_json(metrics_path, metrics)
+            put_json(metrics_path, metrics)
     except BaseException as exc:
         stop.restore()
         metrics.update(status="failed" if not isinstance(exc, KeyboardInterrupt) else
                        "interrupted", error=f"{exc.__class__.__name__}: {exc}",
                        finished_at=now_iso())
-        write_json(metrics_path, metrics)
+        put_json(metrics_path, metrics)
         if logger is not None:
             logger.finish(metrics, exit_code=1)
         raise
@@ -527,7 +555,7 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         if swa is not None:  # seed 001 §7: the averaged weights, BN statistics recomputed
             sampler.set_epoch(tcfg.epochs)  # all training inputs for the BN statistics
             final_model = swa.finalize(train_loader, test_tf, device)
-            save_checkpoint(ckpt_dir / "swa.pt", {**checkpoint_state(tcfg.epochs),
+            put_ckpt(ckpt_dir / "swa.pt", {**checkpoint_state(tcfg.epochs),
                                                   "model": final_model.state_dict()})
         ev = evaluate(final_model, test_loader, device=device, transform=test_tf,
                       amp_dtype=torch.float16 if amp_on else None, keep_scores=True)
@@ -536,7 +564,7 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
             if ev["val_top1"] > best_top1:
                 best_top1, best_epoch = ev["val_top1"], tcfg.epochs
                 metrics.update(best_top1=best_top1, best_epoch=best_epoch, best_is_swa=True)
-                save_checkpoint(best_path, {**checkpoint_state(tcfg.epochs),
+                put_ckpt(best_path, {**checkpoint_state(tcfg.epochs),
                                             "model": final_model.state_dict()})
         _save_scores(run_dir / "test_scores.npz", ev["scores"], data.test)
         metrics.update(final_top1=ev["val_top1"], final_loss=ev["val_loss"])
@@ -547,14 +575,16 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
     )
     if reason:
         metrics["reason"] = reason
-    write_json(metrics_path, metrics)
+    put_json(metrics_path, metrics)
     if logger is not None:
         logger.finish(metrics)
-    print(f"lastexp: {status}: {run_dir} (best {best_top1:.2f}% at epoch {best_epoch}, "
-          f"final {metrics.get('final_top1')})", flush=True)
+    if dinfo.main:
+        print(f"lastexp: {status}: {run_dir} (best {best_top1:.2f}% at epoch {best_epoch}, "
+              f"final {metrics.get('final_top1')})", flush=True)
     if stop.requested:
         stop.hand_over()  # under submitit: checkpoint() requeues the job, which resumes here
     stop.restore()
+    shutdown()
     return metrics.get("final_top1")
 
 
@@ -597,7 +627,7 @@ def init_encoder(model: nn.Module, state: dict, path: Path) -> list[str]:
 
 
 def pretrain_phase(cfg: DictConfig, model: nn.Module, data, device: torch.device,
-                   path: Path) -> dict:
+                   path: Path, dinfo: Any = None) -> dict:
     """MaskCLR (seed 001 §4) before the main phase; its encoder is kept, so a restarted run
     does not pretrain again."""
     from lastexp.train.checkpoint import load_checkpoint
@@ -616,7 +646,10 @@ def pretrain_phase(cfg: DictConfig, model: nn.Module, data, device: torch.device
         hist = pretrain(model, loader, epochs=pcfg.epochs, lr=pcfg.lr, device=device,
                         mask_ratio=pcfg.mask_ratio, temperature=pcfg.temperature,
                         strategy=pcfg.mask_strategy, seed=cfg.seed, stream=cfg.stream.name)
-        save_encoder(path, model, model_name=cfg.model.name, history=hist)
+        if dinfo is None or dinfo.main:
+            save_encoder(path, model, model_name=cfg.model.name, history=hist)
+    if dinfo is not None:
+        dinfo.barrier()
     state = load_checkpoint(path)
     init_encoder(model, state, path)
     hist = state.get("history") or {}
