@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,9 +19,9 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dataset import SkeletonDataset
-    from .preprocess import SplitArrays
+    from .preprocess import SplitArrays  # noqa: F401
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class DataError(ValueError):
@@ -52,93 +54,149 @@ def resolve_raw_dir(dataset: Any, data_root: str | Path) -> Path:
         from .synthetic import ensure_corpus
 
         return ensure_corpus(data_root, _get(dataset, "synthetic"))
-    if _get(dataset, "npz"):
-        raise DataError("dataset.npz is not supported yet; use dataset.raw_dir")
     raise DataError(
         f"dataset.raw_dir is not set for benchmark {_get(dataset, 'benchmark')!r}; pass "
-        "dataset.raw_dir=/path/to/nturgb+d_skeletons"
+        "dataset.raw_dir=/path/to/nturgb+d_skeletons (or dataset.npz=FILE, a CTR-GCN npz)"
     )
 
 
-def cache_key(dataset: Any, prep: Any, files: list[tuple[str, int]]) -> str:
-    """Hash of everything the built arrays depend on."""
+# the preprocessing fields that change the stored arrays (window, sampling and p_interval act
+# when items are drawn, so P0 and P2 share one cache)
+STORED_PREP_FIELDS = ("max_frames", "num_person")
+SIDES = ("train", "test")
+
+
+def cache_key(dataset: Any, prep: Any, files: list) -> str:
+    """Hash of everything the built arrays depend on: the source listing (names and sizes of
+    the raw files, or the npz path, size and mtime) and the storing preprocessing fields."""
     from .synthetic import _cfg_fields
 
     synth = _get(dataset, "synthetic")
+    generated = (_get(dataset, "benchmark") == "synthetic" and synth
+                 and not _get(dataset, "raw_dir") and not _get(dataset, "npz"))
     ident = {
         "v": CACHE_VERSION,
-        "name": _get(dataset, "name"),
         "benchmark": _get(dataset, "benchmark"),
         "split": _get(dataset, "split"),
         "limit": _get(dataset, "limit"),
-        "max_frames": int(_get(prep, "max_frames")),
-        "num_person": int(_get(prep, "num_person")),
+        **{k: int(_get(prep, k)) for k in STORED_PREP_FIELDS},
         "files": files,
-        "synthetic": _cfg_fields(synth) if _get(dataset, "benchmark") == "synthetic" and synth
-        else None,
+        "synthetic": _cfg_fields(synth) if generated else None,
     }
     blob = json.dumps(ident, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def _save_cache(path: Path, train: SplitArrays, test: SplitArrays, summary: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(
-                fh,
-                train_x=train.x, train_y=train.y, train_lengths=train.lengths,
-                train_names=np.asarray(train.names, dtype=str),
-                test_x=test.x, test_y=test.y, test_lengths=test.lengths,
-                test_names=np.asarray(test.names, dtype=str),
-                summary=np.asarray(json.dumps(summary)),
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    path.with_suffix(".json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+def cache_dir(dataset: Any, prep: Any, data_root: str | Path, key: str) -> Path:
+    """``<data_root>/cache/<dataset>-<split>-<preprocessing>-<key>``."""
+    parts = [str(_get(dataset, "name") or _get(dataset, "benchmark")),
+             str(_get(dataset, "split")), str(_get(prep, "name") or "prep"), key]
+    return Path(data_root) / "cache" / "-".join(p.replace("/", "_") for p in parts)
 
 
-def _load_cache(path: Path):
-    from .preprocess import SplitArrays
+def _read_cache(path: Path):
+    """Memory-map a finished cache directory (raises OSError/ValueError/KeyError if broken)."""
+    from .preprocess import SplitArrays  # noqa: F401
 
-    with np.load(path, allow_pickle=False) as z:
-        sides = [
-            SplitArrays(z[f"{s}_x"], z[f"{s}_y"], z[f"{s}_lengths"], z[f"{s}_names"].tolist())
-            for s in ("train", "test")
-        ]
-        summary = json.loads(str(z["summary"]))
+    summary = json.loads((path / "summary.json").read_text())
+    sides = []
+    for s in SIDES:
+        x = np.load(path / f"{s}_x.npy", mmap_mode="r")
+        y = np.load(path / f"{s}_y.npy")
+        lengths = np.load(path / f"{s}_lengths.npy")
+        names = np.load(path / f"{s}_names.npy").tolist()
+        if not len(x) == len(y) == len(lengths) == len(names):
+            raise ValueError(f"inconsistent cache {path}")
+        sides.append(SplitArrays(x, y, lengths, names))
     return sides[0], sides[1], summary
 
 
-def load_arrays(dataset: Any, prep: Any, data_root: str | Path):
-    """Build (or load from ``<data_root>/cache/<key>.npz``) the train/test arrays."""
+def _build_cache(final: Path, build: Callable) -> None:
+    """Run ``build(alloc)`` into a temporary directory next to ``final`` and move it into place
+    atomically (``os.replace`` of the directory): a reader sees a complete cache or none, and
+    an interrupted build leaves nothing (at worst a ``.tmp-*`` directory, never read)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    try:
+        maps: dict[str, np.ndarray] = {}
+
+        def alloc(side: str, shape: tuple) -> np.ndarray:
+            maps[side] = np.lib.format.open_memmap(tmp / f"{side}_x.npy", mode="w+",
+                                                   dtype=np.float32, shape=shape)
+            return maps[side]
+
+        train, test, summary = build(alloc)
+        for side, arrays in zip(SIDES, (train, test)):
+            if side in maps:
+                maps[side].flush()
+            else:  # the builder did not use alloc
+                np.save(tmp / f"{side}_x.npy", np.asarray(arrays.x, dtype=np.float32))
+            np.save(tmp / f"{side}_y.npy", np.asarray(arrays.y, dtype=np.int64))
+            np.save(tmp / f"{side}_lengths.npy", np.asarray(arrays.lengths, dtype=np.int64))
+            np.save(tmp / f"{side}_names.npy", np.asarray(arrays.names, dtype=str))
+        maps.clear()
+        del train, test
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if not (final / "summary.json").is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another process finished it first
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_arrays(dataset: Any, prep: Any, data_root: str | Path,
+                progress: Callable[[int, int], None] | None = None,
+                workers: int | None = None):
+    """Map the train/test arrays from ``cache_dir(...)``, building the cache first if needed.
+
+    Returns ``(train, test, summary)``; ``x`` is a read-only memory map (N, C, T, V, M)."""
+    from .npz import load_npz
     from .preprocess import build_arrays, list_skeleton_files
 
-    raw_dir = resolve_raw_dir(dataset, data_root)
-    files = list_skeleton_files(raw_dir)
-    listing = [(str(p.relative_to(raw_dir)), p.stat().st_size) for p in files]
+    npz = _get(dataset, "npz")
+    num_person = int(_get(prep, "num_person"))
+    max_frames = int(_get(prep, "max_frames"))
+    limit = _get(dataset, "limit")
+    if npz:
+        src = Path(npz)
+        if not src.is_file():
+            raise DataError(f"dataset.npz={str(npz)!r} is not a file")
+        st = src.stat()
+        listing: list = [str(src.resolve()), st.st_size, st.st_mtime_ns]
+
+        def build(alloc):
+            return load_npz(src, num_person, max_frames, limit=limit, alloc=alloc)
+    else:
+        raw_dir = resolve_raw_dir(dataset, data_root)
+        files = list_skeleton_files(raw_dir)
+        listing = [(str(p.relative_to(raw_dir)), p.stat().st_size) for p in files]
+
+        def build(alloc):
+            return build_arrays(raw_dir, _get(dataset, "benchmark"), _get(dataset, "split"),
+                                prep, limit=limit, workers=workers, progress=progress,
+                                alloc=alloc)
+
     key = cache_key(dataset, prep, listing)
-    path = Path(data_root) / "cache" / f"{key}.npz"
-    if path.is_file():
+    path = cache_dir(dataset, prep, data_root, key)
+    if path.is_dir():
         try:
-            train, test, summary = _load_cache(path)
-            summary = dict(summary, cache=str(path), cached=True)
-            return train, test, summary
+            train, test, summary = _read_cache(path)
+            return train, test, dict(summary, cache=str(path), cached=True)
         except (OSError, ValueError, KeyError):
-            pass  # unreadable cache: rebuild
-    train, test, summary = build_arrays(
-        raw_dir,
-        _get(dataset, "benchmark"),
-        _get(dataset, "split"),
-        prep,
-        limit=_get(dataset, "limit"),
-    )
-    summary["dataset"] = _get(dataset, "name")
-    _save_cache(path, train, test, summary)
+            shutil.rmtree(path, ignore_errors=True)  # unreadable cache: rebuild
+
+    def named_build(alloc):
+        train, test, summary = build(alloc)
+        summary.update(dataset=_get(dataset, "name"), preprocessing=_get(prep, "name"),
+                       cache_key=key)
+        return train, test, summary
+
+    _build_cache(path, named_build)
+    train, test, summary = _read_cache(path)
     return train, test, dict(summary, cache=str(path), cached=False)
 
 
@@ -169,4 +227,5 @@ def load_data(dataset: Any, prep: Any, data_root: str, seed: int) -> DataBundle:
     )
 
 
-__all__ = ["DataBundle", "DataError", "load_data", "load_arrays", "resolve_raw_dir"]
+__all__ = ["DataBundle", "DataError", "cache_dir", "cache_key", "load_arrays", "load_data",
+           "resolve_raw_dir"]

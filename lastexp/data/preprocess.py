@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from . import DataError
-from .skeleton import SkeletonFormatError, parse_ntu_name, parse_skeleton, select_actors
+from .skeleton import (
+    MISSING_SKELETON,
+    SkeletonFormatError,
+    parse_ntu_name,
+    parse_skeleton,
+    select_actors,
+)
 from .splits import NUM_CLASSES, is_train, keep_action
 
 POOL_MIN_FILES = 64
@@ -65,7 +72,7 @@ def sequence_from_file(path: str | Path, num_person: int, max_frames: int):
     kept = int(present.any(axis=0).sum())
     main_frames = np.flatnonzero(present[:, 0])
     if len(main_frames) == 0:
-        raise SkeletonFormatError("no body in any frame")
+        raise SkeletonFormatError(MISSING_SKELETON)
     origin = data[main_frames[0], 0, 1].copy()  # joint 2, middle of the spine
     data = np.where(present[:, :, None, None], data - origin, 0.0).astype(np.float32)
     any_body = np.flatnonzero(present.any(axis=1))
@@ -86,11 +93,15 @@ def _work(args: tuple) -> tuple[str, Any]:
         return "skip", f"unreadable: {exc}"
 
 
+def _zeros(side: str, shape: tuple) -> np.ndarray:
+    return np.zeros(shape, dtype=np.float32)
+
+
 def _stack(seqs: list[np.ndarray], labels: list[int], names: list[str],
-           max_frames: int) -> SplitArrays:
+           max_frames: int, alloc: Callable = _zeros, side: str = "train") -> SplitArrays:
     t_store = min(max_frames, max(len(s) for s in seqs))
     m = seqs[0].shape[1]
-    x = np.zeros((len(seqs), 3, t_store, 25, m), dtype=np.float32)
+    x = alloc(side, (len(seqs), 3, t_store, 25, m))  # zero-filled float32
     for i, s in enumerate(seqs):
         x[i, :, : len(s)] = s.transpose(3, 0, 2, 1)
     return SplitArrays(
@@ -114,11 +125,15 @@ def build_arrays(
     prep: Any,
     limit: int | None = None,
     workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    alloc: Callable = _zeros,
 ) -> tuple[SplitArrays, SplitArrays, dict]:
     """Walk ``raw_dir`` and build the train/test arrays of ``benchmark``/``split``.
 
     ``prep`` needs ``num_person`` and ``max_frames``. ``limit`` keeps the first N files (by
     name) of each split. Bad files land in ``summary["skipped"]`` with a reason.
+    ``progress(done, total)`` is called as files are parsed; ``alloc(side, shape)`` returns the
+    zero-filled float32 array each split is written into (a memory map when caching).
     """
     num_person = int(_get(prep, "num_person", 1))
     max_frames = int(_get(prep, "max_frames", 300))
@@ -141,16 +156,25 @@ def build_arrays(
 
     jobs = [(str(p), num_person, max_frames) for side in ("train", "test") for p, _ in chosen[side]]
     if workers is None:
-        workers = min(2, os.cpu_count() or 1)
-    if workers > 1 and len(jobs) >= POOL_MIN_FILES:
+        workers = os.cpu_count() or 1
+    total = len(jobs)
+    results = []
+    if workers > 1 and total >= POOL_MIN_FILES:
         import multiprocessing as mp
 
         from .synthetic import _mp_context
 
+        chunk = max(1, min(64, total // (workers * 16)))
         with mp.get_context(_mp_context()).Pool(workers) as pool:
-            results = pool.map(_work, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
+            for r in pool.imap(_work, jobs, chunksize=chunk):
+                results.append(r)
+                if progress is not None:
+                    progress(len(results), total)
     else:
-        results = [_work(j) for j in jobs]
+        for j in jobs:
+            results.append(_work(j))
+            if progress is not None:
+                progress(len(results), total)
 
     out: dict[str, SplitArrays] = {}
     lengths: list[int] = []
@@ -178,7 +202,8 @@ def build_arrays(
                 f"under dataset.raw_dir={str(raw_dir)!r} ({len(skipped)} skipped); check "
                 "dataset.raw_dir, dataset.benchmark and dataset.split"
             )
-        out[side] = _stack(seqs, labels, names, max_frames)
+        out[side] = _stack(seqs, labels, names, max_frames, alloc, side)
+        del seqs
 
     if benchmark == "synthetic":
         from .synthetic import ACTIONS
@@ -187,6 +212,7 @@ def build_arrays(
     else:
         num_classes = NUM_CLASSES[benchmark]
     summary = {
+        "source": "raw",
         "raw_dir": str(raw_dir),
         "benchmark": benchmark,
         "split": split,

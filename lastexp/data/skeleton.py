@@ -8,8 +8,10 @@ Format (whitespace separated, CRLF or LF)::
                           <joint count = 25>
                           25 x <x y z depthX depthY colorX colorY oW oX oY oZ trackingState>
 
-The whole file is tokenised once and converted to float64 in a single numpy call; the
-structure is then walked per frame/body with index arithmetic (no per-joint Python work).
+Well-formed files take a vectorised path (:func:`_parse_lines`: the frame/body structure is
+walked over line offsets, only x, y, z are converted, from integer mantissas, in a handful of
+numpy passes over the bytes); anything unusual goes to the token-based reference parser
+(:func:`_parse_tokens`), which accepts any whitespace layout and words the error.
 numpy only: this module must not import torch.
 """
 
@@ -29,6 +31,9 @@ JOINT_FIELDS = 12
 NOISE_LEN_THRES = 11  # bodies tracked for fewer frames are noise
 NOISE_SPR_THRES1 = 0.8  # x-spread > 0.8 * y-spread on a frame marks it noisy
 NOISE_SPR_THRES2 = 0.69754  # ... and a body noisy on more than this ratio of frames is dropped
+
+
+MISSING_SKELETON = "missing skeleton (no body in any frame)"
 
 
 class SkeletonFormatError(ValueError):
@@ -95,8 +100,8 @@ def _as_count(value: float, what: str) -> int:
     return int(value)
 
 
-def parse_skeleton_bytes(data: bytes) -> dict:
-    """Parse the content of a ``.skeleton`` file (see :func:`parse_skeleton`)."""
+def _parse_tokens(data: bytes) -> dict:
+    """Token-based reference parser: any whitespace layout, precise error messages."""
     tokens = data.split()
     if not tokens:
         raise SkeletonFormatError("empty file")
@@ -142,6 +147,189 @@ def parse_skeleton_bytes(data: bytes) -> dict:
             raise SkeletonFormatError(f"non-finite coordinate in body {bid}")
         bodies[bid] = (np.asarray(body_frames[bid], dtype=np.int64), xyz)
     return {"num_frames": num_frames, "bodies": bodies}
+
+
+_P10 = 10.0 ** np.arange(23)
+_DIGIT_VALUE = np.zeros(256)
+_DIGIT_VALUE[48:58] = np.arange(10)
+_DIGIT_OR_SIGN = np.zeros(256, dtype=np.uint8)
+_DIGIT_OR_SIGN[list(b"0123456789.-")] = 1
+
+
+def _parse_lines(data: bytes) -> dict | None:
+    """Vectorised parser for well-formed, line-structured files (the NTU layout: one record per
+    line, single spaces, LF or CRLF). Returns None whenever anything is unusual, so that the
+    token-based parser decides (and words the error); when it returns a result, it is exactly
+    what :func:`_parse_tokens` returns. Only x, y, z of the joint lines are converted (exactly,
+    via integer mantissas); every other value is checked for its characters and counts."""
+    b = np.frombuffer(data, dtype=np.uint8)
+    n = len(b)
+    if n < 2:
+        return None
+    n_sp = np.count_nonzero(b == 32)
+    nlmask = b == 10
+    n_nl = np.count_nonzero(nlmask)
+    n_cr = np.count_nonzero(b == 13)
+    n_minus = np.count_nonzero(b == 45)
+    n_low = np.count_nonzero(b < 48)  # separators, '.', '-', '+' and anything else below '0'
+    n_high = np.count_nonzero(b > 57)  # above '9': only E and e may appear
+    n_plus = 0
+    base = n_sp + n_nl + n_cr + n_minus + np.count_nonzero(b == 46)
+    if n_low != base:
+        n_plus = np.count_nonzero(b == 43)
+        if n_low != base + n_plus:
+            return None  # other characters: garbage (or a layout for the token parser)
+    if n_high and n_high != np.count_nonzero((b == 69) | (b == 101)):
+        return None
+    n_exp = n_high + n_plus
+    nl = np.flatnonzero(nlmask)
+    if n_cr and (n_cr != n_nl or not (b[nl - 1] == 13).all()):
+        return None
+    sp = np.flatnonzero(b == 32)
+    if len(sp):
+        if sp[0] == 0 or sp[-1] == n - 1:
+            return None
+        # no leading, trailing or double spaces: a line with k spaces holds k + 1 values
+        if ((b[sp - 1] <= 32) | (b[sp + 1] <= 32)).any():
+            return None
+    if n_minus:
+        mp = np.flatnonzero(b == 45)
+        if mp[0] == 0 or mp[-1] == n - 1:
+            return None
+        prev, nxt = b[mp - 1], b[mp + 1]
+        ok = ((prev == 32) | (prev == 10)) & (((nxt - 48) < 10) | (nxt == 46))
+        if n_exp:
+            ok |= (prev == 69) | (prev == 101)
+        if not ok.all():
+            return None
+    cr = 1 if n_cr else 0
+    starts = [0] + (nl + 1).tolist()
+    ends = (nl - cr).tolist() + [n]
+    nlines = len(starts)
+
+    def line(k: int) -> bytes:
+        return data[starts[k]: ends[k]]
+
+    try:
+        num_frames = int(line(0))
+        li = 1
+        info_lines: list[int] = []
+        body_ids: list[bytes] = []
+        body_frame: list[int] = []
+        for f in range(num_frames):
+            if li >= nlines:
+                return None
+            nb = int(line(li))
+            if nb < 0 or nb > 16 or li + 1 + 27 * nb > nlines:
+                return None
+            li += 1
+            for _ in range(nb):
+                if int(line(li + 1)) != NUM_JOINTS:
+                    return None
+                info_lines.append(li)
+                body_ids.append(line(li).split(b" ", 1)[0])
+                body_frame.append(f)
+                li += 2 + NUM_JOINTS
+    except ValueError:
+        return None
+    if num_frames < 0:
+        return None
+    if li < nlines and (b[starts[li]:] > 32).any():
+        return None  # values after the declared frames
+    # spaces per line: 0 on count lines, 9 on body-info lines, 11 on joint lines
+    edges = np.searchsorted(sp, np.asarray(starts[: li + 1] if li < nlines else starts + [n]))
+    if edges[-1] != len(sp):
+        return None
+    counts = np.diff(edges)
+    expect = np.zeros(li, dtype=np.int64)
+    info = np.asarray(info_lines, dtype=np.int64)
+    joint_lines = (info[:, None] + 2 + np.arange(NUM_JOINTS)[None, :]).ravel()
+    expect[info] = BODY_INFO_FIELDS - 1
+    expect[joint_lines] = JOINT_FIELDS - 1
+    if not np.array_equal(counts, expect):
+        return None
+    if n_exp:  # validate every value holding an exponent character with float()
+        seps = np.flatnonzero(b <= 32)
+        for p in np.flatnonzero((b == 69) | (b == 101) | (b == 43)).tolist():
+            k = int(np.searchsorted(seps, p))
+            lo = int(seps[k - 1]) + 1 if k else 0
+            hi = int(seps[k]) if k < len(seps) else n
+            try:
+                float(data[lo:hi])
+            except ValueError:
+                return None
+    bodies: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if info_lines:
+        xyz = _xyz_values(data, b, sp, np.asarray(starts)[joint_lines], n_exp > 0)
+        if xyz is None:
+            return None
+        xyz = xyz.reshape(len(info_lines), NUM_JOINTS, 3)
+        groups: dict[bytes, list[int]] = {}
+        for r, bid in enumerate(body_ids):
+            groups.setdefault(bid, []).append(r)
+        frames = np.asarray(body_frame, dtype=np.int64)
+        for bid, rows in groups.items():
+            bodies[bid.decode("latin-1")] = (frames[rows], xyz[rows])
+    return {"num_frames": num_frames, "bodies": bodies}
+
+
+def _xyz_values(data: bytes, b: np.ndarray, sp: np.ndarray, line_starts: np.ndarray,
+                exp: bool):
+    """The first three values of each joint line as float32 (L*3,), or None.
+
+    Each value is gathered right-aligned into a (N, width) byte matrix, so that a column is a
+    decimal place; the digits form an exact integer mantissa (< 10**15) through one matrix
+    product, and dividing it by an exact power of ten rounds correctly, as float() does."""
+    k = np.searchsorted(sp, line_starts)
+    s = np.stack([line_starts, sp[k] + 1, sp[k + 1] + 1], axis=1).ravel()
+    e = np.stack([sp[k], sp[k + 1], sp[k + 2]], axis=1).ravel()
+    lens = e - s
+    width = 16  # two unaligned 8-byte loads per value, right-aligned at its end
+    if int(lens.max()) > 15 or lens.min() < 1 or int(e.min()) < width:
+        return None
+    words = np.ndarray((len(b) - 7,), dtype="<u8", buffer=data, strides=(1,))
+    pair = np.empty((len(e), 2), dtype=np.uint64)
+    pair[:, 0] = words[e - width]
+    pair[:, 1] = words[e - 8]
+    ch = pair.view(np.uint8)  # (N, 16): column = decimal place
+    col = np.arange(width)
+    np.copyto(ch, 48, where=col[None, :] < (width - lens)[:, None])  # left padding: zeros
+    rows = np.arange(len(ch))
+    neg = ch[rows, width - lens] == 45
+    isdot = ch == 46
+    dotcol = isdot.argmax(axis=1)
+    has_dot = isdot[rows, dotcol]
+    if np.count_nonzero(isdot) != np.count_nonzero(has_dot):
+        return None  # two dots in a value
+    odd = None
+    if exp:  # exponent notation: those values go through float()
+        odd = np.flatnonzero((_DIGIT_OR_SIGN[ch] == 0).any(axis=1))
+    digits = ch - np.uint8(48)
+    np.copyto(digits, 0, where=digits > 9)  # '.' and '-' count as 0 digits
+    full = digits.astype(np.float64) @ _P10[width - 1 - col]  # exact integers (< 2**53)
+    frac = np.where(has_dot, width - 1 - dotcol, 0)
+    scale = np.where(has_dot, _P10[frac + 1], 1.0)
+    whole = np.floor_divide(full, scale)
+    mant = np.where(has_dot, whole * _P10[frac] + (full - whole * scale), full)
+    vals = mant / _P10[frac]
+    vals[neg] *= -1.0
+    if odd is not None and len(odd):
+        for i in odd.tolist():
+            try:
+                vals[i] = float(data[s[i]: e[i]])
+            except ValueError:
+                return None
+        if not np.isfinite(vals).all():
+            return None
+    return vals.astype(np.float32)
+
+
+def parse_skeleton_bytes(data: bytes) -> dict:
+    """Parse the content of a ``.skeleton`` file (see :func:`parse_skeleton`)."""
+    parsed = _parse_lines(data)
+    if parsed is None:
+        parsed = _parse_tokens(data)
+    return parsed
 
 
 def parse_skeleton(path: str | Path) -> dict:
@@ -190,7 +378,7 @@ def select_actors(parsed: dict, num_person: int) -> np.ndarray:
     ``T`` is the declared frame count; frames without the body stay zero.
     """
     if not parsed["bodies"]:
-        raise SkeletonFormatError("no body in any frame")
+        raise SkeletonFormatError(MISSING_SKELETON)
     order = denoise_bodies(parsed)[:num_person]
     out = np.zeros((parsed["num_frames"], num_person, NUM_JOINTS, 3), dtype=np.float32)
     for m, bid in enumerate(order):

@@ -33,6 +33,20 @@ BASE_FLAGS = frozenset(
 LITE_FLAGS = frozenset({"joint_embed", "frame_gate", "body_region_shift", "dct_gate"})
 
 
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+              mask: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) [+ mask]) v. torch's fused kernel in training and inference;
+    the same product written out while exporting, since ONNX has no operator for the fused
+    one (torch.onnx would refuse the model)."""
+    if not (torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool \
+            else scores + mask
+    return torch.softmax(scores, dim=-1) @ v
+
+
 def region_index(num_joints: int = NUM_JOINTS) -> torch.Tensor:
     """(V,) body-region id of every joint (graph.BODY_REGIONS order)."""
     idx = torch.full((num_joints,), -1, dtype=torch.long)
@@ -206,7 +220,7 @@ class PartitionedAttention(nn.Module):
             mask = time_ok[:, None, :, None] & self.spatial_masks[s][None, :, None, :]
             mask = mask.reshape(w * v, w * v)  # (W*V, W*V): query (i, v) may read key (j, u)
             q, k, val = (self._group(qkv[:, j, i], w, far) for j in range(3))
-            o = F.scaled_dot_product_attention(q, k, val, attn_mask=mask)  # (N*G, H, W*V, d)
+            o = attention(q, k, val, mask)  # (N*G, H, W*V, d)
             outs.append(self._ungroup(o, n, w, v, far))
         y = torch.cat(outs, dim=1)[:, :, :t]  # (N, 4P, T, V)
         return x + self.bn(self.proj(y))  # (N, C, T, V)
@@ -241,7 +255,7 @@ class HBRA(nn.Module):
         reg = torch.einsum("nctv,rv->nctr", x, self.pool) + self.region_embed  # (N, C, T, R)
         r = reg.shape[3]
         qkv = self.qkv(reg).view(n, 3, self.heads, -1, t, r).permute(1, 0, 4, 2, 5, 3)
-        o = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # (N, T, H, R, d)
+        o = attention(qkv[0], qkv[1], qkv[2])  # (N, T, H, R, d)
         o = o.permute(0, 2, 4, 1, 3).reshape(n, self.inner, t, r)  # (N, inner, T, R)
         g = torch.sigmoid(self.proj(o))  # (N, C, T, R)
         g = torch.einsum("nctr,vr->nctv", g, self.member)  # (N, C, T, V)
