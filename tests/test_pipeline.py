@@ -102,6 +102,7 @@ def test_l12_pretrains_then_distils(store, shared_data):
     assert next((store / "runs").rglob("L12_*/checkpoints/encoder.pt")).exists()
 
 
+@pytest.mark.slow
 def test_sweep_twice_trains_nothing_then_only_the_deleted_run(tmp_path, shared_data):
     sweep = ["--multirun", *args(tmp_path, shared_data, "model=last_e_nano",
                                  "stream=joint,bone,velocity,bone_velocity")]

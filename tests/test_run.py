@@ -97,6 +97,7 @@ def test_sigkill_mid_run_resumes_to_identical_metrics(tmp_path, shared_data):
     assert _final(run) == _final(ref_run)
 
 
+@pytest.mark.slow
 def test_incompatible_checkpoint_is_refused(workdir, shared_data):
     out = run_cli(tiny_args(workdir, shared_data, "run_name=shared"), workdir)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 from lastexp.train.tracking import wandb_mode, write_history
 from tests.conftest import run_cli
 
 
+@pytest.mark.slow
 def test_wandb_offline_one_run_per_job(tmp_path, shared_data):
     args = ["--multirun", "debug=tiny", "model=last_e_nano", "logger=wandb",
             "stream=joint,velocity", f"paths.runs={tmp_path / 'runs'}",
