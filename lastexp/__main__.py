@@ -59,7 +59,10 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     sys.argv[1:] = normalize_overrides(sys.argv[1:])
-    problem = check_single_ablation(sys.argv[1:]) or preflight(sys.argv[1:])
+    from lastexp.launch.preflight import slurm_problem
+
+    problem = (check_single_ablation(sys.argv[1:]) or preflight(sys.argv[1:])
+               or slurm_problem(sys.argv[1:]))
     if problem:
         print(f"lastexp: error: {problem}", file=sys.stderr)
         sys.exit(2)

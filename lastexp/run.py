@@ -174,13 +174,43 @@ def run_job(cfg: DictConfig) -> float | None:
         if not user:
             raise
         main = int(os.environ.get("RANK", "0")) == 0
+        if multirun:  # a sweep's job: record why it failed, the other jobs go on
+            if main:
+                mark_failed(run_dir, cfg, exc)
+            raise
         if main and not existed_before and not (run_dir / "metrics.json").exists():
             # Nothing of this run existed before: leave no half-made directory behind.
             shutil.rmtree(run_dir, ignore_errors=True)
-        if multirun:
-            raise
         print(f"lastexp: error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def mark_failed(run_dir: Path, cfg: DictConfig, exc: BaseException) -> None:
+    """metrics.json with status failed and the error, for a job that failed before training
+    wrote its own (a missing raw_dir on the node, a teacher not found, ...)."""
+    path = run_dir / "metrics.json"
+    try:
+        prev = read_json(path) if path.exists() else {}
+    except ValueError:
+        prev = {}
+    if prev.get("status") == "failed" and prev.get("error"):
+        return
+
+    def sel(key: str) -> Any:
+        try:
+            return OmegaConf.select(cfg, key)
+        except Exception:  # an invalid config may not even resolve
+            return None
+
+    base = {"ablation": sel("ablation"), "model": sel("model.name"),
+            "stream": sel("stream.name"), "dataset": sel("dataset.name"),
+            "preprocessing": sel("preprocessing.name"), "seed": sel("seed"),
+            "epochs": sel("training.epochs"), "best_top1": None, "final_top1": None}
+    if os.environ.get("SLURM_JOB_ID"):
+        base["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(path, {**base, **prev, "status": "failed",
+                      "error": f"{exc.__class__.__name__}: {exc}", "finished_at": now_iso()})
 
 
 def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float | None:
@@ -581,10 +611,14 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
     if dinfo.main:
         print(f"lastexp: {status}: {run_dir} (best {best_top1:.2f}% at epoch {best_epoch}, "
               f"final {metrics.get('final_top1')})", flush=True)
-    if stop.requested:
-        stop.hand_over()  # under submitit: checkpoint() requeues the job, which resumes here
-    stop.restore()
     shutdown()
+    if stop.requested:
+        stop.hand_over()  # under submitit: checkpoint() requeues the job and exits
+        stop.restore()
+        # Still here: nobody requeued the job; it must not end as a success.
+        raise RuntimeError(f"{run_dir.name}: interrupted by {signal.Signals(stop.signum).name}"
+                           "; checkpoint saved, rerun the same command to resume")
+    stop.restore()
     return metrics.get("final_top1")
 
 

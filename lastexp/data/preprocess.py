@@ -162,10 +162,11 @@ def build_arrays(
     if workers > 1 and total >= POOL_MIN_FILES:
         import multiprocessing as mp
 
-        from .synthetic import _mp_context
+        from .synthetic import _mp_context, pool_worker_init
 
         chunk = max(1, min(64, total // (workers * 16)))
-        with mp.get_context(_mp_context()).Pool(workers) as pool:
+        ctx = mp.get_context(_mp_context())
+        with ctx.Pool(workers, initializer=pool_worker_init) as pool:
             for r in pool.imap(_work, jobs, chunksize=chunk):
                 results.append(r)
                 if progress is not None:

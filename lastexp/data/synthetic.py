@@ -402,11 +402,23 @@ def generate_corpus(out_dir: str | Path, cfg: Any, workers: int | None = None) -
     if workers > 1 and len(jobs) >= 200:
         import multiprocessing as mp
 
-        with mp.get_context(_mp_context()).Pool(workers) as pool:
+        ctx = mp.get_context(_mp_context())
+        with ctx.Pool(workers, initializer=pool_worker_init) as pool:
             paths = pool.map(_write_one, jobs, chunksize=16)
     else:
         paths = [_write_one(j) for j in jobs]
     return sorted(Path(p) for p in paths)
+
+
+def pool_worker_init() -> None:
+    """Forked workers inherit the parent's signal handlers; under submitit SIGTERM is ignored,
+    so Pool's terminate() would hang the job and USR2 would run submitit's checkpoint inside a
+    worker. Workers take the defaults back and leave preemption to the parent."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _mp_context() -> str:

@@ -92,17 +92,19 @@ class Sweep:
                       if p.is_dir() and re.fullmatch(r"\d+(_\d+)?", p.name)
                       and not (p.name.isdigit() and any(folder.glob(f"{p.name}_*"))))
 
-    def job_logs(self) -> str:
+    def job_logs(self, tail: int | None = None) -> str:
+        """The jobs' submitit logs (all instances of a requeued job share one file)."""
         parts = []
         for path in sorted((self.runs / ".submitit").glob("*/*_log.*")):
             lines = path.read_text(errors="replace").splitlines()
             keep = [ln for ln in lines if "validated against ConfigStore" not in ln
                     and "deprecated in Hydra" not in ln and "upgrades/1.0_to_1.1" not in ln]
-            parts.append(f"--- {path.name}\n" + "\n".join(keep[-25:]))
+            parts.append(f"--- {path.name}\n" + "\n".join(keep[-tail:] if tail else keep))
         return "\n".join(parts)
 
     def report(self) -> str:
-        return f"\n=== lastexp output\n{self.output()[-4000:]}\n=== job logs\n{self.job_logs()}"
+        return (f"\n=== lastexp output\n{self.output()[-4000:]}\n=== job logs\n"
+                f"{self.job_logs(tail=25)}")
 
     def wait(self, timeout: float) -> int:
         try:

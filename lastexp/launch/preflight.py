@@ -1,0 +1,120 @@
+"""Preflight for SLURM sweeps: is the cluster reachable, does the partition exist?
+
+Without it, ``python -m lastexp --multirun hydra/launcher=submitit_slurm ...`` against an
+unreachable controller or a wrong partition ends in a submitit traceback (after sbatch's own
+retries), with the sweep directory already created. :func:`slurm_problem` runs ``sinfo`` once
+(bounded by a timeout) and turns each failure into one line naming the problem and the fix.
+
+Hydra-independent: it reads the raw command-line overrides, so ``lastexp/__main__.py`` can call
+it before Hydra composes anything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+LAUNCHER = "submitit_slurm"
+SINFO_TIMEOUT_S = 20.0
+
+
+class SlurmUnavailable(RuntimeError):
+    """The SLURM cluster cannot take the sweep; the message says why and what to do."""
+
+
+def _conf_hint() -> str:
+    conf = os.environ.get("SLURM_CONF")
+    return f"SLURM_CONF={conf}" if conf else "SLURM_CONF is unset"
+
+
+def check_slurm(partition: str | None = None, timeout: float = SINFO_TIMEOUT_S,
+                sinfo: str | None = None) -> list[str]:
+    """Raise :class:`SlurmUnavailable` unless ``sinfo`` answers and lists ``partition``.
+
+    Returns the partitions sinfo lists (the default one first, without its ``*``).
+    ``partition=None`` means the cluster's default partition: only reachability is checked.
+    """
+    prog = sinfo or shutil.which("sinfo")
+    if prog is None:
+        raise SlurmUnavailable(
+            f"hydra/launcher={LAUNCHER}: the SLURM client programs (sinfo, sbatch) are not "
+            "installed here; submit from a cluster login node, or run the sweep on this "
+            "machine with hydra/launcher=submitit_local")
+    try:
+        proc = subprocess.run([prog, "-h", "-o", "%P"], capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise SlurmUnavailable(
+            f"hydra/launcher={LAUNCHER}: the SLURM controller did not answer within "
+            f"{timeout:.0f} s (sinfo timed out; {_conf_hint()}); check that slurmctld runs "
+            "(scontrol ping) and that SLURM_CONF names the right cluster") from None
+    except OSError as exc:
+        raise SlurmUnavailable(f"hydra/launcher={LAUNCHER}: cannot run {prog} "
+                               f"({exc.strerror or exc}); check the SLURM installation") from None
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+        # the last line is the decisive one (e.g. "fatal: Could not establish a configuration
+        # source" after the DNS SRV lookups; "Unable to contact slurm controller")
+        why = lines[-1] if lines else f"exit status {proc.returncode}"
+        raise SlurmUnavailable(
+            f"hydra/launcher={LAUNCHER}: cannot reach the SLURM controller (sinfo: {why}; "
+            f"{_conf_hint()}); point SLURM_CONF at the cluster's slurm.conf and check that "
+            "slurmctld runs (scontrol ping); for the local test cluster: "
+            "python -m lastexp.launch.local_slurm start")
+    names = [p.strip() for p in proc.stdout.split() if p.strip()]
+    default = [p.rstrip("*") for p in names if p.endswith("*")]
+    listed = default + [p.rstrip("*") for p in names if not p.endswith("*")]
+    listed = list(dict.fromkeys(listed))
+    if not listed:
+        raise SlurmUnavailable(f"hydra/launcher={LAUNCHER}: the SLURM cluster lists no "
+                               f"partition (sinfo; {_conf_hint()}); ask the cluster's admins")
+    if partition is not None:
+        wanted = [p.strip() for p in str(partition).split(",") if p.strip()]
+        missing = [p for p in wanted if p not in listed]
+        if missing:
+            avail = ", ".join(f"{p} (default)" if p in default else p for p in listed)
+            raise SlurmUnavailable(
+                f"hydra.launcher.partition={partition}: no such SLURM partition "
+                f"{', '.join(missing)}; available: {avail}")
+    return listed
+
+
+def _override(arg: str) -> tuple[str, str] | None:
+    if "=" not in arg or arg.startswith("-"):
+        return None
+    key, value = arg.split("=", 1)
+    return key.lstrip("+~"), value
+
+
+def wants_slurm(argv: list[str]) -> bool:
+    """True when the command line sends a multirun to the SLURM launcher."""
+    multirun = any(a in ("--multirun", "-m") for a in argv)
+    launcher = any((_override(a) or ("", ""))[0] == "hydra/launcher"
+                   and (_override(a) or ("", ""))[1] == LAUNCHER for a in argv)
+    return multirun and launcher
+
+
+def requested_partition(argv: list[str]) -> str | None:
+    """The partition from ``hydra.launcher.partition=...`` (last one wins); None = default."""
+    partition = None
+    for arg in argv:
+        kv = _override(arg)
+        if kv and kv[0] == "hydra.launcher.partition":
+            value = kv[1].strip().strip("'\"")
+            partition = None if value.lower() in ("", "null", "none") else value
+    return partition
+
+
+def slurm_problem(argv: list[str], timeout: float = SINFO_TIMEOUT_S) -> str | None:
+    """One-line problem for ``lastexp/__main__.py``'s preflight, or None (also when the
+    command line does not ask for the SLURM launcher, or only asks for help/config output)."""
+    if any(a in ("--cfg", "-c", "--help", "-h", "--info", "--hydra-help") for a in argv):
+        return None
+    if not wants_slurm(argv):
+        return None
+    try:
+        check_slurm(requested_partition(argv), timeout=timeout)
+    except SlurmUnavailable as exc:
+        return str(exc)
+    return None
