@@ -25,6 +25,7 @@ from .blocks import (
 )
 from .graph import BODY_REGIONS, NUM_JOINTS
 
+# Seed 000: structural parameters free to move away from their initial value (no weight decay).
 NO_DECAY_SUFFIXES = ("alpha", "A_learned", "pool_gate", "edge")
 BASE_FLAGS = frozenset(
     {"cross_temporal", "prototype_graph", "freq_gate", "partitioned_attention", "hbra"}

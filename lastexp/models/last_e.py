@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .blocks import DropPath, GatedPoolHead, IBHead, MultiScaleTCN, SpatialGCN, STJointAtt
+from .blocks import DropPath, MultiScaleTCN, SpatialGCN, STJointAtt
+from .components import SkeletonNet
 from .graph import NUM_JOINTS, spatial_adjacency
 
 # ModelConfig fields for components that LAST-E does not have: accepted when False (so one
@@ -34,7 +35,6 @@ FOREIGN_FLAGS = frozenset(
     }
 )
 IGNORED_SETTINGS = frozenset({"num_prototypes"})  # settings of foreign components
-NO_DECAY_SUFFIXES = ("alpha", "A_learned", "pool_gate", "edge")
 
 
 def scale_width(channels: int, width_mult: float) -> int:
@@ -85,7 +85,7 @@ class Block(nn.Module):
         return torch.relu(self.drop_path(self.tcn(self.gcn(x))) + self.residual(x))
 
 
-class LastE(nn.Module):
+class LastE(SkeletonNet):
     """LAST-E v3. ``forward(x)`` takes (N, C, T, V, M) and returns logits (N, num_classes)."""
 
     def __init__(
@@ -111,11 +111,10 @@ class LastE(nn.Module):
             raise ValueError("channels, blocks and use_st_att need one entry per stage (3)")
         if min(blocks) < 1:
             raise ValueError(f"every stage needs at least one block, got blocks={blocks}")
-        self.num_classes, self.num_person, self.num_joints = num_classes, num_person, num_joints
         self.stage_channels = tuple(scale_width(c, width_mult) for c in channels)
         A = spatial_adjacency(num_joints)
-
-        self.data_bn = nn.BatchNorm1d(num_person * num_joints * in_channels)
+        # Input BN over (M, V, C), the optional IB head and the gated pooling head.
+        self._init_io(num_classes, in_channels, num_person, num_joints, dropout, ib_head)
         c0 = self.stage_channels[0]
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, c0, 1), nn.BatchNorm2d(c0), nn.ReLU(inplace=True)
@@ -133,55 +132,15 @@ class LastE(nn.Module):
             if use_st_att[s]:
                 layers.append(STJointAtt(c_out))
             self.stages.append(nn.Sequential(*layers))
-        self.ib = IBHead(c_in, num_classes) if ib_head else None
-        self.head = GatedPoolHead(c_in, num_classes, dropout)
 
-    def forward(
-        self, x: torch.Tensor, return_features: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, Any]]:
-        n, c, t, v, m = x.shape  # (N, C, T, V, M)
-        if m != self.num_person:
-            raise ValueError(
-                f"input has M={m} persons, model was built with num_person={self.num_person}"
-            )
-        x = x.permute(0, 4, 3, 1, 2).reshape(n, m * v * c, t)  # (N, M*V*C, T)
-        x = self.data_bn(x)
-        x = x.view(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)  # (N*M, C, T, V)
+    def backbone(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(N*M, C, T, V) -> the 3 stage outputs (N*M, C_s, T_s, V)."""
         x = self.stem(x)  # (N*M, C0, T, V)
         stages = []
         for stage in self.stages:
             x = stage(x)  # (N*M, C_s, T_s, V)
             stages.append(x)
-        pooled = self.head.pool(x, m)  # (N, C)
-        feats: dict[str, Any] = {"stages": stages}
-        if self.ib is not None:
-            z, feats["mu"], feats["logvar"] = self.ib(pooled)  # (N, C) each
-        else:
-            z = pooled
-        feats["z"] = z
-        logits = self.head.classify(z)  # (N, num_classes)
-        return (logits, feats) if return_features else logits
-
-    def ib_loss(self, feats: dict[str, Any], y: torch.Tensor) -> torch.Tensor:
-        """InfoGCN's IB loss on ``forward(x, return_features=True)[1]``; needs ib_head=True."""
-        if self.ib is None:
-            raise RuntimeError("ib_loss needs the IB head: build the model with model.ib_head=true")
-        return self.ib.loss(feats["z"], feats["logvar"], y)
-
-    def no_weight_decay(self) -> set[str]:
-        """Names of parameters kept out of weight decay: biases, norms, structural parameters."""
-        norm_types = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
-        names = set()
-        for mod_name, module in self.named_modules():
-            for p_name, _ in module.named_parameters(recurse=False):
-                full = f"{mod_name}.{p_name}" if mod_name else p_name
-                if (
-                    p_name == "bias"
-                    or isinstance(module, norm_types)
-                    or full.endswith(NO_DECAY_SUFFIXES)
-                ):
-                    names.add(full)
-        return names
+        return stages
 
 
 def _variant(channels: tuple[int, int, int], blocks: tuple[int, int, int], **kwargs: Any) -> LastE:

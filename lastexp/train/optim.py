@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-# Seed 000: structural parameters that must be free to move away from their initial value.
-NO_DECAY_SUFFIXES = ("alpha", "A_learned", "pool_gate", "edge")
+from lastexp.models.components import NO_DECAY_SUFFIXES  # seed 000's structural parameters
+
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
 
