@@ -50,6 +50,45 @@ def check_single_ablation(argv: list[str]) -> str | None:
     return None
 
 
+def precompose(argv: list[str]) -> str | None:
+    """Compose once with the command line's fixed overrides, so that an unknown option, a
+    typo'd key or a wrong type is reported as one line before any work (Hydra's own report
+    of the same error spans many lines). Sweeps and hydra.* overrides are left to Hydra."""
+    if any(a.startswith("-") and a not in ("--multirun", "-m") for a in argv):
+        return None  # --cfg, --help, --config-dir ...: Hydra's business
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    args = [a for a in argv if a not in ("--multirun", "-m")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(args)
+        fixed = [o.input_line for o in parsed
+                 if not o.is_sweep_override() and not o.get_key_element().startswith("hydra")]
+        with initialize_config_dir(CONF_DIR, version_base="1.3"):
+            compose("config", overrides=fixed)
+    except (HydraException, OmegaConfBaseException) as exc:
+        cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
+        return one_line(f"{exc}{cause}") or exc.__class__.__name__
+    return None
+
+
+def one_line(message: str) -> str:
+    """Hydra's multi-line report as one line: the statements, and options as a list."""
+    head, options = [], []
+    for line in message.splitlines():
+        if line.startswith("\t") and not line.strip().startswith("provider="):
+            options.append(line.strip())
+        elif line.strip() and not line.startswith((" ", "\t")) and not line.startswith(
+            ("To append", "Set the environment", "Config search path", "Available options")
+        ):
+            head.append(line.strip())
+    text = ": ".join(h.rstrip(".") for h in head)
+    return f"{text}; available: {', '.join(options)}" if options else text
+
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from lastexp.run import run_job  # torch is imported here, never at composition time
@@ -61,8 +100,8 @@ if __name__ == "__main__":
     sys.argv[1:] = normalize_overrides(sys.argv[1:])
     from lastexp.launch.preflight import slurm_problem
 
-    problem = (check_single_ablation(sys.argv[1:]) or preflight(sys.argv[1:])
-               or slurm_problem(sys.argv[1:]))
+    problem = (check_single_ablation(sys.argv[1:]) or precompose(sys.argv[1:])
+               or preflight(sys.argv[1:]) or slurm_problem(sys.argv[1:]))
     if problem:
         print(f"lastexp: error: {problem}", file=sys.stderr)
         sys.exit(2)

@@ -130,6 +130,7 @@ def test_bad_config_fails_fast_and_leaves_nothing(workdir, shared_data, override
     assert out.returncode != 0
     assert needle in out.stderr
     assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert not run_dirs(workdir)
     assert not list((workdir / "runs").glob("*")) if (workdir / "runs").exists() else True
 
