@@ -41,13 +41,14 @@ def debug_choice() -> str | None:
         return None
 
 
-def _is_path(value: str) -> bool:
+def is_path(value: str) -> bool:
+    """A run directory given as a path (as opposed to an ablation ID such as B7)."""
     return "/" in value or value.startswith(".") or Path(value).is_dir()
 
 
 def resolve(cfg: DictConfig, *, ref: str, stream: str, role: str) -> Path:
     """The run directory ``ref`` names: a path, or an ablation ID looked up in the store."""
-    if _is_path(ref):
+    if is_path(ref):
         path = Path(ref)
         if not path.is_dir():
             raise ConfigError(f"{role} run directory {path} does not exist")

@@ -21,6 +21,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from lastexp.config import normalize_overrides, register_configs, register_resolvers, run_dir_name
+from lastexp.deps import is_path
 from lastexp.runstore import find_completed, iter_runs, produce_command
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -81,7 +82,7 @@ def expand(args: list[str]) -> list[list[str]]:
 def dependencies(cfg: DictConfig) -> list[Dependency]:
     ds, stream, seed = cfg.dataset.name, cfg.stream.name, cfg.seed
     deps = []
-    if cfg.distill.name != "none" and cfg.distill.teacher and not _is_path(cfg.distill.teacher):
+    if cfg.distill.name != "none" and cfg.distill.teacher and not is_path(cfg.distill.teacher):
         deps.append(Dependency("teacher", cfg.distill.teacher, ds, stream, seed))
     if cfg.ensemble.of:
         deps += [Dependency("member", cfg.ensemble.of, ds, s, seed) for s in cfg.ensemble.streams]
@@ -100,10 +101,6 @@ def _parse_value(text: str):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     return OverridesParser.create().parse_override(f"x={text}").value()
-
-
-def _is_path(value: str) -> bool:
-    return "/" in value or Path(value).exists()
 
 
 def build_plan(args: list[str]) -> list[Job]:
