@@ -276,7 +276,8 @@ def plan_samples(cfg: Any) -> list[_Sample]:
     return out
 
 
-_JOINT_FMT = "%.4f %.4f %.4f %.2f %.2f %.2f %.2f %.4f %.4f %.4f %.4f 2\r\n"
+# Kinect v2 SDK text: floats with 7 significant digits and C#-style exponents (1.234567E-05)
+_JOINT_FMT = "%.7G " * 11 + "2\r\n"
 _BLOCK_FMT = "25\r\n" + _JOINT_FMT * 25
 
 
@@ -301,7 +302,7 @@ def _body_infos(rng: np.random.Generator, body_id: int, n: int) -> list[str]:
     hands = rng.integers(0, 3, size=(n, 2)).tolist()
     lean = np.cumsum(rng.normal(0.0, 0.01, size=(n, 2)), axis=0).tolist()
     return [
-        f"{body_id} 0 1 {h[0]} 1 {h[1]} 0 {le[0]:.5f} {le[1]:.5f} 2\r\n"
+        f"{body_id} 0 1 {h[0]} 1 {h[1]} 0 {le[0]:.7G} {le[1]:.7G} 2\r\n"
         for h, le in zip(hands, lean)
     ]
 
