@@ -139,3 +139,89 @@ def test_data_errors(tmp_path):
     with pytest.raises(DataError, match="test split"):
         load_data(DatasetConfig(benchmark="ntu60", raw_dir=str(raw)), prep, str(tmp_path), 0)
     assert issubclass(DataError, ValueError)
+
+
+def frame_ramp(t_store: int, m: int = 1) -> np.ndarray:
+    """(3, T, 25, M) data whose every value is its frame index: sampled values name frames."""
+    return np.arange(t_store, dtype=np.float32)[None, :, None, None] * np.ones((3, t_store, 25, m),
+                                                                                np.float32)
+
+
+def ramp_dataset(prep, train: bool, lengths=(300, 200, 90, 40)) -> SkeletonDataset:
+    n = len(lengths)
+    x = np.stack([frame_ramp(300, int(prep.num_person)) for _ in range(n)])
+    for i, length in enumerate(lengths):
+        x[i, :, length:] = 0.0  # padding past the valid frames, as in the caches
+    arrays = SplitArrays(x, np.arange(n), np.asarray(lengths), [f"s{i}" for i in range(n)])
+    p = prep.p_interval_train if train else prep.p_interval_test
+    return SkeletonDataset(arrays, prep.window, prep.sampling, train, list(p), seed=0)
+
+
+def test_p1_crop_bounds_and_resize_match_ctrgcn():
+    """P1 (t300_crop64): test crops the centre 95% of the valid frames; train crops a random
+    window of floor(p * valid) frames, p ~ U[0.5, 1], at least 64 and at most valid; both are
+    resized to 64 as CTR-GCN does (torch bilinear interpolate, align_corners=False)."""
+    from tests.conftest import compose
+
+    prep = compose(["ablation=P1"]).preprocessing
+    assert (prep.name, prep.window, prep.max_frames, prep.sampling) == (
+        "t300_crop64", 64, 300, "crop_resize")
+    assert list(prep.p_interval_train) == [0.5, 1.0] and list(prep.p_interval_test) == [0.95]
+    test = ramp_dataset(prep, train=False)
+    for i, valid in enumerate((300, 200, 90, 40)):
+        bias = int((1 - 0.95) * valid / 2)
+        crop = torch.arange(bias, valid - bias, dtype=torch.float32)[None, None, None, :]
+        ref = torch.nn.functional.interpolate(crop, size=(1, 64), mode="bilinear",
+                                              align_corners=False)[0, 0, 0]
+        torch.testing.assert_close(test[i][0][0, :, 0, 0], ref)
+    train = ramp_dataset(prep, train=True)
+    for i, valid in enumerate((300, 200, 90)):
+        sizes, starts = [], []
+        for epoch in range(300):
+            train.set_epoch(epoch)
+            out = train[i][0][0, :, 0, 0].numpy().astype(np.float64)
+            # a crop [b, b + size) resized to 64: out[k] = b + (k + 0.5) * size / 64 - 0.5
+            size = (out[-1] - out[0]) * 64 / 63
+            b = out[0] - (0.5 * size / 64 - 0.5)
+            assert abs(size - round(size)) < 1e-3 and abs(b - round(b)) < 1e-3
+            sizes.append(round(size))
+            starts.append(round(b))
+        lo = min(max(int(np.floor(valid * 0.5)), 64), valid)
+        assert min(sizes) >= lo and max(sizes) <= valid
+        assert min(sizes) <= lo + 0.1 * valid and max(sizes) >= valid - 0.1 * valid  # spans it
+        assert all(0 <= b and b + s <= valid for b, s in zip(starts, sizes))
+    train.set_epoch(0)
+    short = train[3][0][0, :, 0, 0]  # 40 valid frames: the whole clip, stretched to 64
+    ref = torch.nn.functional.interpolate(torch.arange(40.0)[None, None, None, :], size=(1, 64),
+                                          mode="bilinear", align_corners=False)[0, 0, 0]
+    torch.testing.assert_close(short, ref)
+
+
+def test_p2_t120_uniform_sampling():
+    """P2 (t120_uniform): 120 frames, one per equal segment of the valid frames: a random frame
+    of each segment in training, its centre in testing; short clips repeat frames."""
+    from tests.conftest import compose
+
+    cfg = compose(["ablation=P2"])
+    prep = cfg.preprocessing
+    assert (prep.name, prep.window, prep.sampling, prep.num_person) == (
+        "t120_uniform", 120, "uniform", 1)
+    assert cfg.model.name == "last_e_base"
+    test = ramp_dataset(prep, train=False)
+    train = ramp_dataset(prep, train=True)
+    for i, valid in enumerate((300, 200, 90, 40)):
+        edges = np.linspace(0.0, valid, 121)
+        got = test[i][0][0, :, 0, 0].numpy()
+        assert test[i][0].shape == (3, 120, 25, 1)
+        np.testing.assert_array_equal(got, np.floor((edges[:-1] + edges[1:]) / 2))
+        seen = set()
+        for epoch in range(20):
+            train.set_epoch(epoch)
+            idx = train[i][0][0, :, 0, 0].numpy()
+            assert (idx >= np.floor(edges[:-1])).all() and (idx < np.ceil(edges[1:])).all()
+            assert (np.diff(idx) >= 0).all() and idx.max() < valid
+            seen.update(idx.tolist())
+        if valid >= 120:
+            assert len(seen) > 120  # different frames in different epochs
+        else:
+            assert seen == set(range(valid))  # every frame is used, some twice
