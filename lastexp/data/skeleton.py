@@ -164,6 +164,9 @@ _ONES = (1 << 64) - 1
 _C2D = _U(0x2D2D2D2D2D2D2D2D)  # "-"
 _C2E = _U(0x2E2E2E2E2E2E2E2E)  # "."
 _C0F = _U(0x0F0F0F0F0F0F0F0F)
+_C30 = _U(0x3030303030303030)
+_C76 = _U(0x7676767676767676)
+_C7F = _U(0x7F7F7F7F7F7F7F7F)
 _C01 = _U(0x0101010101010101)
 _C80 = _U(0x8080808080808080)
 _M16 = _U(0x00FF00FF00FF00FF)
@@ -177,6 +180,7 @@ _P10U = np.array([10**k for k in range(16)], dtype=_U)
 # divisor at 17 * negative + (digits after the dot + 1, or 0 without a dot): sign included
 _DIV = np.array([1.0] + [10.0**k for k in range(1, 17)]
                 + [-1.0] + [-(10.0**k) for k in range(1, 17)])
+_MAX_ODD = 256  # values per file sent to float() before the token parser is cheaper
 _WINDOW = 48  # bytes from a joint line's start that hold x, y and z (31 in NTU's files)
 _SCRATCH = threading.local()
 
@@ -208,8 +212,9 @@ def _digits8(w: np.ndarray) -> np.ndarray:
 
 def _marks(w: np.ndarray, byte: np.uint64) -> np.ndarray:
     """0x80 in the bytes of ``w`` equal to ``byte`` (repeated in every byte), else 0. The
-    short zero-byte test, exact here: a false mark needs a byte equal to ``byte ^ 1`` ('/' for
-    '.', ',' for '-') above a true one, and the character check has excluded both."""
+    short zero-byte test: a false mark needs a byte equal to ``byte ^ 1`` ('/' for '.', ','
+    for '-') right above a true one, so it only ever adds a second dot (or sign) to a value
+    that has one, and the form check rejects that value either way."""
     t = w ^ byte
     m = t - _C01
     np.invert(t, out=t)
@@ -235,8 +240,16 @@ def _decimals(words: np.ndarray, e: np.ndarray, length: np.ndarray, neg: np.ndar
     cm = np.bitwise_count(minus)
     ndots = cd[:, 0] + cd[:, 1]
     nminus = cm[:, 0] + cm[:, 1]
+    x = pair ^ _C30  # digits become 0..9
+    nondigit = x & _C7F
+    nondigit += _C76
+    nondigit |= x
+    nondigit &= _C80  # 0x80 in every byte that is not a digit (padding, '.', '-', others)
+    cn = np.bitwise_count(nondigit)
+    other = cn[:, 0] + cn[:, 1] + length
+    other -= ndots + nminus + np.uint8(16)  # neither digit, dot, sign nor padding
     neg8 = neg.view(np.uint8)
-    ok = (ndots <= 1) & (nminus == neg8) & (length > ndots + nminus)
+    ok = (ndots <= 1) & (nminus == neg8) & (length > ndots + nminus) & (other == 0)
     above = np.bitwise_count(~(dots | (dots - _U(1)))) >> np.uint8(3)  # bytes after the dot
     f = above[:, 0] + above[:, 1]  # digits after the dot (uint8 throughout: mixed-type
     f += np.minimum(cd[:, 0], 1) << np.uint8(3)  # arithmetic costs numpy a cast per operand)
@@ -274,12 +287,13 @@ def _parse_lines(data: bytes) -> dict | None:
     line, single spaces, LF or CRLF).
 
     Returns None whenever anything is unusual, so that the token-based parser decides (and
-    words the error). The file's grammar is checked in full from the number of spaces on each
-    line (0 on count lines, 9 on body-info lines, 11 on joint lines) and the counts themselves;
-    every byte is checked for its character class, x, y and z for their form, and values with
-    an exponent with ``float()``. When this returns a result it equals :func:`_parse_tokens`'s,
-    except that a malformed value in a column lastexp does not use (depth, colour, orientation,
-    e.g. '1.2.3' or '1-2' where only digits, '.' and '-' may appear) is not noticed."""
+    words the error). The file's grammar is checked in full from the number of separators on
+    each line (0 spaces on count lines, 9 on body-info lines, 11 on joint lines) and the counts
+    themselves; x, y and z are checked for their form (values with an exponent or other
+    characters go through ``float()``), body IDs for being integers. When this returns a result
+    it equals :func:`_parse_tokens`'s, except that a malformed value in a column lastexp never
+    reads (depth, colour, orientation: e.g. '1.2.3' or 'x') is not noticed.
+    """
     n = len(data)
     if n < 2:
         return None
@@ -297,22 +311,6 @@ def _parse_lines(data: bytes) -> dict | None:
     cr = 1 if n_pairs else 0
     if n_pairs != (len(nl) if cr else 0) or (cr and not crlf.all()):
         return None
-    # below '0' only separators, '-', '.' (and '+' in exponents); above '9' only 'e' and 'E'
-    n_plus = np.count_nonzero(np.less(b, 45, out=tmp)) - n_sep
-    if np.count_nonzero(np.equal(b, 47, out=tmp)):
-        return None
-    exp_pos = None
-    n_exp = np.count_nonzero(np.greater(b, 57, out=tmp)) + n_plus
-    if n_exp:  # a few exponents ('E-05') per file at most: find them with memchr
-        found = []
-        for ch in (b"E", b"e", b"+"):
-            p = data.find(ch)
-            while p >= 0:
-                found.append(p)
-                p = data.find(ch, p + 1)
-        if len(found) != n_exp:
-            return None  # other letters
-        exp_pos = np.sort(np.asarray(found, dtype=np.intp))
     if b[-1] == 10:
         starts = np.concatenate(([0], nl[:-1] + 1))
         ends = nl - cr
@@ -368,16 +366,9 @@ def _parse_lines(data: bytes) -> dict | None:
     first = np.searchsorted(info, bc)
     if not np.array_equal(np.diff(first, append=len(info)), nbodies):
         return None
-    if exp_pos is not None:  # every value with an exponent must be a float
-        for p in exp_pos.tolist():
-            lo, hi = _token_bounds(data, p)
-            try:
-                float(data[lo:hi])
-            except ValueError:
-                return None
     bodies: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if len(info):
-        xyz = _xyz_values(data, starts[joint_lines], exp_pos)
+        xyz = _xyz_values(data, starts[joint_lines])
         if xyz is None:
             return None
         xyz = xyz.reshape(len(info), NUM_JOINTS, 3)
@@ -386,14 +377,14 @@ def _parse_lines(data: bytes) -> dict | None:
         for r, s in enumerate(starts[info].tolist()):
             groups.setdefault(data[s: data.index(b" ", s)], []).append(r)
         for bid, rows in groups.items():
+            if not bid.isdigit():
+                return None  # NTU's body IDs are integers; anything else: the token parser
             bodies[bid.decode("latin-1")] = (frames[rows].astype(np.int64), xyz[rows])
     return {"num_frames": num_frames, "bodies": bodies}
 
 
-def _xyz_values(data: bytes, line_starts: np.ndarray,
-                exp_pos: np.ndarray | None = None) -> np.ndarray | None:
-    """The first three values of each joint line as float32 (L*3,), or None. ``exp_pos``: the
-    offsets of every 'e', 'E' and '+' in ``data`` (values holding one go through float())."""
+def _xyz_values(data: bytes, line_starts: np.ndarray) -> np.ndarray | None:
+    """The first three values of each joint line as float32 (L*3,), or None."""
     n = len(data)
     if len(line_starts) == 0 or line_starts[0] < 16 or n < 2 * _WINDOW:
         return None
@@ -433,16 +424,14 @@ def _xyz_values(data: bytes, line_starts: np.ndarray,
     length = length.astype(np.uint8)
     neg = np.frombuffer(data, dtype=np.uint8)[s] == 45
     vals, ok = _decimals(words, e, length, neg)
-    odd = np.empty(0, dtype=np.intp)
-    if exp_pos is not None and len(exp_pos):  # values with an exponent: float() on those few
-        pos = exp_pos
-        k = np.minimum(np.searchsorted(pos, s), len(pos) - 1)
-        odd = np.flatnonzero((pos[k] >= s) & (pos[k] < e))
-        ok[odd] = True
-    if not ok.all():
+    odd = np.flatnonzero(~ok)  # exponents ('1.234567E-05') and anything unusual: float()
+    if len(odd) > _MAX_ODD:
         return None
     for i in odd.tolist():
-        vals[i] = float(data[s[i]: e[i]])
+        try:
+            vals[i] = float(data[s[i]: e[i]])
+        except ValueError:
+            return None  # not a number: the token parser words it
     with np.errstate(over="ignore"):
         out = vals.astype(np.float32)
     if len(odd) and not np.isfinite(out[odd]).all():

@@ -49,11 +49,13 @@ def test_fast_parser_matches_reference(corpus):
 
 @pytest.mark.parametrize("bench,split", [("ntu60", "xsub"), ("ntu60", "xview"),
                                          ("ntu120", "xsub"), ("ntu120", "xset")])
-@pytest.mark.parametrize("prep", ["t64_uniform", "t300_crop64", "t64_uniform_2body"])
+@pytest.mark.parametrize("prep", ["t64_uniform", "t300_crop64", "t120_uniform",
+                                  "t64_uniform_2body"])
 def test_splits_and_variants(corpus, tmp_path, bench, split, prep):
     raw, trunc = corpus
     m = 2 if prep.endswith("2body") else 1
-    p = PreprocessingConfig(name=prep, num_person=m, max_frames=300,
+    window = 120 if prep == "t120_uniform" else 64
+    p = PreprocessingConfig(name=prep, num_person=m, max_frames=300, window=window,
                             sampling="crop_resize" if "crop" in prep else "uniform")
     ds = DatasetConfig(name=f"{bench}_{split}", benchmark=bench, split=split, raw_dir=str(raw))
     b = load_data(ds, p, str(tmp_path), seed=0)
@@ -70,7 +72,7 @@ def test_splits_and_variants(corpus, tmp_path, bench, split, prep):
     for n, y in zip(names, labels):
         assert y == int(n[-3:]) - 1
     x, _ = b.train[0]
-    assert tuple(x.shape) == (3, 64, 25, m)
+    assert tuple(x.shape) == (3, window, 25, m)
     assert json.loads((Path(s["cache"]) / "summary.json").read_text())["n_train"] == len(b.train)
 
 

@@ -110,9 +110,20 @@ def test_truncated(tmp_path):
         parse_skeleton(p)
 
 
-def test_garbled_token(tmp_path):
+@pytest.mark.parametrize("garbled", [b"-0.2#0000", b"-0.2.0000", b"-0.2-0000", b"--0.20000",
+                                     b"-0.2\xb50000"])
+def test_garbled_coordinate(tmp_path, garbled):
     p = write(tmp_path / "f.skeleton", [[(MAIN, human(t))] for t in range(3)])
-    p.write_bytes(p.read_bytes().replace(b"250.1", b"25#.1", 1))
+    data = p.read_bytes()
+    assert data.startswith(b"3\r\n1\r\n") and b"\r\n25\r\n-0.200000 " in data  # x, joint 1
+    p.write_bytes(data.replace(b"-0.200000 ", garbled + b" ", 1))
+    with pytest.raises(SkeletonFormatError, match="non-numeric token"):
+        parse_skeleton(p)
+
+
+def test_garbled_body_id(tmp_path):
+    p = write(tmp_path / "f.skeleton", [[(MAIN, human(t))] for t in range(3)])
+    p.write_bytes(p.read_bytes().replace(MAIN.encode(), b"7205759403793110#", 1))
     with pytest.raises(SkeletonFormatError, match="non-numeric token"):
         parse_skeleton(p)
 
