@@ -22,14 +22,28 @@ from lastexp.runstore import find_completed, produce_command
 _SHARED = ("debug=", "paths.", "logger=", "logger.", "dataset.", "training.device=")
 
 
-def shared_overrides() -> list[str]:
-    try:
-        from hydra.core.hydra_config import HydraConfig
+def shared_overrides(task: list[str] | None = None) -> list[str]:
+    """The overrides of ``task`` (default: the running job's) that a dependency inherits."""
+    if task is None:
+        try:
+            from hydra.core.hydra_config import HydraConfig
 
-        task = list(HydraConfig.get().overrides.task)
-    except (ImportError, ValueError):
-        return []
+            task = list(HydraConfig.get().overrides.task)
+        except (ImportError, ValueError):
+            return []
     return [o for o in task if o.lstrip("+").startswith(_SHARED)]
+
+
+def requirements(cfg: DictConfig) -> list[tuple[str, str, str]]:
+    """``(role, ref, stream)`` of every other run this one reads: the distillation teacher
+    (when a KD or feature term is on) and the ensemble members. ``ref`` is an ablation ID or a
+    run directory. run.py asks for exactly these."""
+    ens, d = cfg.get("ensemble"), cfg.get("distill")  # (absent: not a lastexp config)
+    if ens is not None and ens.get("of"):
+        return [("ensemble member", str(ens.of), str(s)) for s in ens.streams]
+    if d is not None and d.name != "none" and (d.beta > 0 or d.gamma > 0) and d.teacher:
+        return [("teacher", str(d.teacher), str(cfg.stream.name))]
+    return []
 
 
 def debug_choice() -> str | None:

@@ -414,6 +414,70 @@ def test_job_failing_on_the_node_is_recorded(request, tmp_path, reference):
     assert re.fullmatch(r"\d+", str(failed[0].get("slurm_job_id"))), failed[0]
 
 
+@slurm
+@cluster
+def test_dependent_jobs_are_submitted_with_afterok(request, tmp_path):
+    """ablation=L11,B7,L10 with run_dependencies=true: L11 reads B7 of the same sweep; L10 reads
+    P0, which is in neither the sweep nor the store and is added as a job of its own. The readers
+    are submitted with afterok on their producers, start after those finished, and complete."""
+    sweep = _sweep(request, tmp_path,
+                   [*LAUNCHER, "hydra.launcher.timeout_min=5", "debug=tiny", "logger=none",
+                    "ablation=L11,B7,L10", "run_dependencies=true"], data=tmp_path / "data")
+    rc = sweep.wait(timeout=480)
+    assert rc == 0, sweep.report()
+    runs = {m["ablation"]: m for m in map(_metrics, sweep.run_dirs())}
+    assert sorted(runs) == ["B7", "L10", "L11", "P0"], sweep.report()
+    assert all(m["status"] == "completed" for m in runs.values()), runs
+    assert runs["L11"]["started_at"] >= runs["B7"]["finished_at"]
+    assert runs["L10"]["started_at"] >= runs["P0"]["finished_at"]
+    scripts = sorted((sweep.runs / ".submitit").glob("*/*_submission.sh"))
+    deps = [re.findall(r"#SBATCH --dependency=(\S+)", p.read_text()) for p in scripts]
+    kills = [re.findall(r"#SBATCH --kill-on-invalid-dep=yes", p.read_text()) for p in scripts]
+    assert sorted(len(d) for d in deps) == [0, 1, 1], deps  # B7+P0 first, then L11, L10
+    assert all(d[0].startswith("afterok:") for d in deps if d) and sum(map(len, kills)) == 2
+    out = sweep.output()
+    assert "teacher of L10 (synthetic, stream joint, seed 1), run_dependencies=true" in out, out
+
+
+@slurm
+@cluster
+def test_failed_dependency_cancels_its_readers(request, tmp_path):
+    """B7 fails on its node (a missing raw_dir for it alone): L11, submitted afterok on it, is
+    cancelled by SLURM instead of starting, and the sweep reports both."""
+    sweep = _sweep(request, tmp_path,
+                   [*LAUNCHER, "hydra.launcher.timeout_min=5", "debug=tiny", "logger=none",
+                    "+ablation=L11", "run_dependencies=true", "dataset.raw_dir=/nonexistent"],
+                   data=tmp_path / "data")
+    rc = sweep.wait(timeout=300)
+    out = sweep.output()
+    assert rc != 0, out
+    assert re.search(r"did not run: a job it depends on failed: \d+(_\d+)? \(B7 ", out), out
+    dirs = {m.get("ablation"): m for m in map(_metrics, sweep.run_dirs())
+            if m.get("ablation")}
+    assert dirs["B7"]["status"] == "failed" and "L11" not in dirs, dirs
+    for job in sweep.job_ids():
+        states = _sacct_states(job)
+        assert states and states[-1] in ("FAILED", "CANCELLED"), (job, states)
+
+
+@slurm
+@cluster
+def test_missing_dependency_fails_before_submitting(tmp_path):
+    before = _cmd("squeue", "-h", "-o", "%i")
+    proc = subprocess.run(
+        [sys.executable, "-m", "lastexp", "--multirun", *LAUNCHER, "debug=tiny",
+         "ablation=L11,L0", f"paths.runs={tmp_path / 'runs'}", f"paths.data={tmp_path / 'd'}"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=90)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("lastexp: error:")]
+    assert len(errors) == 1 and "teacher B7 (synthetic, stream joint, seed 1)" in errors[0]
+    assert "python -m lastexp +ablation=B7 dataset=synthetic stream=joint seed=1" in errors[0]
+    assert "Traceback" not in out, out
+    assert not (tmp_path / "runs" / ".submitit").exists()
+    assert set(_cmd("squeue", "-h", "-o", "%i").split()) <= set(before.split())
+
+
 # ------------------------------------------------ preflight unit tests (no cluster needed)
 
 

@@ -1,0 +1,1 @@
+"""lastexp's Hydra launcher plugins (Hydra loads plugins from the ``hydra_plugins`` package)."""

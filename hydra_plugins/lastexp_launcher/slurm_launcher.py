@@ -1,0 +1,130 @@
+"""hydra-submitit-launcher's SLURM launcher, plus ``afterok`` dependencies between jobs.
+
+The plugin submits a sweep as one job array. lastexp's sweeps hold jobs that read other runs
+(L10-L12 their teachers, B14 its four members); started together, such a job would fail (or
+hold a GPU while it waits). This launcher plans the sweep first (lastexp.launch.dependencies):
+jobs are submitted in waves, each job with ``--dependency=afterok:<ids of the jobs it reads>``
+and ``--kill-on-invalid-dep=yes`` (so SLURM cancels it when one of those fails), and a
+dependency missing from the sweep and the run store is added as a job of its own with
+``run_dependencies=true``. A sweep without dependencies is submitted exactly as the plugin
+does. Jobs that fail end in SLURM's FAILED state (the plugin's jobs end COMPLETED either way),
+which is what ``afterok`` reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
+    SlurmLauncher as PluginSlurmLauncher,
+)
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class JobFailed(RuntimeError):
+    """A job that failed on its node (the message is the job's own error)."""
+
+
+class SlurmLauncher(PluginSlurmLauncher):
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        ret = super().__call__(*args, **kwargs)
+        if ret.status == JobStatus.FAILED:  # fail the SLURM job too: afterok reads its state
+            exc = ret._return_value
+            raise JobFailed(f"{type(exc).__name__}: {exc}") from exc
+        return ret
+
+    def _executor(self) -> Any:
+        # The plugin builds its executor inside launch(), which also waits for every job;
+        # the same construction, kept apart so that jobs can be submitted wave by wave.
+        import submitit
+
+        init = {"folder": self.params["submitit_folder"]}
+        if "max_num_timeout" in self.params:
+            init["slurm_max_num_timeout"] = self.params["max_num_timeout"]
+        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init)
+        base = set(OmegaConf.structured(BaseQueueConf).keys())
+        executor.update_parameters(**{
+            k if k in base else f"{self._EXECUTOR}_{k}": v for k, v in self.params.items()
+            if k not in ("submitit_folder", "max_num_timeout")})
+        return executor
+
+    def launch(self, job_overrides: Sequence[Sequence[str]],
+               initial_job_idx: int) -> Sequence[JobReturn]:
+        from lastexp.config import ConfigError
+        from lastexp.launch.dependencies import plan, waves
+
+        assert self.config is not None and self.hydra_context is not None
+        loader = self.hydra_context.config_loader
+        try:
+            jobs = plan(job_overrides,
+                        lambda ov: loader.load_sweep_config(self.config, list(ov)))
+        except ConfigError as exc:  # before anything is submitted: one line, as lastexp's own
+            print(f"lastexp: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        if not any(job.after for job in jobs):
+            return super().launch(job_overrides, initial_job_idx)
+
+        executor = self._executor()
+        extra_params = dict(self.params.get("additional_parameters") or {})
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:
+            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+        log.info(f"Submitit 'slurm' sweep output dir : {sweep_dir}")
+
+        submitted: dict[int, Any] = {}
+        for wave in waves(jobs):
+            groups: dict[str, list[int]] = {}
+            for i in wave:
+                ids = ":".join(submitted[a].job_id for a in jobs[i].after)
+                groups.setdefault(ids, []).append(i)
+            for ids, members in groups.items():
+                params = dict(extra_params)
+                if ids:
+                    params.update({"dependency": f"afterok:{ids}", "kill-on-invalid-dep": "yes"})
+                executor.update_parameters(slurm_additional_parameters=params)
+                args = [(jobs[i].overrides, "hydra.sweep.dir", initial_job_idx + i,
+                         f"job_id_for_{initial_job_idx + i}", Singleton.get_state())
+                        for i in members]
+                for i, job in zip(members, executor.map_array(self, *zip(*args))):
+                    submitted[i] = job
+                    why = f" ({jobs[i].reason}, run_dependencies=true)" if jobs[i].extra else ""
+                    after = f" after {ids.replace(':', ', ')}" if ids else ""
+                    log.info(f"\t#{initial_job_idx + i} {job.job_id}{after} : "
+                             f"{' '.join(filter_overrides(jobs[i].overrides))}{why}")
+
+        # the sweep's own jobs, in order (an extra job's failure shows in its dependents)
+        return [self._result(jobs, i, submitted) for i in range(len(job_overrides))]
+
+    @staticmethod
+    def _result(jobs: list, i: int, submitted: dict[int, Any]) -> JobReturn:
+        from submitit.core.utils import FailedJobError, UncompletedJobError
+
+        job = submitted[i]
+        try:
+            return job.results()[0]
+        except (FailedJobError, UncompletedJobError) as exc:
+            ret = JobReturn(overrides=jobs[i].overrides, status=JobStatus.FAILED)
+            text = str(exc)
+            if isinstance(exc, UncompletedJobError) and jobs[i].after:
+                deps = ", ".join(f"{submitted[a].job_id} ({jobs[a].produces.describe()})"
+                                 for a in jobs[i].after)
+                ret._return_value = JobFailed(
+                    f"SLURM job {job.job_id} did not run: a job it depends on failed: {deps}")
+            else:  # the job's own error: the last line of the trace submitit brought back
+                lines = [ln for ln in text.splitlines() if ln.strip()]
+                mine = [ln for ln in lines if "JobFailed: " in ln]
+                msg = (mine[-1].split("JobFailed: ", 1)[1] if mine
+                       else lines[-1] if lines else repr(exc))
+                ret._return_value = JobFailed(f"SLURM job {job.job_id}: {msg}")
+            return ret
