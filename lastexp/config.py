@@ -137,6 +137,9 @@ class DatasetConfig:
     num_classes: int = 0  # 0 = taken from the data (synthetic)
     raw_dir: Optional[str] = None
     npz: Optional[str] = None
+    # NTU's published list of samples with missing skeletons (a text file, one sample name per
+    # line); those samples are excluded and reported in summary.json's `skipped`
+    missing_list: Optional[str] = None
     limit: Optional[int] = None  # keep only the first N samples of each split (debug)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 

@@ -148,6 +148,31 @@ def _build_cache(final: Path, build: Callable) -> None:
         raise
 
 
+def read_missing_list(path: str | None) -> set[str]:
+    """Sample names of NTU's missing-skeleton list (``S001C002P005R002A008`` per line; blank
+    lines, ``#`` comments and a ``.skeleton`` suffix are allowed)."""
+    if not path:
+        return set()
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise DataError(f"dataset.missing_list={path!r} cannot be read ({exc.strerror or exc}); "
+                        "give the path of NTU's missing-skeleton list, or null") from None
+    from .skeleton import parse_ntu_name
+
+    names = set()
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            names.add(parse_ntu_name(line).stem)
+        except ValueError:
+            raise DataError(f"dataset.missing_list={path!r} line {n}: {line!r} is not an NTU "
+                            "sample name (SsssCcccPpppRrrrAaaa)") from None
+    return names
+
+
 def load_arrays(dataset: Any, prep: Any, data_root: str | Path,
                 progress: Callable[[int, int], None] | None = None,
                 workers: int | None = None):
@@ -174,11 +199,14 @@ def load_arrays(dataset: Any, prep: Any, data_root: str | Path,
         raw_dir = resolve_raw_dir(dataset, data_root)
         files = list_skeleton_files(raw_dir)
         listing = [(str(p.relative_to(raw_dir)), p.stat().st_size) for p in files]
+        missing = read_missing_list(_get(dataset, "missing_list"))
+        if missing:
+            listing.append(("missing_list", sorted(missing)))
 
         def build(alloc):
             return build_arrays(raw_dir, _get(dataset, "benchmark"), _get(dataset, "split"),
                                 prep, limit=limit, workers=workers, progress=progress,
-                                alloc=alloc)
+                                alloc=alloc, missing=missing)
 
     key = cache_key(dataset, prep, listing)
     path = cache_dir(dataset, prep, data_root, key)

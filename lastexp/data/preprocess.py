@@ -118,6 +118,9 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
     return getattr(obj, key, default)
 
 
+MISSING_LISTED = "in NTU's missing-skeleton list (dataset.missing_list)"
+
+
 def build_arrays(
     raw_dir: str | Path,
     benchmark: str,
@@ -127,6 +130,7 @@ def build_arrays(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     alloc: Callable = _zeros,
+    missing: set[str] | None = None,
 ) -> tuple[SplitArrays, SplitArrays, dict]:
     """Walk ``raw_dir`` and build the train/test arrays of ``benchmark``/``split``.
 
@@ -134,6 +138,7 @@ def build_arrays(
     name) of each split. Bad files land in ``summary["skipped"]`` with a reason.
     ``progress(done, total)`` is called as files are parsed; ``alloc(side, shape)`` returns the
     zero-filled float32 array each split is written into (a memory map when caching).
+    ``missing``: sample names of NTU's missing-skeleton list, skipped as such.
     """
     num_person = int(_get(prep, "num_person", 1))
     max_frames = int(_get(prep, "max_frames", 300))
@@ -149,6 +154,9 @@ def build_arrays(
             continue
         if not keep_action(name, benchmark):
             excluded += 1
+            continue
+        if missing and name.stem in missing:
+            skipped[path.name] = MISSING_LISTED
             continue
         side = "train" if is_train(name, benchmark, split) else "test"
         if limit is None or len(chosen[side]) < limit:

@@ -167,3 +167,31 @@ def test_cli_end_to_end(corpus, tmp_path):
                          capture_output=True, text=True, timeout=120,
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert bad.returncode == 2 and "dataset.raw_dir" in bad.stderr
+
+
+def test_missing_skeleton_list_excludes_and_reports(corpus, tmp_path):
+    raw, trunc = corpus
+    base = DatasetConfig(name="ntu60_xsub", benchmark="ntu60", raw_dir=str(raw))
+    ptr, pte, plain = load_arrays(base, PreprocessingConfig(), tmp_path)
+    listed = [ptr.names[0], pte.names[3], "S017C003P020R002A060"]  # the last: not in the folder
+    lst = tmp_path / "NTU_RGBD_samples_with_missing_skeletons.txt"
+    lst.write_text("# NTU's list\n" + "\n".join(listed[:2]) + "\n\n" + listed[2] + ".skeleton\n")
+    ds = DatasetConfig(name="ntu60_xsub", benchmark="ntu60", raw_dir=str(raw),
+                       missing_list=str(lst))
+    tr, te, s = load_arrays(ds, PreprocessingConfig(), tmp_path)
+    assert s["cache"] != plain["cache"]  # the list is part of the cache key
+    names = set(tr.names) | set(te.names)
+    for stem in listed[:2]:
+        assert stem not in names
+        assert s["skipped"][f"{stem}.skeleton"] == prep_mod.MISSING_LISTED
+    assert len(tr) + len(te) == plain["n_train"] + plain["n_test"] - 2
+    assert s["skipped"][trunc].startswith("truncated")  # still found by the parser
+
+    for text, match in (("S001C001P001R001A001\nnot-a-name\n", "line 2: 'not-a-name'"),
+                        (None, "cannot be read")):
+        bad = tmp_path / f"bad{len(match)}.txt"
+        if text is not None:
+            bad.write_text(text)
+        ds.missing_list = str(bad)
+        with pytest.raises(DataError, match=f"dataset.missing_list=.*{match}"):
+            load_arrays(ds, PreprocessingConfig(), tmp_path)
