@@ -21,7 +21,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from lastexp.config import normalize_overrides, register_configs, register_resolvers, run_dir_name
-from lastexp.deps import is_path
+from lastexp.deps import is_path, requirements
 from lastexp.runstore import find_completed, iter_runs, produce_command
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -80,13 +80,10 @@ def expand(args: list[str]) -> list[list[str]]:
 
 
 def dependencies(cfg: DictConfig) -> list[Dependency]:
-    ds, stream, seed = cfg.dataset.name, cfg.stream.name, cfg.seed
-    deps = []
-    if cfg.distill.name != "none" and cfg.distill.teacher and not is_path(cfg.distill.teacher):
-        deps.append(Dependency("teacher", cfg.distill.teacher, ds, stream, seed))
-    if cfg.ensemble.of:
-        deps += [Dependency("member", cfg.ensemble.of, ds, s, seed) for s in cfg.ensemble.streams]
-    return deps
+    """The runs this job reads (deps.requirements, the rule run.py and the launcher use)."""
+    return [Dependency("member" if role == "ensemble member" else role, ref, cfg.dataset.name,
+                       stream, cfg.seed)
+            for role, ref, stream in requirements(cfg) if not is_path(ref)]
 
 
 def _is_value_override(override: str) -> bool:
