@@ -14,7 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from lastexp.config import ConfigError
-from lastexp.runstore import find_completed, produce_command
+from lastexp.runstore import find_completed, produce_args, produce_command
 
 # Overrides of the dependent run that its dependency must share: where runs and data live,
 # the debug preset, dataset sources and logging. Recipes (training.*, model.*) are the
@@ -37,7 +37,7 @@ def shared_overrides(task: list[str] | None = None) -> list[str]:
 def requirements(cfg: DictConfig) -> list[tuple[str, str, str]]:
     """``(role, ref, stream)`` of every other run this one reads: the distillation teacher
     (when a KD or feature term is on) and the ensemble members. ``ref`` is an ablation ID or a
-    run directory. run.py asks for exactly these."""
+    run directory. The same conditions under which run.py resolves them."""
     ens, d = cfg.get("ensemble"), cfg.get("distill")  # (absent: not a lastexp config)
     if ens is not None and ens.get("of"):
         return [("ensemble member", str(ens.of), str(s)) for s in ens.streams]
@@ -79,9 +79,7 @@ def resolve(cfg: DictConfig, *, ref: str, stream: str, role: str) -> Path:
             f"run store {cfg.paths.runs}; produce it with: {cmd} (or pass run_dependencies=true)"
         )
     print(f"lastexp: running the missing {role} first: {cmd}", flush=True)
-    args = [f"+ablation={ref}", f"dataset={cfg.dataset.name}", f"stream={stream}",
-            f"seed={cfg.seed}", *extra]
-    done = subprocess.run([sys.executable, "-m", "lastexp", *args])
+    done = subprocess.run([sys.executable, "-m", "lastexp", *produce_args(**match, extra=extra)])
     found = find_completed(cfg.paths.runs, debug=debug_choice(), **match)
     if done.returncode != 0 or found is None:
         raise ConfigError(f"the {role} run failed (exit {done.returncode}): {cmd}")

@@ -60,9 +60,13 @@ def find_completed(root: str | os.PathLike, *, ablation: str, dataset: str, stre
     return done[0] if done else None
 
 
-def produce_command(*, ablation: str, dataset: str, stream: str, seed: int,
-                    extra: list[str] | None = None) -> str:
-    """The exact command that produces a missing dependency."""
-    args = [f"+ablation={ablation}", f"dataset={dataset}", f"stream={stream}", f"seed={seed}",
+def produce_args(*, ablation: str, dataset: str, stream: str, seed: int,
+                 extra: list[str] | None = None) -> list[str]:
+    """The command-line overrides that produce a missing dependency."""
+    return [f"+ablation={ablation}", f"dataset={dataset}", f"stream={stream}", f"seed={seed}",
             *(extra or [])]
-    return "python -m lastexp " + " ".join(args)
+
+
+def produce_command(**run: Any) -> str:
+    """The exact command that produces a missing dependency (see :func:`produce_args`)."""
+    return "python -m lastexp " + " ".join(produce_args(**run))

@@ -157,8 +157,8 @@ def _parse_tokens(data: bytes) -> dict:
 # floats or numpy's string casts costs 50-80 ns a value, which alone would use up the budget.
 # So the fast path works on 8-byte words (SWAR): every value is loaded right-aligned into two
 # little-endian uint64 words, eight ASCII digits become an integer in three multiply-shift
-# steps, and spaces, dots and signs are found with the exact zero-byte test. Hand-written
-# because no maintained library parses this layout vectorised.
+# steps, and dots and signs are found with the zero-byte test. Hand-written because no
+# maintained library parses this layout vectorised.
 _U = np.uint64
 _ONES = (1 << 64) - 1
 _C2D = _U(0x2D2D2D2D2D2D2D2D)  # "-"
@@ -270,16 +270,6 @@ def _decimals(words: np.ndarray, e: np.ndarray, length: np.ndarray, neg: np.ndar
     k += neg8 * np.uint8(17)
     vals /= _DIV[k]
     return vals, ok
-
-
-def _token_bounds(data: bytes, p: int) -> tuple[int, int]:
-    lo = max(data.rfind(b" ", 0, p), data.rfind(b"\n", 0, p)) + 1
-    hi = len(data)
-    for sep in (b" ", b"\r", b"\n"):
-        k = data.find(sep, p)
-        if k >= 0:
-            hi = min(hi, k)
-    return lo, hi
 
 
 def _parse_lines(data: bytes) -> dict | None:
@@ -401,20 +391,19 @@ def _xyz_values(data: bytes, line_starts: np.ndarray) -> np.ndarray | None:
         tail = data[t0:] + bytes(_WINDOW)
         win[late:] = np.ndarray((2 * _WINDOW + 1,), dtype=f"V{_WINDOW}", buffer=tail,
                                 strides=(1,))[line_starts[late:] - t0]
-    first = line_starts
     # x, y and z end at the first three separators of the line: a bit mask of the separators
     # in its first 48 bytes, and the lowest set bit three times
     seps = win.view(np.uint8).reshape(-1, _WINDOW) <= 32
-    bits = np.zeros((len(first), 8), dtype=np.uint8)
+    bits = np.zeros((len(line_starts), 8), dtype=np.uint8)
     bits[:, : _WINDOW // 8] = np.packbits(seps, axis=1, bitorder="little")
     mask = bits.view(_U).ravel()
-    se = np.empty((len(first), 4), dtype=np.intp)  # x, y, z start at 0..2, end at 1..3
-    se[:, 0] = first
+    se = np.empty((len(line_starts), 4), dtype=np.intp)  # x, y, z start at 0..2, end at 1..3
+    se[:, 0] = line_starts
     for k in range(1, 4):
         at = np.bitwise_count((mask - _U(1)) & ~mask)  # the lowest set bit; 64 where none
         if at.max() >= _WINDOW:
             return None  # longer values than NTU's: the token parser reads them
-        np.add(first, at.astype(np.intp) + 1, out=se[:, k])
+        np.add(line_starts, at.astype(np.intp) + 1, out=se[:, k])
         mask &= mask - _U(1)
     s = se[:, :3].ravel()
     e = se[:, 1:].ravel() - 1

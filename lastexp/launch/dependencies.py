@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 from omegaconf import DictConfig
 
-from lastexp.config import ConfigError
+from lastexp.config import ConfigError, normalize_overrides
 from lastexp.deps import is_path, requirements, shared_overrides
-from lastexp.runstore import find_completed, produce_command
+from lastexp.runstore import find_completed, produce_args, produce_command
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,7 @@ def plan(job_overrides: Sequence[Sequence[str]],
                     f"is neither in this sweep nor in the run store {cfg.paths.runs}; produce it "
                     f"with: {produce_command(**match, extra=extra)} (or pass "
                     "run_dependencies=true to submit it first)")
-            overrides = [f"ablation={need.ablation}", f"dataset={need.dataset}",
-                         f"stream={need.stream}", f"seed={need.seed}", *extra]
+            overrides = normalize_overrides(produce_args(**match, extra=extra))
             dep_cfg = compose(overrides)
             got = run_id(dep_cfg)
             if got != need:
