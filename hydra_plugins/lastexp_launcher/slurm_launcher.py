@@ -6,9 +6,10 @@ hold a GPU while it waits). This launcher plans the sweep first (lastexp.launch.
 jobs are submitted in waves, each job with ``--dependency=afterok:<ids of the jobs it reads>``
 and ``--kill-on-invalid-dep=yes`` (so SLURM cancels it when one of those fails), and a
 dependency missing from the sweep and the run store is added as a job of its own with
-``run_dependencies=true``. A sweep without dependencies is submitted exactly as the plugin
-does. Jobs that fail end in SLURM's FAILED state (the plugin's jobs end COMPLETED either way),
-which is what ``afterok`` reads.
+``run_dependencies=true``. A sweep without dependencies is one wave: one job array, as the
+plugin submits it. Jobs that fail end in SLURM's FAILED state (the plugin's jobs end COMPLETED
+either way), which is what ``afterok`` reads, and every job's outcome is collected before the
+sweep reports the first failure.
 """
 
 from __future__ import annotations
@@ -71,8 +72,6 @@ class SlurmLauncher(PluginSlurmLauncher):
         except ConfigError as exc:  # before anything is submitted: one line, as lastexp's own
             print(f"lastexp: error: {exc}", file=sys.stderr)
             sys.exit(2)
-        if not any(job.after for job in jobs):
-            return super().launch(job_overrides, initial_job_idx)
 
         executor = self._executor()
         extra_params = dict(self.params.get("additional_parameters") or {})
@@ -115,14 +114,13 @@ class SlurmLauncher(PluginSlurmLauncher):
             return job.results()[0]
         except (FailedJobError, UncompletedJobError) as exc:
             ret = JobReturn(overrides=jobs[i].overrides, status=JobStatus.FAILED)
-            text = str(exc)
             if isinstance(exc, UncompletedJobError) and jobs[i].after:
                 deps = ", ".join(f"{submitted[a].job_id} ({jobs[a].produces.describe()})"
                                  for a in jobs[i].after)
                 ret._return_value = JobFailed(
                     f"SLURM job {job.job_id} did not run: a job it depends on failed: {deps}")
             else:  # the job's own error: the last line of the trace submitit brought back
-                lines = [ln for ln in text.splitlines() if ln.strip()]
+                lines = [ln for ln in str(exc).splitlines() if ln.strip()]
                 mine = [ln for ln in lines if "JobFailed: " in ln]
                 msg = (mine[-1].split("JobFailed: ", 1)[1] if mine
                        else lines[-1] if lines else repr(exc))
