@@ -6,7 +6,8 @@
    line-by-line Python parser that reads files the way CTR-GCN's get_raw_skes_data.py does
    (readlines; per joint line strip, split, np.array of x/y/z and of the colour pair),
    interleaved rounds, medians (target >= 5x). Both produce the same x, y, z.
-2. Projected time to preprocess all 56,880 NTU-60 files (parse + actor selection + centring)
+2. Projected time to preprocess all 56,880 NTU-60 files (parse + the reference denoising, actor
+   assignment, frame removal and translation of lastexp.data.denoise)
    on this machine's cores, from the serial per-file time and the measured pool speed-up
    (target <= 5 min). Synthetic files with NTU-like lengths (60-120 frames, 1-2 bodies).
 3. Share of step time spent waiting for data when training last_e_base at batch 64 on CPU

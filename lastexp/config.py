@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -115,6 +116,9 @@ class PreprocessingConfig:
     max_frames: int = 300  # frames stored per sample in the cache
     sampling: str = "uniform"  # uniform | crop_resize
     num_person: int = 1  # M: main actor only (1) or both bodies (2)
+    # A one-actor clip's second body slot: zero (CTR-GCN's data/ntu scripts, the default) or,
+    # with true, a copy of the first (what CTR-GCN's data/ntu120 align_frames writes)
+    copy_single_body: bool = False
     p_interval_train: list[float] = field(default_factory=lambda: [0.5, 1.0])
     p_interval_test: list[float] = field(default_factory=lambda: [0.95])
 
@@ -375,6 +379,18 @@ def run_dir_name(cfg: Any) -> str:
     head = sel("ablation") or sel("model.name")
     parts = [head, sel("stream.name"), sel("dataset.name"), f"s{sel('seed')}", run_key(cfg)]
     return re.sub(r"[^A-Za-z0-9_.-]", "-", "_".join(str(p) for p in parts))
+
+
+def run_dir_problem(run_dir: str | Path, runs_root: str | Path) -> str | None:
+    """Why ``run_dir`` may not hold a run: it must lie strictly inside the runs root (so that
+    no ``run_name=..``, ``run_name=.``, absolute path or ``hydra.run.dir=.`` can make a command
+    write, resume or clean up outside it, or treat the root itself as a run)."""
+    target, root = Path(run_dir).resolve(), Path(runs_root).resolve()
+    if target == root or root not in target.parents:
+        return (f"run directory {run_dir} is {'the runs root' if target == root else 'outside'} "
+                f"paths.runs={runs_root}; give run_name a plain name (run_name=my_run) and "
+                "leave hydra.run.dir / hydra.sweep.dir at their defaults")
+    return None
 
 
 def _dict_select(d: dict, key: str) -> Any:

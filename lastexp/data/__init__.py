@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .dataset import SkeletonDataset
     from .preprocess import SplitArrays  # noqa: F401
 
-CACHE_VERSION = 2
+# 3: the reference denoising, actor assignment and frame removal (lastexp.data.denoise)
+CACHE_VERSION = 3
 
 
 class DataError(ValueError):
@@ -62,7 +63,7 @@ def resolve_raw_dir(dataset: Any, data_root: str | Path) -> Path:
 
 # the preprocessing fields that change the stored arrays (window, sampling and p_interval act
 # when items are drawn, so P0 and P2 share one cache)
-STORED_PREP_FIELDS = ("max_frames", "num_person")
+STORED_PREP_FIELDS = ("max_frames", "num_person", "copy_single_body")
 SIDES = ("train", "test")
 
 
@@ -79,7 +80,7 @@ def cache_key(dataset: Any, prep: Any, files: list) -> str:
         "benchmark": _get(dataset, "benchmark"),
         "split": _get(dataset, "split"),
         "limit": _get(dataset, "limit"),
-        **{k: int(_get(prep, k)) for k in STORED_PREP_FIELDS},
+        **{k: int(_get(prep, k) or 0) for k in STORED_PREP_FIELDS},
         "files": files,
         "synthetic": _cfg_fields(synth) if generated else None,
     }
@@ -194,7 +195,8 @@ def load_arrays(dataset: Any, prep: Any, data_root: str | Path,
         listing: list = [str(src.resolve()), st.st_size, st.st_mtime_ns]
 
         def build(alloc):
-            return load_npz(src, num_person, max_frames, limit=limit, alloc=alloc)
+            return load_npz(src, num_person, max_frames, limit=limit, alloc=alloc,
+                            benchmark=_get(dataset, "benchmark"), split=_get(dataset, "split"))
     else:
         raw_dir = resolve_raw_dir(dataset, data_root)
         files = list_skeleton_files(raw_dir)

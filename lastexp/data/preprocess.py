@@ -1,4 +1,5 @@
-"""Preprocessing P0: raw ``.skeleton`` files -> padded (N, 3, T, 25, M) arrays per split.
+"""Raw ``.skeleton`` files -> padded (N, 3, T, 25, M) arrays per split, through the reference
+pipeline of :mod:`lastexp.data.denoise`.
 
 numpy only (no torch): worker processes import just this module and the parser.
 """
@@ -15,13 +16,8 @@ from typing import Any
 import numpy as np
 
 from . import DataError
-from .skeleton import (
-    MISSING_SKELETON,
-    SkeletonFormatError,
-    parse_ntu_name,
-    parse_skeleton,
-    select_actors,
-)
+from .denoise import reference_sequence
+from .skeleton import SkeletonFormatError, parse_ntu_name, parse_skeleton
 from .splits import NUM_CLASSES, is_train, keep_action
 
 POOL_MIN_FILES = 64
@@ -60,23 +56,19 @@ def list_skeleton_files(raw_dir: str | Path) -> list[Path]:
     return sorted(files, key=lambda p: (p.name, str(p)))
 
 
-def sequence_from_file(path: str | Path, num_person: int, max_frames: int):
-    """Parse, select actors, centre, crop and subsample one file.
+def sequence_from_file(path: str | Path, num_person: int, max_frames: int,
+                       copy_single: bool = False):
+    """One file through the reference pipeline (:mod:`lastexp.data.denoise`), then lastexp's
+    storage: the first ``num_person`` body slots, and a uniform subsample (nearest frames)
+    when the reference keeps more than ``max_frames`` frames (never for NTU's <= 300 frames
+    at the default 300).
 
     Returns ``(seq float32 (L, M, 25, 3), raw body count, kept body count)``; raises
     :class:`SkeletonFormatError`.
     """
     parsed = parse_skeleton(path)
-    data = select_actors(parsed, num_person)  # (T, M, 25, 3)
-    present = np.abs(data).reshape(len(data), num_person, -1).max(axis=2) > 0  # (T, M)
-    kept = int(present.any(axis=0).sum())
-    main_frames = np.flatnonzero(present[:, 0])
-    if len(main_frames) == 0:
-        raise SkeletonFormatError(MISSING_SKELETON)
-    origin = data[main_frames[0], 0, 1].copy()  # joint 2, middle of the spine
-    data = np.where(present[:, :, None, None], data - origin, 0.0).astype(np.float32)
-    any_body = np.flatnonzero(present.any(axis=1))
-    data = data[any_body[0]: any_body[-1] + 1]
+    data = reference_sequence(parsed, copy_single)[:, :num_person]
+    kept = int((np.abs(data).reshape(len(data), num_person, -1).max(axis=2) > 0).any(axis=0).sum())
     if len(data) > max_frames:
         idx = np.rint(np.linspace(0, len(data) - 1, max_frames)).astype(np.int64)
         data = data[idx]
@@ -84,9 +76,9 @@ def sequence_from_file(path: str | Path, num_person: int, max_frames: int):
 
 
 def _work(args: tuple) -> tuple[str, Any]:
-    path, num_person, max_frames = args
+    path, num_person, max_frames, copy_single = args
     try:
-        return "ok", sequence_from_file(path, num_person, max_frames)
+        return "ok", sequence_from_file(path, num_person, max_frames, copy_single)
     except SkeletonFormatError as exc:
         return "skip", exc.reason
     except (OSError, MemoryError) as exc:  # an unreadable file is reported, never a crash
@@ -134,8 +126,9 @@ def build_arrays(
 ) -> tuple[SplitArrays, SplitArrays, dict]:
     """Walk ``raw_dir`` and build the train/test arrays of ``benchmark``/``split``.
 
-    ``prep`` needs ``num_person`` and ``max_frames``. ``limit`` keeps the first N files (by
-    name) of each split. Bad files land in ``summary["skipped"]`` with a reason.
+    ``prep`` needs ``num_person`` and ``max_frames`` (and may set ``copy_single_body``).
+    ``limit`` keeps the first N files (by name) of each split. Bad files land in
+    ``summary["skipped"]`` with a reason.
     ``progress(done, total)`` is called as files are parsed; ``alloc(side, shape)`` returns the
     zero-filled float32 array each split is written into (a memory map when caching).
     ``missing``: sample names of NTU's missing-skeleton list, skipped as such.
@@ -162,7 +155,9 @@ def build_arrays(
         if limit is None or len(chosen[side]) < limit:
             chosen[side].append((path, name.label))
 
-    jobs = [(str(p), num_person, max_frames) for side in ("train", "test") for p, _ in chosen[side]]
+    copy_single = bool(_get(prep, "copy_single_body", False))
+    jobs = [(str(p), num_person, max_frames, copy_single)
+            for side in ("train", "test") for p, _ in chosen[side]]
     if workers is None:
         workers = os.cpu_count() or 1
     total = len(jobs)

@@ -1,4 +1,4 @@
-"""Fast parser for the raw NTU RGB+D ``.skeleton`` text format, and actor selection.
+"""Fast parser for the raw NTU RGB+D ``.skeleton`` text format (denoising: ``denoise.py``).
 
 Format (whitespace separated, CRLF or LF)::
 
@@ -28,12 +28,6 @@ import numpy as np
 NUM_JOINTS = 25
 BODY_INFO_FIELDS = 10
 JOINT_FIELDS = 12
-
-# CTR-GCN get_raw_denoised_data thresholds
-NOISE_LEN_THRES = 11  # bodies tracked for fewer frames are noise
-NOISE_SPR_THRES1 = 0.8  # x-spread > 0.8 * y-spread on a frame marks it noisy
-NOISE_SPR_THRES2 = 0.69754  # ... and a body noisy on more than this ratio of frames is dropped
-
 
 MISSING_SKELETON = "missing skeleton (no body in any frame)"
 
@@ -449,44 +443,3 @@ def parse_skeleton(path: str | Path) -> dict:
     except OSError as exc:
         raise SkeletonFormatError(f"unreadable: {exc.strerror or exc}") from None
     return parse_skeleton_bytes(data)
-
-
-def _is_spread_noise(xyz: np.ndarray) -> bool:
-    """CTR-GCN denoising_by_spread: x-spread > 0.8 * y-spread on most frames."""
-    xs = xyz[:, :, 0].max(1) - xyz[:, :, 0].min(1)
-    ys = xyz[:, :, 1].max(1) - xyz[:, :, 1].min(1)
-    noisy = xs > NOISE_SPR_THRES1 * ys
-    return float(noisy.mean()) > NOISE_SPR_THRES2
-
-
-def motion_energy(xyz: np.ndarray) -> float:
-    """Sum over joints and coordinates of the variance over time (CTR-GCN's motion)."""
-    return float(xyz.reshape(len(xyz), -1).astype(np.float64).var(axis=0).sum())
-
-
-def denoise_bodies(parsed: dict) -> list[str]:
-    """Body IDs surviving CTR-GCN-style denoising, ordered by motion energy (largest first)."""
-    bodies = parsed["bodies"]
-    keep = [
-        bid
-        for bid, (frames, xyz) in bodies.items()
-        if len(frames) >= NOISE_LEN_THRES and not _is_spread_noise(xyz)
-    ]
-    if not keep and bodies:
-        keep = [max(bodies, key=lambda b: len(bodies[b][0]))]
-    return sorted(keep, key=lambda b: -motion_energy(bodies[b][1]))
-
-
-def select_actors(parsed: dict, num_person: int) -> np.ndarray:
-    """Denoise and keep the ``num_person`` most active bodies: float32 ``(T, M, 25, 3)``.
-
-    ``T`` is the declared frame count; frames without the body stay zero.
-    """
-    if not parsed["bodies"]:
-        raise SkeletonFormatError(MISSING_SKELETON)
-    order = denoise_bodies(parsed)[:num_person]
-    out = np.zeros((parsed["num_frames"], num_person, NUM_JOINTS, 3), dtype=np.float32)
-    for m, bid in enumerate(order):
-        frames, xyz = parsed["bodies"][bid]
-        out[frames, m] = xyz
-    return out

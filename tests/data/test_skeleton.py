@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
+from lastexp.data.denoise import reference_sequence
 from lastexp.data.skeleton import (
     SkeletonFormatError,
     parse_ntu_name,
     parse_skeleton,
-    select_actors,
 )
 
 
@@ -38,7 +38,6 @@ def write(path, frames, eol="\r\n"):
 
 
 MAIN = "72057594037931101"
-GHOST = "72057594037931555"
 
 
 @pytest.mark.parametrize("eol", ["\r\n", "\n"])
@@ -51,52 +50,15 @@ def test_parse_crlf_lf_and_zero_body_frame(tmp_path, eol):
     assert frames_idx.tolist() == list(range(1, 15))
     assert xyz.shape == (14, 25, 3) and xyz.dtype == np.float32
     np.testing.assert_allclose(xyz[0], human(0), atol=1e-6)
-    out = select_actors(parsed, 2)
-    assert out.shape == (15, 2, 25, 3)
-    assert not out[0].any() and not out[:, 1].any()
-    np.testing.assert_allclose(out[1:, 0], xyz)
-
-
-def test_short_ghost_body_is_dropped(tmp_path):
-    frames = []
-    for t in range(20):
-        bodies = [(MAIN, human(t))]
-        if 5 <= t < 10:  # 5 frames only, but very jittery (high motion energy)
-            bodies.append((GHOST, human(t, shift=1.0) + np.random.default_rng(t).normal(0, 0.3,
-                                                                                       (25, 3))))
-        frames.append(bodies)
-    parsed = parse_skeleton(write(tmp_path / "a.skeleton", frames))
-    assert set(parsed["bodies"]) == {MAIN, GHOST}
-    out = select_actors(parsed, 2)
-    np.testing.assert_allclose(out[:, 0], parsed["bodies"][MAIN][1])
-    assert not out[:, 1].any()
-
-
-def test_wide_spread_body_is_dropped_and_energy_orders(tmp_path):
-    frames = []
-    for t in range(20):
-        wide = human(t, shift=1.0)
-        wide[:, 0] = np.linspace(-1.5, 1.5, 25) + 0.5 * np.sin(3 * t)  # x-spread >> y-spread
-        wide[:, 1] = np.linspace(-0.1, 0.1, 25)
-        calm = human(t, shift=-1.0, move=0.001)
-        frames.append([("1", calm), ("2", wide), ("3", human(t, move=0.3))])
-    parsed = parse_skeleton(write(tmp_path / "b.skeleton", frames))
-    out = select_actors(parsed, 2)
-    np.testing.assert_allclose(out[:, 0], parsed["bodies"]["3"][1])  # most motion first
-    np.testing.assert_allclose(out[:, 1], parsed["bodies"]["1"][1])
-
-
-def test_fallback_to_longest_body_when_all_noisy(tmp_path):
-    frames = [[("1", human(t))] for t in range(5)] + [[("2", human(t))] for t in range(8)]
-    out = select_actors(parse_skeleton(write(tmp_path / "c.skeleton", frames)), 1)
-    assert out.shape == (13, 1, 25, 3)
-    assert not out[:5].any() and out[5:].any()
+    out = reference_sequence(parsed)  # the frame without a body is dropped
+    assert out.shape == (14, 2, 25, 3) and not out[:, 1].any()
+    np.testing.assert_array_equal(out[:, 0], xyz - xyz[0, 1])
 
 
 def test_no_body_in_any_frame(tmp_path):
     parsed = parse_skeleton(write(tmp_path / "d.skeleton", [[], [], []]))
     with pytest.raises(SkeletonFormatError, match="no body in any frame"):
-        select_actors(parsed, 1)
+        reference_sequence(parsed)
 
 
 def test_truncated(tmp_path):

@@ -1,7 +1,8 @@
 import numpy as np
 
 from lastexp.config import SyntheticConfig
-from lastexp.data.skeleton import parse_ntu_name, parse_skeleton, select_actors
+from lastexp.data.denoise import reference_sequence
+from lastexp.data.skeleton import parse_ntu_name, parse_skeleton
 from lastexp.data.synthetic import ACTIONS, TWO_PERSON, ensure_corpus, generate_corpus
 
 
@@ -38,7 +39,7 @@ def test_files_parse_with_ntu_format(tmp_path):
         assert 20 <= parsed["num_frames"] <= 40
         info = lines[first - 1].split()
         assert len(info) == 10 and int(info[0]) > 2**56
-        out = select_actors(parsed, 2)
+        out = reference_sequence(parsed)
         assert np.isfinite(out).all()
         if name.label in TWO_PERSON:
             assert out[:, 1].any()
