@@ -1,5 +1,11 @@
 """`python -m lastexp.preprocess dataset=<name> [preprocessing=<name>] [dataset.raw_dir=DIR |
-dataset.npz=FILE] [paths.data=DIR]`: build the preprocessed cache of a dataset and print a summary.
+dataset.npz=FILE] [paths.data=DIR] [--export-npz FILE]`: build the preprocessed cache of a
+dataset and print a summary.
+
+`--export-npz FILE` also writes the cached arrays in CTR-GCN's npz layout (x_train / x_test
+float32 (N, T, 150) with both body slots, one-hot y_train / y_test, train_names / test_names),
+in the reference's sample order, to move data to other toolboxes. Both body slots are always
+written: with a one-body preprocessing the two-body cache of the same preprocessing is used.
 
 The config is composed from conf/ with Hydra's compose API (the same overrides as a run), so no
 run directory or log file is written: only the cache (with its summary.json) under
@@ -12,6 +18,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+from omegaconf import OmegaConf
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -81,11 +89,32 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def split_export_arg(argv: list[str]) -> tuple[list[str], Path | None]:
+    """Take ``--export-npz FILE`` (or ``--export-npz=FILE``) out of the overrides."""
+    rest, export = [], None
+    it = iter(argv)
+    for a in it:
+        if a == "--export-npz":
+            export = next(it, None)
+            if not export:
+                raise ValueError("--export-npz needs a file name: --export-npz NTU60_CS.npz")
+        elif a.startswith("--export-npz="):
+            export = a.split("=", 1)[1]
+        else:
+            rest.append(a)
+    return rest, (Path(export) if export else None)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return 0
+    try:
+        argv, export = split_export_arg(argv)
+    except ValueError as exc:
+        print(f"lastexp.preprocess: error: {exc}", file=sys.stderr)
+        return 2
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -95,18 +124,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lastexp.preprocess: error: {exc}", file=sys.stderr)
         return 2
     from lastexp.data import DataError, load_arrays
+    from lastexp.data.npz import write_ctrgcn_npz
 
+    prep = cfg.preprocessing
+    if export is not None:
+        if export.is_dir() or not export.parent.is_dir():
+            print(f"lastexp.preprocess: error: --export-npz {str(export)!r} must name a file in "
+                  "an existing folder", file=sys.stderr)
+            return 2
+        if int(prep.num_person) < 2:
+            prep = OmegaConf.merge(prep, {"num_person": 2})
     progress = Progress(f"{cfg.dataset.name}/{cfg.preprocessing.name}")
     start = time.perf_counter()
     try:
-        _train, _test, summary = load_arrays(cfg.dataset, cfg.preprocessing, cfg.paths.data,
-                                             progress=progress, workers=os.cpu_count())
+        train, test, summary = load_arrays(cfg.dataset, prep, cfg.paths.data,
+                                           progress=progress, workers=os.cpu_count())
     except DataError as exc:
         progress.close()
         print(f"lastexp.preprocess: error: {exc}", file=sys.stderr)
         return 2
     progress.close()
     print(format_summary(summary))
+    if export is not None:
+        try:
+            write_ctrgcn_npz(export, train, test, int(summary["num_classes"]),
+                             split=str(cfg.dataset.split))
+        except OSError as exc:
+            print(f"lastexp.preprocess: error: --export-npz {str(export)!r} cannot be written "
+                  f"({exc.strerror or exc})", file=sys.stderr)
+            return 2
+        print(f"  exported {len(train)} train / {len(test)} test samples to {export}")
     print(f"  took {time.perf_counter() - start:.1f} s")
     return 0
 

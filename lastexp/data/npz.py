@@ -2,13 +2,16 @@
 
 Keys: ``x_train`` / ``x_test`` float ``(N, T, 150)`` = T x (2 bodies x 25 joints x 3), and
 ``y_train`` / ``y_test`` one-hot ``(N, num_classes)`` (integer labels ``(N,)`` are accepted
-too). They are read into the :class:`SplitArrays` layout ``(N, 3, T, 25, M)``: M=1 keeps body
+too), and, in the files lastexp writes, ``train_names`` / ``test_names``. They are read
+into the :class:`SplitArrays` layout ``(N, 3, T, 25, M)``: M=1 keeps body
 0, M=2 both; a sample's length is its frame count up to the trailing all-zero frames.
 numpy only (no torch).
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -18,26 +21,108 @@ import numpy as np
 
 from . import DataError
 from .preprocess import SplitArrays, _zeros
-from .skeleton import MISSING_SKELETON, NUM_JOINTS
+from .skeleton import MISSING_SKELETON, NUM_JOINTS, parse_ntu_name
+from .splits import SPLITS, is_train
 
 BODIES = 2
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def to_ctrgcn(x: np.ndarray) -> np.ndarray:
-    """(N, 3, T, 25, M<=2) -> CTR-GCN's (N, T, 2*25*3) float32 (a missing body 2 is zero)."""
+def to_ctrgcn(x: np.ndarray, frames: int | None = None) -> np.ndarray:
+    """(N, 3, T, 25, M<=2) -> CTR-GCN's (N, frames or T, 2*25*3) float32 (a missing body 2
+    and frames past T are zero)."""
     n, c, t, v, m = x.shape
-    out = np.zeros((n, t, BODIES, v, c), dtype=np.float32)
-    out[:, :, :m] = np.transpose(x, (0, 2, 4, 3, 1))
-    return out.reshape(n, t, BODIES * v * c)
+    out = np.zeros((n, frames or t, BODIES, v, c), dtype=np.float32)
+    out[:, :t, :m] = np.transpose(x, (0, 2, 4, 3, 1))
+    return out.reshape(n, frames or t, BODIES * v * c)
+
+
+# the field that orders each side of the reference's split (get_indices in CTR-GCN's
+# seq_transformation.py concatenates the samples of each ID in ascending ID order)
+ORDER_FIELD = {"xsub": "subject", "xview": "camera", "xset": "setup"}
+
+
+def reference_order(names: list[str], split: str) -> np.ndarray:
+    """Indices that put name-sorted samples in the reference's order for ``split``."""
+    field = ORDER_FIELD[split]
+    keys = [getattr(parse_ntu_name(n), field) for n in names]
+    return np.argsort(np.asarray(keys, dtype=np.int64), kind="stable")
 
 
 def write_ctrgcn_npz(path: str | Path, train: SplitArrays, test: SplitArrays,
-                     num_classes: int) -> None:
-    """Write ``train``/``test`` as a CTR-GCN-style npz (one-hot labels)."""
-    eye = np.eye(num_classes, dtype=np.float32)
-    np.savez(path, x_train=to_ctrgcn(np.asarray(train.x)), y_train=eye[train.y],
-             x_test=to_ctrgcn(np.asarray(test.x)), y_test=eye[test.y])
+                     num_classes: int, split: str | None = None) -> None:
+    """Write ``train``/``test`` in CTR-GCN's npz layout, atomically: ``x_*`` float32
+    (N, T, 150) with T the longest stored sequence of both sides (as the reference's
+    ``align_frames``), one-hot float64 ``y_*`` (as the reference's ``one_hot_vector``) and
+    ``train_names`` / ``test_names`` as fixed-width strings. With ``split`` each side is put
+    in the reference's sample order."""
+    path = Path(path)
+    frames = max(int(train.x.shape[2]), int(test.x.shape[2]))
+    eye = np.eye(num_classes, dtype=np.float64)
+    arrays = {}
+    for side, data in (("train", train), ("test", test)):
+        order = (reference_order(data.names, split) if split and data.names
+                 else np.arange(len(data)))
+        arrays[f"x_{side}"] = to_ctrgcn(np.asarray(data.x), frames)[order]
+        arrays[f"y_{side}"] = eye[np.asarray(data.y)[order]]
+        arrays[f"{side}_names"] = np.asarray([data.names[i] for i in order.tolist()], dtype=str)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:  # a file object: savez adds no ".npz" to the name
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# CTR-GCN's file names: NTU60_CS.npz, NTU60_CV.npz, NTU120_CSub.npz, NTU120_CSet.npz
+_CTRGCN_NAME = re.compile(r"NTU(60|120)_(CS|CV|CSub|CSet)\b", re.IGNORECASE)
+_CTRGCN_SPLIT = {"cs": "xsub", "csub": "xsub", "cv": "xview", "cset": "xset"}
+
+
+def _split_of_names(names: dict[str, np.ndarray], benchmark: str) -> list[str]:
+    """The splits whose train/test rule the stored sample names follow."""
+    fits = []
+    for split in SPLITS:
+        try:
+            if all(is_train(parse_ntu_name(str(n)), benchmark, split) == (side == "train")
+                   for side, ns in names.items() for n in ns):
+                fits.append(split)
+        except ValueError:
+            continue
+    return fits
+
+
+def check_split(path: Path, z, benchmark: str | None, split: str | None) -> str:
+    """Refuse an npz made for another split than ``dataset.split``; return how it was checked
+    ("sample names", "file name" or "not checked: no sample names")."""
+    if not benchmark or not split:
+        return "not checked"
+    if all(f"{s}_names" in z.files for s in ("train", "test")):
+        names = {s: np.asarray(z[f"{s}_names"]).astype(str) for s in ("train", "test")}
+        try:
+            for ns in names.values():
+                for n in ns:
+                    parse_ntu_name(str(n))
+        except ValueError:
+            return "not checked: sample names are not NTU names"
+        fits = _split_of_names(names, benchmark)
+        if split not in fits:
+            made = " or ".join(fits) if fits else "no NTU split"
+            raise DataError(f"dataset.npz={str(path)!r} holds the {made} split but "
+                            f"dataset.split={split}; choose the dataset option of that split "
+                            "or the npz made for this one")
+        return "sample names"
+    m = _CTRGCN_NAME.search(path.name)
+    if m:
+        file_bench, file_split = f"ntu{m.group(1)}", _CTRGCN_SPLIT[m.group(2).lower()]
+        if (file_bench, file_split) != (benchmark, split):
+            raise DataError(f"dataset.npz={str(path)!r} is named for {file_bench} {file_split} "
+                            f"but the dataset option is {benchmark} {split}; choose the "
+                            "dataset option of that split or the npz made for this one")
+        return "file name (no sample names in the file)"
+    return "not checked: no sample names in the file"
 
 
 def _labels(y: np.ndarray, key: str, path: Path, n: int) -> tuple[np.ndarray, int]:
@@ -55,8 +140,11 @@ def _labels(y: np.ndarray, key: str, path: Path, n: int) -> tuple[np.ndarray, in
 
 
 def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | None = None,
-             alloc: Callable = _zeros) -> tuple[SplitArrays, SplitArrays, dict]:
-    """Read a CTR-GCN npz into train/test :class:`SplitArrays` plus a summary."""
+             alloc: Callable = _zeros, benchmark: str | None = None,
+             split: str | None = None) -> tuple[SplitArrays, SplitArrays, dict]:
+    """Read a CTR-GCN npz into train/test :class:`SplitArrays` plus a summary. A file made
+    for another split than ``split`` is refused (:func:`check_split`); its sample names are
+    used when it has them (``train_names`` / ``test_names``)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"dataset.npz={str(path)!r} is not a file")
@@ -69,6 +157,8 @@ def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | No
         if missing:
             raise DataError(f"dataset.npz={str(path)!r}: missing key(s) {', '.join(missing)} "
                             f"(a CTR-GCN npz holds {', '.join(KEYS)})")
+        split_check = check_split(path, z, benchmark, split)
+        has_names = all(f"{s}_names" in z.files for s in ("train", "test"))
         out: dict[str, SplitArrays] = {}
         skipped: dict[str, str] = {}
         lengths_all: list[np.ndarray] = []
@@ -89,7 +179,13 @@ def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | No
             any_frame = present.any(axis=2)
             lengths = np.where(any_frame.any(axis=1),
                                x.shape[1] - np.argmax(any_frame[:, ::-1], axis=1), 0)
-            names = [f"{side}_{i:06d}" for i in range(len(x))]
+            if has_names:
+                names = np.asarray(z[f"{side}_names"]).astype(str).tolist()[: len(x)]
+                if len(names) != len(x):
+                    raise DataError(f"dataset.npz={str(path)!r}: {side}_names has "
+                                    f"{len(names)} names but x_{side} has {len(x)} samples")
+            else:
+                names = [f"{side}_{i:06d}" for i in range(len(x))]
             keep = np.flatnonzero(lengths > 0)
             for i in np.flatnonzero(lengths == 0).tolist():
                 skipped[f"{path.name}:{names[i]}"] = MISSING_SKELETON
@@ -116,6 +212,8 @@ def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | No
         "n_test": len(out["test"]),
         "num_classes": num_classes,
         "num_person": num_person,
+        "sample_names": "present" if has_names else "absent (samples are named by position)",
+        "split_checked_by": split_check,
         "skipped": dict(sorted(skipped.items())),
         "frames": {"min": int(lens.min()), "mean": round(float(lens.mean()), 2),
                    "max": int(lens.max())},
