@@ -74,6 +74,34 @@ def precompose(argv: list[str]) -> str | None:
     return None
 
 
+def check_run_dir(argv: list[str]) -> str | None:
+    """Refuse, before Hydra creates anything, a run directory outside ``paths.runs`` or equal
+    to it (``run_name=..``, ``run_name=/abs``, ``hydra.run.dir=.``)."""
+    if any(a.startswith("-") and a not in ("--multirun", "-m") for a in argv):
+        return None
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from lastexp.config import run_dir_problem
+
+    multirun = any(a in ("--multirun", "-m") for a in argv)
+    args = [a for a in argv if a not in ("--multirun", "-m")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(args)
+        fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+        with initialize_config_dir(CONF_DIR, version_base="1.3"):
+            cfg = compose("config", overrides=fixed, return_hydra_config=True)
+        runs = OmegaConf.select(cfg, "paths.runs")
+        if multirun:
+            run_dir = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
+        else:
+            run_dir = Path(cfg.hydra.run.dir)
+    except Exception:  # noqa: BLE001 -- a value only a sweep job can resolve: it checks itself
+        return None
+    return run_dir_problem(run_dir, runs)
+
+
 def one_line(message: str) -> str:
     """Hydra's multi-line report as one line: the statements, and options as a list."""
     head, options = [], []
@@ -101,7 +129,8 @@ if __name__ == "__main__":
     from lastexp.launch.preflight import slurm_problem
 
     problem = (check_single_ablation(sys.argv[1:]) or precompose(sys.argv[1:])
-               or preflight(sys.argv[1:]) or slurm_problem(sys.argv[1:]))
+               or check_run_dir(sys.argv[1:]) or preflight(sys.argv[1:])
+               or slurm_problem(sys.argv[1:]))
     if problem:
         print(f"lastexp: error: {problem}", file=sys.stderr)
         sys.exit(2)

@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from lastexp.config import ConfigError, identity, run_key, validate
+from lastexp.config import ConfigError, identity, run_dir_problem, run_key, validate
 from lastexp.io import read_json, write_json
 
 
@@ -164,6 +164,10 @@ def run_job(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
+    outside = run_dir_problem(run_dir, cfg.paths.runs)
+    if outside:  # (a sweep's run_name reaches here; a single run is refused before Hydra)
+        print(f"lastexp: error: {outside}", file=sys.stderr)
+        sys.exit(2)
     existed_before = (run_dir / "metrics.json").exists() or (run_dir / "checkpoints").exists()
     try:
         return fit(cfg, run_dir, sweep_dir=Path(hc.sweep.dir) if multirun else None)
@@ -178,11 +182,43 @@ def run_job(cfg: DictConfig) -> float | None:
             if main:
                 mark_failed(run_dir, cfg, exc)
             raise
-        if main and not existed_before and not (run_dir / "metrics.json").exists():
-            # Nothing of this run existed before: leave no half-made directory behind.
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if main and not existed_before:
+            remove_if_only_hydra(run_dir)
         print(f"lastexp: error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+# what Hydra writes into a run directory before the job starts
+HYDRA_FILES = {".hydra": {"config.yaml", "hydra.yaml", "overrides.yaml"}, "__main__.log": None}
+
+
+def remove_if_only_hydra(run_dir: Path) -> None:
+    """After a failed first attempt, remove the run directory only when it holds nothing but
+    what Hydra wrote for this command; anything else (a user's file, another run) stays."""
+    try:
+        entries = {p.name: p for p in run_dir.iterdir()}
+    except OSError:
+        return
+    if not set(entries) <= set(HYDRA_FILES):
+        return
+    hydra_dir = entries.get(".hydra")
+    if hydra_dir is not None:
+        if not hydra_dir.is_dir() or hydra_dir.is_symlink():
+            return
+        inner = {p.name for p in hydra_dir.iterdir()}
+        if not inner <= HYDRA_FILES[".hydra"]:
+            return
+    for name, path in entries.items():
+        if name == ".hydra":
+            for f in path.iterdir():
+                f.unlink(missing_ok=True)
+            path.rmdir()
+        elif path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+    try:
+        run_dir.rmdir()
+    except OSError:
+        pass
 
 
 def mark_failed(run_dir: Path, cfg: DictConfig, exc: BaseException) -> None:

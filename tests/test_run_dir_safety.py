@@ -1,0 +1,61 @@
+"""A mistake in a command never deletes or writes outside the run it names.
+
+The commands are the ones that deleted data before: an invalid value with a run directory that
+is the runs root, outside it, or the current directory.
+"""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from lastexp.run import remove_if_only_hydra
+from tests.conftest import run_cli
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    (tmp_path / "runs" / "done_run").mkdir(parents=True)
+    (tmp_path / "runs" / "done_run" / "metrics.json").write_text('{"status": "completed"}')
+    (tmp_path / "victim").mkdir()
+    (tmp_path / "victim" / "notes.txt").write_text("keep me")
+    (tmp_path / "train.py").write_text("print('my source')")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args,says", [
+    (["run_name=.", "optimizer.lr=-1"], "is the runs root"),
+    (["run_name=../victim", "optimizer.lr=-1"], "outside"),
+    (["run_name=../x", "fresh=true"], "outside"),
+    (["hydra.run.dir=.", "optimizer.lr=-1"], "outside"),
+    (["hydra.run.dir=victim", "debug=tiny"], "outside"),
+])
+def test_run_dir_outside_the_store_is_refused(workdir, args, says):
+    before = snapshot(workdir)
+    r = run_cli([*args, "logger=none"], workdir)
+    assert r.returncode == 2
+    line = r.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert says in line and "paths.runs" in line and "run_name=" in line
+    assert snapshot(workdir) == before
+    assert not (workdir / "x").exists() and not (workdir / ".hydra").exists()
+
+
+def test_cleanup_keeps_anything_hydra_did_not_write(tmp_path):
+    mine = tmp_path / "fresh_run"
+    (mine / ".hydra").mkdir(parents=True)
+    for f in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        (mine / ".hydra" / f).write_text("x")
+    remove_if_only_hydra(mine)
+    assert not mine.exists()
+    theirs = tmp_path / "someone"
+    (theirs / ".hydra").mkdir(parents=True)
+    (theirs / ".hydra" / "config.yaml").write_text("x")
+    (theirs / "data.csv").write_text("1,2")
+    remove_if_only_hydra(theirs)
+    assert (theirs / "data.csv").read_text() == "1,2" and (theirs / ".hydra").is_dir()
