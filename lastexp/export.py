@@ -32,6 +32,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from lastexp.config import ConfigError
+from lastexp.train.checkpoint import load_checkpoint
+
 INT8_DROP_LIMIT = 1.0  # seed 001 §5: accuracy drop of INT8 must stay below 1 point
 ONNX_OPSET = 18  # the dynamo exporter's native opset; the TorchScript fallback uses 17
 ONNX_OPSET_TORCHSCRIPT = 17
@@ -197,7 +200,10 @@ def export_run(
     hydra_cfg_path = run_dir / ".hydra" / "config.yaml"
     if not hydra_cfg_path.is_file():
         raise ExportError(f"{run_dir} has no .hydra/config.yaml (not a lastexp run directory)")
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    try:
+        state = load_checkpoint(ckpt)
+    except ConfigError as exc:
+        raise ExportError(str(exc)) from None
     try:
         model = model_from_checkpoint(state).eval()
     except (TypeError, ValueError, RuntimeError, KeyError) as exc:

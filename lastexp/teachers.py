@@ -13,6 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from lastexp.config import ConfigError
+from lastexp.train.checkpoint import load_checkpoint
+
 
 class TeacherError(ValueError):
     """A run directory that cannot serve as a teacher; the message says why, on one line."""
@@ -83,9 +86,9 @@ def load_teacher(
     if path is None:
         raise TeacherError(f"teacher {run_dir} has no checkpoints/best.pt or checkpoints/last.pt")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated or foreign file
-        raise TeacherError(f"teacher checkpoint {path} cannot be read ({exc})") from None
+        state = load_checkpoint(path)
+    except ConfigError as exc:
+        raise TeacherError(f"teacher {exc}") from None
     cfg = state.get("config") or {}
     ckpt_model = state.get("model_name") or (cfg.get("model") or {}).get("name")
     if metrics.get("model") and ckpt_model != metrics["model"]:

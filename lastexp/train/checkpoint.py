@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,26 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The one way lastexp opens a checkpoint: ``weights_only=True``, so a file can hold only
+    tensors, numbers, strings and plain containers and never runs code when read (lastexp
+    writes nothing else). A crafted, truncated or foreign file is refused with one line."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or foreign file
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
         raise ConfigError(
-            f"checkpoint {path} cannot be read ({exc.__class__.__name__}: {exc})"
+            f"checkpoint {path} is refused: it holds objects other than tensors, numbers, "
+            "strings and plain containers (lastexp never writes such files, and does not "
+            "unpickle them); point at a checkpoint lastexp wrote"
         ) from None
+    except Exception as exc:  # a truncated or foreign file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ConfigError(
+            f"checkpoint {path} cannot be read ({exc.__class__.__name__}: {first})"
+        ) from None
+    if not isinstance(state, dict):
+        raise ConfigError(f"checkpoint {path} holds a {type(state).__name__}, not a "
+                          "checkpoint dict; point at a checkpoint lastexp wrote")
+    return state
 
 
 def check_compatible(state: dict[str, Any], model: nn.Module, model_name: str, path: Path) -> None:

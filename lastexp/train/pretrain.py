@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lastexp.models.graph import BODY_REGIONS
+from lastexp.train.checkpoint import load_checkpoint
 
 STRATEGIES = ("body_region", "random")
 LIMBS = ("left_arm", "right_arm", "left_leg", "right_leg")
@@ -217,7 +218,7 @@ def load_encoder_into(model: nn.Module, path_or_state: str | os.PathLike | dict)
     dict). Every key but the classifier must match in name and shape; returns the missing keys."""
     state = path_or_state
     if not isinstance(state, dict):
-        state = torch.load(Path(path_or_state), map_location="cpu", weights_only=False)
+        state = load_checkpoint(Path(path_or_state))
     state = state.get("encoder", state)
     mine = model.state_dict()
     allowed = set(classifier_keys(model))
