@@ -73,6 +73,29 @@ def test_export_npz_is_ctrgcn_layout_in_reference_order(raw, tmp_path):
                 assert not x[i, frames:].any()
 
 
+def test_export_npz_xview_order_is_by_camera(raw, tmp_path):
+    out = tmp_path / "NTU60_CV.npz"
+    r = run_cli(["dataset=ntu60_xview", f"dataset.raw_dir={raw}", f"paths.data={tmp_path}",
+                 "--export-npz", str(out)], tmp_path, module="lastexp.preprocess")
+    assert r.returncode == 0, r.stderr
+    with np.load(out, allow_pickle=False) as z:
+        # xview: train cameras 2 then 3 (file order within a camera), test camera 1
+        assert z["train_names"].tolist() == ["S001C002P001R001A002", "S001C002P004R002A051",
+                                             "S001C003P006R001A003"]
+        assert z["test_names"].tolist() == ["S001C001P002R001A050", "S001C001P003R001A001",
+                                            "S001C001P005R001A004"]
+
+
+def test_cache_of_the_old_rules_is_not_reused(monkeypatch):
+    import lastexp.data as data
+
+    assert data.CACHE_VERSION >= 3  # 2 was the version of the old denoising rules
+    ds, prep = DatasetConfig(), PreprocessingConfig()
+    now = data.cache_key(ds, prep, [])
+    monkeypatch.setattr(data, "CACHE_VERSION", 2)
+    assert data.cache_key(ds, prep, []) != now
+
+
 def test_npz_of_another_split_is_refused(raw, tmp_path):
     out = tmp_path / "export.npz"
     r = run_cli(["dataset=ntu60_xsub", f"dataset.raw_dir={raw}", f"paths.data={tmp_path}",
