@@ -67,10 +67,20 @@ def precompose(argv: list[str]) -> str | None:
         fixed = [o.input_line for o in parsed
                  if not o.is_sweep_override() and not o.get_key_element().startswith("hydra")]
         with initialize_config_dir(CONF_DIR, version_base="1.3"):
-            compose("config", overrides=fixed)
+            cfg = compose("config", overrides=fixed)
     except (HydraException, OmegaConfBaseException) as exc:
         cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
         return one_line(f"{exc}{cause}") or exc.__class__.__name__
+    if any(o.is_sweep_override() for o in parsed):
+        return None  # each job validates its own values
+    from lastexp.config import ConfigError, validate
+
+    try:  # an impossible value is refused before Hydra creates a run directory
+        validate(cfg)
+    except ConfigError as exc:
+        return str(exc)
+    except Exception:  # noqa: BLE001 -- a value only the job can resolve: it validates itself
+        return None
     return None
 
 

@@ -319,6 +319,18 @@ def validate(cfg: DictConfig) -> None:
     lo, hi = get("training.scale_range")
     if not 0 < lo <= hi:
         raise ConfigError(f"training.scale_range=[{lo},{hi}] must satisfy 0 < low <= high")
+    positive("training.early_stopping_patience")
+    positive("scheduler.restart_period")
+    positive("seed", strict=False)
+    betas = list(get("optimizer.betas") or [])
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise ConfigError(f"optimizer.betas={betas} must be two values in [0, 1), e.g. "
+                          "[0.9,0.999]")
+    for key in ("preprocessing.p_interval_train", "preprocessing.p_interval_test"):
+        p = list(get(key) or [])
+        if not 1 <= len(p) <= 2 or not all(0.0 < v <= 1.0 for v in p) or sorted(p) != p:
+            raise ConfigError(f"{key}={p} must be one or two increasing values in (0, 1], "
+                              "e.g. [0.5,1.0]")
 
 
 def normalize_overrides(argv: list[str]) -> list[str]:

@@ -87,6 +87,15 @@ def _sum_or_none(values: list[Any]) -> Any:
     return sum(values)
 
 
+def _same_ensemble(out_dir: Path, dirs: list[str]) -> bool:
+    """Whether ``out_dir`` holds this very ensemble (rewriting it is then a rerun)."""
+    try:
+        existing = read_json(out_dir / "metrics.json")
+    except (OSError, ValueError):
+        return False
+    return isinstance(existing, dict) and existing.get("members") == dirs
+
+
 def ensemble_runs(
     run_dirs: list[str | Path],
     weights: list[float] | None = None,
@@ -116,6 +125,12 @@ def ensemble_runs(
         key = hashlib.sha1("|".join(dirs + [repr(list(weights))]).encode()).hexdigest()[:8]
         out_dir = Path(members[0]["dir"]).resolve().parent / f"ensemble_{key}"
     out_dir = Path(out_dir)
+    if out_dir.resolve() in {Path(d) for d in dirs}:
+        raise EnsembleError(f"--out {out_dir} is one of the ensemble's members; name a new "
+                            "directory (or leave --out out)")
+    if (out_dir / "metrics.json").exists() and not _same_ensemble(out_dir, dirs):
+        raise EnsembleError(f"--out {out_dir} already holds another run; name a new directory "
+                            "(or leave --out out)")
     first = members[0]["metrics"]
     models = sorted({str(m["metrics"].get("model")) for m in members})
     metrics = {

@@ -126,9 +126,22 @@ def check_split(path: Path, z, benchmark: str | None, split: str | None) -> str:
 
 
 def _labels(y: np.ndarray, key: str, path: Path, n: int) -> tuple[np.ndarray, int]:
+    where = f"dataset.npz={str(path)!r}: {key}"
+    if y.dtype.kind not in "biuf":
+        raise DataError(f"{where} holds {y.dtype} values; expected one-hot (N, num_classes) or "
+                        "integer labels (N,)")
     if y.ndim == 2:
+        if not (((y == 0) | (y == 1)).all() and (y.sum(axis=1) == 1).all()):
+            raise DataError(f"{where} is not one-hot (each row one 1, zeros elsewhere); write "
+                            "one-hot rows or integer labels")
         labels, classes = y.argmax(axis=1).astype(np.int64), int(y.shape[1])
     elif y.ndim == 1:
+        if y.dtype.kind == "f":
+            raise DataError(f"{where} holds float labels; write integer class indices (N,) "
+                            "or one-hot rows (N, num_classes)")
+        if len(y) and y.min() < 0:
+            raise DataError(f"{where} holds a negative label ({int(y.min())}); class indices "
+                            "start at 0")
         labels, classes = y.astype(np.int64), int(y.max(initial=-1)) + 1
     else:
         raise DataError(f"dataset.npz={str(path)!r}: {key} has shape {tuple(y.shape)}, expected "
@@ -173,8 +186,16 @@ def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | No
             num_classes = max(num_classes, classes)
             if limit is not None:
                 x, labels = x[:limit], labels[:limit]
+            if x.dtype.kind not in "biuf":
+                raise DataError(f"dataset.npz={str(path)!r}: x_{side} holds {x.dtype} values; "
+                                "expected float32 coordinates")
             data = np.asarray(x, dtype=np.float32).reshape(len(x), x.shape[1], BODIES,
                                                            NUM_JOINTS, 3)
+            bad = np.flatnonzero(~np.isfinite(data).all(axis=(1, 2, 3, 4)))
+            if len(bad):
+                raise DataError(f"dataset.npz={str(path)!r}: x_{side} holds NaN or inf in "
+                                f"{len(bad)} sample(s) (the first at index {int(bad[0])}); "
+                                "clean the file or drop those samples")
             present = np.abs(data).max(axis=(3, 4)) > 0  # (N, T, 2)
             any_frame = present.any(axis=2)
             lengths = np.where(any_frame.any(axis=1),
