@@ -175,9 +175,9 @@ def main() -> None:
               f"{r['parse_ms']:.2f} ms/file -> {r['speedup']:.1f}x (target >= 5x)")
         sp = pool_speedup(files, workers, max(3, args.rounds // 2)) if workers > 1 else 1.0
         proj = NTU60_FILES * r["full_ms"] / 1e3 / sp
-        print(f"full per-file (parse + reference denoising + translation) {r['full_ms']:.2f} ms; pool speed-up on "
-              f"{workers} cores {sp:.2f}x -> NTU-60 ({NTU60_FILES} files) projected "
-              f"{proj / 60:.1f} min (target <= 5 min)")
+        print(f"full per-file (parse + reference denoising + translation) {r['full_ms']:.2f} "
+              f"ms; pool speed-up on {workers} cores {sp:.2f}x -> NTU-60 ({NTU60_FILES} files) "
+              f"projected {proj / 60:.1f} min (target <= 5 min)")
         if not args.skip_loader:
             for row in loader_wait(Path(tmp) / "data"):
                 print(f"loader num_workers={row['num_workers']}: wait {row['wait_ms']:.1f} ms, "

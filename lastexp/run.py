@@ -26,6 +26,7 @@ from torch import nn
 
 from lastexp.config import ConfigError, identity, run_dir_problem, run_key, validate
 from lastexp.io import read_json, write_json
+from lastexp.runstore import RunLockedError, run_lock
 
 
 class UserError(Exception):
@@ -170,7 +171,13 @@ def run_job(cfg: DictConfig) -> float | None:
         sys.exit(2)
     existed_before = (run_dir / "metrics.json").exists() or (run_dir / "checkpoints").exists()
     try:
-        return fit(cfg, run_dir, sweep_dir=Path(hc.sweep.dir) if multirun else None)
+        if int(os.environ.get("RANK", "0")) != 0:  # DDP: rank 0 holds the run's lock
+            return fit(cfg, run_dir, sweep_dir=Path(hc.sweep.dir) if multirun else None)
+        with run_lock(run_dir, cfg.paths.runs):
+            return fit(cfg, run_dir, sweep_dir=Path(hc.sweep.dir) if multirun else None)
+    except RunLockedError as exc:  # the other command owns the directory: touch nothing
+        print(f"lastexp: error: {exc}", file=sys.stderr)
+        sys.exit(2)
     except (ConfigError, UserError, ValueError) as exc:
         from lastexp.data import DataError
 
@@ -184,6 +191,8 @@ def run_job(cfg: DictConfig) -> float | None:
             raise
         if main and not existed_before:
             remove_if_only_hydra(run_dir)
+            if run_dir.is_dir():  # this command trained and wrote there: say why it stopped
+                mark_failed(run_dir, cfg, exc)
         print(f"lastexp: error: {exc}", file=sys.stderr)
         sys.exit(2)
 

@@ -6,6 +6,8 @@ planner. Reads only metrics.json files, never torch, so planning stays fast.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -22,6 +24,41 @@ class RunRecord:
     @property
     def status(self) -> str:
         return str(self.metrics.get("status", "unknown"))
+
+
+class RunLockedError(ValueError):
+    """Another command is training the same run directory."""
+
+
+LOCK_DIR = ".locks"  # below the runs root, so that the run directories themselves stay as
+# their commands left them
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, runs_root: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on ``run_dir`` while it is trained; a second command on the same
+    run refuses at once (one line) instead of training it twice. The lock is an ``flock`` on
+    ``<runs root>/.locks/<name>.lock``: the kernel drops it when the process dies, so a killed
+    run never leaves a stale lock (a lock file outlives it, harmlessly)."""
+    lock_dir = Path(runs_root) / LOCK_DIR
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    rel = Path(run_dir).resolve().relative_to(Path(runs_root).resolve())
+    path = lock_dir / (str(rel).replace(os.sep, "__") + ".lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            raise RunLockedError(
+                f"run directory {run_dir} is being trained by another command (pid {holder}); "
+                "wait for it to finish, or choose another run (seed=, run_name=)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def iter_runs(root: str | os.PathLike) -> Iterator[RunRecord]:

@@ -64,3 +64,20 @@ def test_cleanup_keeps_anything_hydra_did_not_write(tmp_path):
     (theirs / "data.csv").write_text("1,2")
     remove_if_only_hydra(theirs)
     assert (theirs / "data.csv").read_text() == "1,2" and (theirs / ".hydra").is_dir()
+
+
+def test_a_run_being_trained_is_locked(tmp_path):
+    from lastexp.runstore import run_lock
+
+    runs = tmp_path / "runs"
+    run = runs / "busy"
+    run.mkdir(parents=True)
+    with run_lock(run, runs):
+        r = run_cli(["debug=tiny", "logger=none", "run_name=busy", f"paths.runs={runs}",
+                     f"paths.data={tmp_path / 'data'}"], tmp_path)
+        assert r.returncode == 2
+        line = r.stderr.strip()
+        assert "\n" not in line and "being trained by another command" in line
+        assert not (run / "metrics.json").exists() and not (run / "checkpoints").exists()
+    with run_lock(run, runs):  # released when the holder leaves: it can be taken again
+        pass

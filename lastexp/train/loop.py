@@ -17,12 +17,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from lastexp.config import ConfigError
+
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
-class NonFiniteError(RuntimeError):
-    """Too many non-finite steps in a row: the run cannot recover by skipping."""
+class NonFiniteError(ConfigError):
+    """Too many non-finite steps in a row: the run cannot recover by skipping (one line, naming
+    the key to change; the run is marked failed)."""
 
 
 @dataclass
@@ -40,6 +43,12 @@ class NanGuard:
         if bool(torch.isfinite(x.sum())):
             return True
         self.skipped_inputs += 1
+        self.consecutive += 1  # a data set whose every batch is skipped must fail, not finish
+        if self.consecutive >= self.max_consecutive:
+            raise NonFiniteError(
+                f"{self.consecutive} batches in a row hold NaN or inf inputs "
+                f"(training.max_nonfinite_steps={self.max_consecutive}); check the data"
+            )
         return False
 
     def loss_ok(self, loss: torch.Tensor, model: nn.Module) -> bool:

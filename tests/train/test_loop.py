@@ -101,3 +101,20 @@ def test_evaluate_top1():
     out = evaluate(model, batches(), device=torch.device("cpu"), transform=lambda x: x,
                    keep_scores=True)
     assert 0 <= out["val_top1"] <= 100 and out["scores"].shape == (24, 3)
+
+
+def test_every_batch_nonfinite_fails_the_run_instead_of_finishing():
+    guard = NanGuard(max_consecutive=3)
+    bad = torch.full((2, 3), float("nan"))
+    assert not guard.input_ok(bad) and not guard.input_ok(bad)
+    with pytest.raises(NonFiniteError, match="3 batches in a row hold NaN or inf inputs"):
+        guard.input_ok(bad)
+    assert guard.skipped_inputs == 3
+
+
+def test_a_finite_step_resets_the_count_of_skipped_inputs():
+    guard = NanGuard(max_consecutive=2)
+    model = torch.nn.Linear(3, 2)
+    assert not guard.input_ok(torch.full((2, 3), float("inf")))
+    assert guard.loss_ok(torch.tensor(1.0), model)
+    assert not guard.input_ok(torch.full((2, 3), float("inf")))  # 1 in a row again: no raise
