@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from lastexp.config import ConfigError, identity, run_dir_problem, run_key, validate
-from lastexp.io import read_json, write_json
+from lastexp.io import atomic_write, read_json, write_json
 from lastexp.runstore import RunLockedError, run_lock
 
 
@@ -170,6 +170,7 @@ def run_job(cfg: DictConfig) -> float | None:
         print(f"lastexp: error: {outside}", file=sys.stderr)
         sys.exit(2)
     existed_before = (run_dir / "metrics.json").exists() or (run_dir / "checkpoints").exists()
+    entries_before = set(os.listdir(run_dir)) if run_dir.is_dir() else set()
     try:
         if int(os.environ.get("RANK", "0")) != 0:  # DDP: rank 0 holds the run's lock
             return fit(cfg, run_dir, sweep_dir=Path(hc.sweep.dir) if multirun else None)
@@ -190,15 +191,37 @@ def run_job(cfg: DictConfig) -> float | None:
                 mark_failed(run_dir, cfg, exc)
             raise
         if main and not existed_before:
-            remove_if_only_hydra(run_dir)
-            if run_dir.is_dir():  # this command trained and wrote there: say why it stopped
+            if trained_here(run_dir, entries_before):  # keep what it trained; say why it stopped
                 mark_failed(run_dir, cfg, exc)
+            else:  # refused before training: remove only what this command wrote
+                remove_new_entries(run_dir, entries_before)
+                remove_if_only_hydra(run_dir)
         print(f"lastexp: error: {exc}", file=sys.stderr)
         sys.exit(2)
 
 
 # what Hydra writes into a run directory before the job starts
 HYDRA_FILES = {".hydra": {"config.yaml", "hydra.yaml", "overrides.yaml"}, "__main__.log": None}
+
+
+TRAINED = ("checkpoints", "history.csv")  # what only a run that started training writes
+
+
+def trained_here(run_dir: Path, before: set[str]) -> bool:
+    return any(name not in before and (run_dir / name).exists() for name in TRAINED)
+
+
+def remove_new_entries(run_dir: Path, before: set[str]) -> None:
+    """Remove the plain files this command added to ``run_dir`` (``data_summary.json``, a
+    partial ``metrics.json``...); nothing that was there before it started is touched."""
+    try:
+        now = set(os.listdir(run_dir))
+    except OSError:
+        return
+    for name in sorted(now - before):
+        path = run_dir / name
+        if path.is_file() and not path.is_symlink() and name not in HYDRA_FILES:
+            path.unlink(missing_ok=True)
 
 
 def remove_if_only_hydra(run_dir: Path) -> None:
@@ -228,6 +251,24 @@ def remove_if_only_hydra(run_dir: Path) -> None:
         run_dir.rmdir()
     except OSError:
         pass
+
+
+def save_hydra_files(run_dir: Path, cfg: DictConfig) -> None:
+    """What Hydra's ``output_subdir`` would hold (``.hydra/config.yaml``, ``hydra.yaml``,
+    ``overrides.yaml``), written atomically when this command trains the run, never by a
+    command that skips it or is refused (``hydra.output_subdir`` is null in conf/config.yaml).
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    out = run_dir / ".hydra"
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"config.yaml": OmegaConf.to_yaml(cfg)}
+    if HydraConfig.initialized():
+        hc = HydraConfig.get()
+        files["hydra.yaml"] = OmegaConf.to_yaml(OmegaConf.create({"hydra": hc}))
+        files["overrides.yaml"] = OmegaConf.to_yaml(hc.overrides.task)
+    for name, text in files.items():
+        atomic_write(out / name, lambda f, t=text: f.write(t))
 
 
 def mark_failed(run_dir: Path, cfg: DictConfig, exc: BaseException) -> None:
@@ -404,6 +445,7 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         else:
             check_compatible(state, model, model_name, src)
             model.load_state_dict(state["model"])
+    save_hydra_files(run_dir, cfg)  # data, model and checkpoints are in hand: it trains now
     pretrain_info = None
     if cfg.pretrain.enabled and resumed_from is None:
         pretrain_info = pretrain_phase(cfg, model, data, device, ckpt_dir / "encoder.pt", dinfo)
@@ -750,6 +792,7 @@ def ensemble_job(cfg: DictConfig, run_dir: Path) -> float | None:
         raise ConfigError(str(exc)) from None
     extra = {"debug": debug_choice(), "run_key": run_key(cfg), "git_commit": git_commit()}
     write_json(run_dir / "metrics.json", {**read_json(run_dir / "metrics.json"), **extra})
+    save_hydra_files(run_dir, cfg)
     best = max(m.get("member_top1") or [0])
     print(f"lastexp: ensemble of {len(members)} runs: {m['final_top1']:.2f}% top-1 "
           f"(best member {best:.2f}%) -> {run_dir}", flush=True)

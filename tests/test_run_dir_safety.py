@@ -81,3 +81,16 @@ def test_a_run_being_trained_is_locked(tmp_path):
         assert not (run / "metrics.json").exists() and not (run / "checkpoints").exists()
     with run_lock(run, runs):  # released when the holder leaves: it can be taken again
         pass
+
+
+def test_skipped_command_leaves_the_run_byte_identical(tmp_path):
+    args = ["debug=tiny", "logger=none", "training.epochs=1", f"paths.runs={tmp_path / 'runs'}",
+            f"paths.data={tmp_path / 'data'}"]
+    first = run_cli(args, tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (run,) = [p.parent for p in (tmp_path / "runs").rglob("metrics.json")]
+    assert (run / ".hydra" / "config.yaml").is_file() and (run / ".hydra" / "hydra.yaml").is_file()
+    before = snapshot(run)
+    again = run_cli([*args, "training.num_workers=0"], tmp_path)  # a volatile key differs
+    assert again.returncode == 0 and "already completed" in again.stdout
+    assert snapshot(run) == before
