@@ -165,10 +165,20 @@ def _wait_until(cond, timeout: float, what: str, sweep: Sweep, interval: float =
         time.sleep(interval)
 
 
-def _sacct_states(job_id: str) -> list[str]:
-    """Every state the job went through (-D: requeued instances too)."""
-    out = _cmd("sacct", "-n", "-X", "-P", "-D", "-j", job_id, "-o", "State")
-    return [s.strip() for s in out.splitlines() if s.strip()]
+TRANSIENT = ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED")
+
+
+def _sacct_states(job_id: str, settle: float = 60.0) -> list[str]:
+    """Every state the job went through (-D: requeued instances too), once the last one is
+    final: submitit hands the result back before the job's process has exited, so right after
+    a sweep returns, accounting may still say RUNNING for a few seconds."""
+    deadline = time.monotonic() + settle
+    while True:
+        out = _cmd("sacct", "-n", "-X", "-P", "-D", "-j", job_id, "-o", "State")
+        states = [s.strip() for s in out.splitlines() if s.strip()]
+        if (states and not states[-1].startswith(TRANSIENT)) or time.monotonic() > deadline:
+            return states
+        time.sleep(1.0)
 
 
 def _assert_same_result(run_dir: Path, reference: Path) -> None:
