@@ -319,6 +319,13 @@ def validate(cfg: DictConfig) -> None:
     lo, hi = get("training.scale_range")
     if not 0 < lo <= hi:
         raise ConfigError(f"training.scale_range=[{lo},{hi}] must satisfy 0 < low <= high")
+    device = str(get("training.device"))
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise ConfigError(f"training.device={device} is not one of auto, cpu, cuda, cuda:N")
+    data_root = get("paths.data")
+    if data_root and Path(str(data_root)).exists() and not Path(str(data_root)).is_dir():
+        raise ConfigError(f"paths.data={data_root} is a file; name a folder for the data and "
+                          "its caches")
     positive("training.early_stopping_patience")
     positive("scheduler.restart_period")
     positive("seed", strict=False)

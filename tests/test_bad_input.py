@@ -51,6 +51,8 @@ CASES = [
     (["preprocessing.num_person=3"], ["preprocessing.num_person"]),
     (["dataset=ntu60_xsub", "dataset.split=xset"], ["dataset.split=xset"]),
     (["training.epochs=0"], ["training.epochs"]),
+    (["training.device=tpu"], ["training.device=tpu", "cuda:N"]),
+    (["paths.data=train.py"], ["paths.data=train.py", "is a file"]),
     (["run_name=.", "optimizer.lr=-1"], ["optimizer.lr"]),  # the value is refused first
     (["run_name=."], ["the runs root", "run_name="]),
     (["run_name=../victim"], ["outside", "run_name="]),
@@ -113,3 +115,12 @@ def test_ensemble_out_never_names_an_existing_run(tmp_path):
     again = run_cli([str(a), str(b), "--out", str(tmp_path / "ens")], tmp_path,
                     module="lastexp.ensemble")
     assert again.returncode == 0, again.stderr  # the same ensemble again: a rerun
+
+
+@pytest.mark.parametrize("flag", ["--out", "--runs"])
+def test_results_paths_that_are_files(tmp_path, flag):
+    (tmp_path / "afile").write_text("x")
+    before = snapshot(tmp_path)
+    r = run_cli([flag, "afile"], tmp_path, module="lastexp.results")
+    refused(r, flag, "is a file")
+    assert snapshot(tmp_path) == before

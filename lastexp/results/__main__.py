@@ -23,6 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="print only the file list")
     args = parser.parse_args(argv)
 
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        print(f"lastexp.results: error: --out {args.out!r} is a file; name a folder for the "
+              "tables (default: results)", file=sys.stderr)
+        return 2
+    if os.path.exists(args.runs) and not os.path.isdir(args.runs):
+        print(f"lastexp.results: error: --runs {args.runs!r} is a file; name the runs folder "
+              "(default: runs)", file=sys.stderr)
+        return 2
     if not os.path.isdir(args.runs):
         print(f"warning: runs folder {args.runs!r} does not exist; writing empty tables",
               file=sys.stderr)  # fmt: skip
