@@ -7,6 +7,7 @@ resumes from ``checkpoints/last.pt``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import os
@@ -169,12 +170,11 @@ def run_job(cfg: DictConfig) -> float | None:
     if outside:  # (a sweep's run_name reaches here; a single run is refused before Hydra)
         print(f"lastexp: error: {outside}", file=sys.stderr)
         sys.exit(2)
-    existed_before = (run_dir / "metrics.json").exists() or (run_dir / "checkpoints").exists()
     entries_before = set(os.listdir(run_dir)) if run_dir.is_dir() else set()
+    existed_before = bool(entries_before & {"metrics.json", "checkpoints"})
+    main = int(os.environ.get("RANK", "0")) == 0  # DDP: rank 0 holds the run's lock
     try:
-        if int(os.environ.get("RANK", "0")) != 0:  # DDP: rank 0 holds the run's lock
-            return fit(cfg, run_dir, sweep_dir=Path(hc.sweep.dir) if multirun else None)
-        with run_lock(run_dir, cfg.paths.runs):
+        with run_lock(run_dir, cfg.paths.runs) if main else contextlib.nullcontext():
             return fit(cfg, run_dir, sweep_dir=Path(hc.sweep.dir) if multirun else None)
     except RunLockedError as exc:  # the other command owns the directory: touch nothing
         print(f"lastexp: error: {exc}", file=sys.stderr)
@@ -185,7 +185,6 @@ def run_job(cfg: DictConfig) -> float | None:
         user = isinstance(exc, (ConfigError, UserError, DataError))
         if not user:
             raise
-        main = int(os.environ.get("RANK", "0")) == 0
         if multirun:  # a sweep's job: record why it failed, the other jobs go on
             if main:
                 mark_failed(run_dir, cfg, exc)
@@ -194,16 +193,12 @@ def run_job(cfg: DictConfig) -> float | None:
             if trained_here(run_dir, entries_before):  # keep what it trained; say why it stopped
                 mark_failed(run_dir, cfg, exc)
             else:  # refused before training: remove only what this command wrote
-                remove_new_entries(run_dir, entries_before)
-                remove_if_only_hydra(run_dir)
+                remove_added(run_dir, entries_before)
         print(f"lastexp: error: {exc}", file=sys.stderr)
         sys.exit(2)
 
 
-# what Hydra writes into a run directory before the job starts
-HYDRA_FILES = {".hydra": {"config.yaml", "hydra.yaml", "overrides.yaml"}, "__main__.log": None}
-
-
+HYDRA_LOG = "__main__.log"  # Hydra creates it with the run directory, before the job starts
 TRAINED = ("checkpoints", "history.csv")  # what only a run that started training writes
 
 
@@ -211,46 +206,24 @@ def trained_here(run_dir: Path, before: set[str]) -> bool:
     return any(name not in before and (run_dir / name).exists() for name in TRAINED)
 
 
-def remove_new_entries(run_dir: Path, before: set[str]) -> None:
-    """Remove the plain files this command added to ``run_dir`` (``data_summary.json``, a
-    partial ``metrics.json``...); nothing that was there before it started is touched."""
+def remove_added(run_dir: Path, before: set[str]) -> None:
+    """After a failed first attempt, remove what this command added to ``run_dir`` (entries
+    not in ``before``), and ``run_dir`` itself when it held nothing but Hydra's log before;
+    whatever was there before the command started stays."""
     try:
-        now = set(os.listdir(run_dir))
+        added = set(os.listdir(run_dir)) - before
     except OSError:
         return
-    for name in sorted(now - before):
+    for name in sorted(added):
         path = run_dir / name
-        if path.is_file() and not path.is_symlink() and name not in HYDRA_FILES:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
             path.unlink(missing_ok=True)
-
-
-def remove_if_only_hydra(run_dir: Path) -> None:
-    """After a failed first attempt, remove the run directory only when it holds nothing but
-    what Hydra wrote for this command; anything else (a user's file, another run) stays."""
-    try:
-        entries = {p.name: p for p in run_dir.iterdir()}
-    except OSError:
-        return
-    if not set(entries) <= set(HYDRA_FILES):
-        return
-    hydra_dir = entries.get(".hydra")
-    if hydra_dir is not None:
-        if not hydra_dir.is_dir() or hydra_dir.is_symlink():
-            return
-        inner = {p.name for p in hydra_dir.iterdir()}
-        if not inner <= HYDRA_FILES[".hydra"]:
-            return
-    for name, path in entries.items():
-        if name == ".hydra":
-            for f in path.iterdir():
-                f.unlink(missing_ok=True)
-            path.rmdir()
-        elif path.is_file() and not path.is_symlink():
-            path.unlink(missing_ok=True)
-    try:
-        run_dir.rmdir()
-    except OSError:
-        pass
+    if before <= {HYDRA_LOG}:
+        (run_dir / HYDRA_LOG).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()
 
 
 def save_hydra_files(run_dir: Path, cfg: DictConfig) -> None:

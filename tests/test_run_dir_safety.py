@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lastexp.run import remove_if_only_hydra
+from lastexp.run import remove_added
 from tests.conftest import run_cli
 
 
@@ -51,18 +51,18 @@ def test_run_dir_outside_the_store_is_refused(workdir, args, says):
     assert not (workdir / "x").exists() and not (workdir / ".hydra").exists()
 
 
-def test_cleanup_keeps_anything_hydra_did_not_write(tmp_path):
+def test_cleanup_keeps_anything_the_command_did_not_write(tmp_path):
     mine = tmp_path / "fresh_run"
     (mine / ".hydra").mkdir(parents=True)
     for f in ("config.yaml", "hydra.yaml", "overrides.yaml"):
         (mine / ".hydra" / f).write_text("x")
-    remove_if_only_hydra(mine)
+    remove_added(mine, set())  # all of it written by the failed command
     assert not mine.exists()
     theirs = tmp_path / "someone"
     (theirs / ".hydra").mkdir(parents=True)
     (theirs / ".hydra" / "config.yaml").write_text("x")
     (theirs / "data.csv").write_text("1,2")
-    remove_if_only_hydra(theirs)
+    remove_added(theirs, {".hydra", "data.csv"})  # both there before the command
     assert (theirs / "data.csv").read_text() == "1,2" and (theirs / ".hydra").is_dir()
 
 
