@@ -84,11 +84,17 @@ def precompose(argv: list[str]) -> str | None:
     return None
 
 
+# the overrides that can move a run directory away from <paths.runs>/<name of the config>
+RUN_DIR_KEYS = ("run_name=", "hydra.run.", "hydra.sweep.")
+
+
 def check_run_dir(argv: list[str]) -> str | None:
     """Refuse, before Hydra creates anything, a run directory outside ``paths.runs`` or equal
     to it (``run_name=..``, ``run_name=/abs``, ``hydra.run.dir=.``)."""
     if any(a.startswith("-") and a not in ("--multirun", "-m") for a in argv):
         return None
+    if not any(a.lstrip("+~").startswith(RUN_DIR_KEYS) for a in argv):
+        return None  # the default <paths.runs>/<name of the config> always lies inside
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf

@@ -81,33 +81,40 @@ _CTRGCN_NAME = re.compile(r"NTU(60|120)_(CS|CV|CSub|CSet)\b", re.IGNORECASE)
 _CTRGCN_SPLIT = {"cs": "xsub", "csub": "xsub", "cv": "xview", "cset": "xset"}
 
 
-def _split_of_names(names: dict[str, np.ndarray], benchmark: str) -> list[str]:
-    """The splits whose train/test rule the stored sample names follow."""
+def stored_names(z) -> dict[str, list[str]] | None:
+    """``train_names`` / ``test_names`` of an npz (files lastexp writes have them), or None."""
+    if not all(f"{s}_names" in z.files for s in ("train", "test")):
+        return None
+    return {s: np.asarray(z[f"{s}_names"]).astype(str).tolist() for s in ("train", "test")}
+
+
+def _split_of_names(names: dict[str, list[str]], benchmark: str) -> list[str] | None:
+    """The splits whose train/test rule the stored sample names follow (None: not NTU names)."""
+    try:
+        parsed = {side: [parse_ntu_name(n) for n in ns] for side, ns in names.items()}
+    except ValueError:
+        return None
     fits = []
     for split in SPLITS:
         try:
-            if all(is_train(parse_ntu_name(str(n)), benchmark, split) == (side == "train")
-                   for side, ns in names.items() for n in ns):
+            if all(is_train(n, benchmark, split) == (side == "train")
+                   for side, ns in parsed.items() for n in ns):
                 fits.append(split)
-        except ValueError:
+        except ValueError:  # a split the benchmark does not have (xset on ntu60)
             continue
     return fits
 
 
-def check_split(path: Path, z, benchmark: str | None, split: str | None) -> str:
-    """Refuse an npz made for another split than ``dataset.split``; return how it was checked
-    ("sample names", "file name" or "not checked: no sample names")."""
+def check_split(path: Path, names: dict[str, list[str]] | None, benchmark: str | None,
+                split: str | None) -> str:
+    """Refuse an npz made for another split than ``dataset.split``, judged by its sample
+    ``names`` or else CTR-GCN's file name; return how it was checked."""
     if not benchmark or not split:
         return "not checked"
-    if all(f"{s}_names" in z.files for s in ("train", "test")):
-        names = {s: np.asarray(z[f"{s}_names"]).astype(str) for s in ("train", "test")}
-        try:
-            for ns in names.values():
-                for n in ns:
-                    parse_ntu_name(str(n))
-        except ValueError:
-            return "not checked: sample names are not NTU names"
+    if names is not None:
         fits = _split_of_names(names, benchmark)
+        if fits is None:
+            return "not checked: sample names are not NTU names"
         if split not in fits:
             made = " or ".join(fits) if fits else "no NTU split"
             raise DataError(f"dataset.npz={str(path)!r} holds the {made} split but "
@@ -170,8 +177,8 @@ def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | No
         if missing:
             raise DataError(f"dataset.npz={str(path)!r}: missing key(s) {', '.join(missing)} "
                             f"(a CTR-GCN npz holds {', '.join(KEYS)})")
-        split_check = check_split(path, z, benchmark, split)
-        has_names = all(f"{s}_names" in z.files for s in ("train", "test"))
+        stored = stored_names(z)
+        split_check = check_split(path, stored, benchmark, split)
         out: dict[str, SplitArrays] = {}
         skipped: dict[str, str] = {}
         lengths_all: list[np.ndarray] = []
@@ -200,8 +207,8 @@ def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | No
             any_frame = present.any(axis=2)
             lengths = np.where(any_frame.any(axis=1),
                                x.shape[1] - np.argmax(any_frame[:, ::-1], axis=1), 0)
-            if has_names:
-                names = np.asarray(z[f"{side}_names"]).astype(str).tolist()[: len(x)]
+            if stored is not None:
+                names = stored[side][: len(x)]
                 if len(names) != len(x):
                     raise DataError(f"dataset.npz={str(path)!r}: {side}_names has "
                                     f"{len(names)} names but x_{side} has {len(x)} samples")
@@ -233,7 +240,8 @@ def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | No
         "n_test": len(out["test"]),
         "num_classes": num_classes,
         "num_person": num_person,
-        "sample_names": "present" if has_names else "absent (samples are named by position)",
+        "sample_names": ("present" if stored is not None
+                         else "absent (samples are named by position)"),
         "split_checked_by": split_check,
         "skipped": dict(sorted(skipped.items())),
         "frames": {"min": int(lens.min()), "mean": round(float(lens.mean()), 2),
