@@ -47,12 +47,17 @@ def raw(tmp_path_factory):
     return d
 
 
-def test_export_npz_is_ctrgcn_layout_in_reference_order(raw, tmp_path):
-    out = tmp_path / "NTU60_CS.npz"
-    r = run_cli(["dataset=ntu60_xsub", f"dataset.raw_dir={raw}", f"paths.data={tmp_path}",
+def export(raw, tmp_path, dataset, name):
+    """``python -m lastexp.preprocess dataset=<dataset> ... --export-npz <name>``; its path."""
+    out = tmp_path / name
+    r = run_cli([f"dataset={dataset}", f"dataset.raw_dir={raw}", f"paths.data={tmp_path}",
                  "--export-npz", str(out)], tmp_path, module="lastexp.preprocess")
     assert r.returncode == 0, r.stderr
-    with np.load(out, allow_pickle=False) as z:
+    return out
+
+
+def test_export_npz_is_ctrgcn_layout_in_reference_order(raw, tmp_path):
+    with np.load(export(raw, tmp_path, "ntu60_xsub", "NTU60_CS.npz"), allow_pickle=False) as z:
         assert set(z.files) == {"x_train", "y_train", "x_test", "y_test", "train_names",
                                 "test_names"}
         # xsub: train subjects 1, 2, 4, 5 (in that order), test 3, 6
@@ -74,11 +79,7 @@ def test_export_npz_is_ctrgcn_layout_in_reference_order(raw, tmp_path):
 
 
 def test_export_npz_xview_order_is_by_camera(raw, tmp_path):
-    out = tmp_path / "NTU60_CV.npz"
-    r = run_cli(["dataset=ntu60_xview", f"dataset.raw_dir={raw}", f"paths.data={tmp_path}",
-                 "--export-npz", str(out)], tmp_path, module="lastexp.preprocess")
-    assert r.returncode == 0, r.stderr
-    with np.load(out, allow_pickle=False) as z:
+    with np.load(export(raw, tmp_path, "ntu60_xview", "NTU60_CV.npz"), allow_pickle=False) as z:
         # xview: train cameras 2 then 3 (file order within a camera), test camera 1
         assert z["train_names"].tolist() == ["S001C002P001R001A002", "S001C002P004R002A051",
                                              "S001C003P006R001A003"]
