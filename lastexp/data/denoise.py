@@ -97,8 +97,6 @@ def denoise(bodies: list[Body]) -> list[Body]:
     """Stage 2 for a file with more than one body ID: the length and spread rules, then the
     survivors by motion, largest first. Returns a new list; motions may be lowered."""
     kept = [b for b in bodies if len(b.joints) > NOISE_LEN_THRES]
-    if len(kept) == 1:
-        return kept
     for b in list(kept):
         if len(kept) == 1:
             break
