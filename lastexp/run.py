@@ -270,6 +270,8 @@ def mark_failed(run_dir: Path, cfg: DictConfig, exc: BaseException) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(path, {**base, **prev, "status": "failed",
                       "error": f"{exc.__class__.__name__}: {exc}", "finished_at": now_iso()})
+    if not (run_dir / ".hydra").exists():  # a run that failed before training: its config
+        save_hydra_files(run_dir, cfg)  # too (an existing run's .hydra/ is never rewritten)
 
 
 def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float | None:

@@ -131,9 +131,7 @@ class Sweep:
             subprocess.run(["scancel", *sorted(ids)], capture_output=True, timeout=30)
 
     def run_dirs(self) -> list[Path]:
-        # a run that trained has .hydra/; one that failed before training only metrics.json
-        return sorted(p for p in self.runs.iterdir()
-                      if (p / ".hydra").is_dir() or (p / "metrics.json").is_file()) \
+        return sorted(p for p in self.runs.iterdir() if (p / ".hydra").is_dir()) \
             if self.runs.is_dir() else []
 
 
