@@ -1,15 +1,27 @@
-"""Training throughput of every registered model: ``python benchmarks/models.py [--compile]``.
+"""Training throughput per model and speed setting: ``python benchmarks/models.py``.
 
-Prints samples/s for a forward+backward step (batch 16, T=64, M=1) on CPU in eager fp32, the
-median of 3 timed rounds; with CUDA, also GPU eager fp32 and the speed-ups of AMP bf16,
-channels_last (+ AMP) and, with ``--compile``, torch.compile (+ AMP), as ratios against the GPU
-eager fp32 figure of the same run.
+For every registered model (or ``--models ...``) it times one training step (forward, loss,
+backward, SGD step; batch 16, T=64, M=1) in each setting the trainer offers, interleaved
+round by round (A B C A B C ...: the machine is shared) and prints the median samples/s of
+eager fp32 and, for every other setting, its ratio to eager fp32 on the same device:
+
+- ``compile``: ``training.compile=true`` (torch.compile of the model, default mode);
+- ``bf16``: ``training.amp=bf16`` (autocast, no loss scaling);
+- ``fp16``: ``training.amp=fp16`` (autocast + GradScaler; GPU only);
+- ``ch_last``: ``training.channels_last=true`` (GPU only; on CPU add ``--all``);
+- ``cmp+bf16``: both (GPU only);
+- ``sync``: eager fp32 plus the NaN guard's per-step host synchronisation (``bool(isfinite(loss))``,
+  what ``lastexp.train.loop`` does every step): its ratio is what that sync costs.
+
+CPU columns always; GPU columns whenever CUDA is present. Compilation warm-up is excluded from
+the timing and printed (it is paid once per run).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import statistics
 import sys
 import time
@@ -22,88 +34,118 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from lastexp.models import available_models, build_model, count_params  # noqa: E402
+from lastexp.train.fastpath import Precision, compiled, to_channels_last  # noqa: E402
 
 
-def samples_per_second(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-    rounds: int = 3,
-    steps: int = 3,
-    warmup: int = 2,
-) -> float:
-    """Median over ``rounds`` of (steps * batch) / seconds for forward + backward + SGD step."""
+def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, amp: str = "off",
+              sync: bool = False) -> Callable[[], None]:
+    """One training step of ``model`` in the given precision; ``sync``: check the loss on
+    the host each step, as the trainer's NaN guard does."""
+    precision = Precision(amp)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    scaler = precision.scaler(x.device)
+    autocast = (lambda: torch.autocast(x.device.type, dtype=precision.dtype)) \
+        if precision.dtype is not None else contextlib.nullcontext
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
         with autocast():
-            loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
+            loss = nn.functional.cross_entropy(model(x).float(), y)
+        if sync and not bool(torch.isfinite(loss)):
+            return
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
 
-    model.train()
-    for _ in range(warmup):
-        step()
-    sync()
-    rates = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(steps):
+    return step
+
+
+def interleaved(steps: dict[str, Callable[[], None]], batch: int, device: torch.device,
+                rounds: int, per_round: int, warmup: int) -> tuple[dict[str, float], dict]:
+    """Median samples/s of each step function over ``rounds`` interleaved rounds, and the
+    warm-up seconds of each (compilation happens there)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    warm = {}
+    for name, step in steps.items():
+        t0 = time.perf_counter()
+        for _ in range(warmup):
             step()
         sync()
-        rates.append(steps * x.shape[0] / (time.perf_counter() - start))
-    return statistics.median(rates)
+        warm[name] = time.perf_counter() - t0
+    rates: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(per_round):
+                step()
+            sync()
+            rates[name].append(per_round * batch / (time.perf_counter() - t0))
+    return {k: statistics.median(v) for k, v in rates.items()}, warm
+
+
+def variants(name: str, device: torch.device, x: torch.Tensor, y: torch.Tensor,
+             want: list[str]) -> dict[str, Callable[[], None]]:
+    """Step functions per setting, each on its own copy of the same initial weights."""
+    torch.manual_seed(0)
+    base = build_model(name, num_classes=60).to(device).train()
+    out: dict[str, Callable[[], None]] = {}
+    for v in ["eager", *want]:
+        m = copy.deepcopy(base)
+        if v == "ch_last":
+            to_channels_last(m)
+        if v in ("compile", "cmp+bf16"):
+            m = compiled(m)
+        amp = {"bf16": "bf16", "cmp+bf16": "bf16", "fp16": "fp16"}.get(v, "off")
+        out[v] = make_step(m, x, y, amp=amp, sync=v == "sync")
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--frames", type=int, default=64)
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile on GPU")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=2, help="steps per round on CPU")
     parser.add_argument("--models", nargs="*", default=None, help="default: every model")
+    parser.add_argument("--no-compile", action="store_true", help="skip the compile columns")
+    parser.add_argument("--all", action="store_true", help="every setting on CPU too")
     parser.add_argument("--no-cpu", action="store_true", help="skip the CPU figures")
     args = parser.parse_args(argv)
 
     names = args.models or available_models()
-    x = torch.randn(args.batch, 3, args.frames, 25, 1)
-    y = torch.randint(0, 60, (args.batch,))
-    cuda = torch.cuda.is_available()
-    header = f"{'model':<16} {'params':>10} {'CPU fp32 s/s':>13}"
-    if cuda:
-        header += f" {'GPU fp32 s/s':>13} {'bf16':>6} {'ch_last':>8} {'cl+bf16':>8}"
-        header += f" {'compile':>8} {'cmp+bf16':>9}" if args.compile else ""
-    print(header)
-    for name in names:
-        torch.manual_seed(0)
-        model = build_model(name, num_classes=60)
-        row = f"{name:<16} {count_params(model):>10,}"
-        if args.no_cpu:
-            row += f" {'-':>13}"
-        else:  # one step per round on CPU: the big teachers take seconds per step
-            row += f" {samples_per_second(model, x, y, steps=1, warmup=1):>13.1f}"
-        if cuda:
-            gx, gy = x.cuda(), y.cuda()
-
-            def bf16() -> contextlib.AbstractContextManager:
-                return torch.autocast("cuda", dtype=torch.bfloat16)
-
-            gpu = model.cuda()
-            base = samples_per_second(gpu, gx, gy)
-            ratios = [samples_per_second(gpu, gx, gy, bf16)]
-            gpu = gpu.to(memory_format=torch.channels_last)  # the 4-D convs inside
-            ratios += [samples_per_second(gpu, gx, gy), samples_per_second(gpu, gx, gy, bf16)]
-            if args.compile:
-                compiled = torch.compile(model.cuda().to(memory_format=torch.contiguous_format))
-                ratios += [
-                    samples_per_second(compiled, gx, gy),
-                    samples_per_second(compiled, gx, gy, bf16),
-                ]
-            row += f" {base:>13.1f} " + " ".join(f"{r / base:>7.2f}x" for r in ratios)
-        print(row, flush=True)
-    print(f"(batch {args.batch}, T={args.frames}, M=1, 60 classes; median of 3 rounds)")
+    cpu_want = ["compile", "bf16", "sync"]
+    gpu_want = ["compile", "bf16", "fp16", "ch_last", "cmp+bf16", "sync"]
+    if args.all:
+        cpu_want = gpu_want
+    if args.no_compile:
+        cpu_want = [v for v in cpu_want if v not in ("compile", "cmp+bf16")]
+        gpu_want = [v for v in gpu_want if v not in ("compile", "cmp+bf16")]
+    devices = [] if args.no_cpu else [(torch.device("cpu"), cpu_want, args.steps)]
+    if torch.cuda.is_available():
+        devices.append((torch.device("cuda"), gpu_want, 10))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+          + (f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+    for device, want, per_round in devices:
+        cols = " ".join(f"{v:>9}" for v in want)
+        print(f"\n{device.type.upper()}: samples/s eager fp32, the others as ratios to it "
+              f"(median of {args.rounds} interleaved rounds)")
+        print(f"{'model':<16} {'params':>10} {'eager s/s':>10} {cols}   warm-up s (compile)")
+        for name in names:
+            x = torch.randn(args.batch, 3, args.frames, 25, 1, device=device)
+            y = torch.randint(0, 60, (args.batch,), device=device)
+            steps = variants(name, device, x, y, want)
+            rates, warm = interleaved(steps, args.batch, device, args.rounds, per_round,
+                                      warmup=3 if device.type == "cuda" else 2)
+            ratios = " ".join(f"{rates[v] / rates['eager']:>8.2f}x" for v in want)
+            params = count_params(build_model(name, num_classes=60))
+            print(f"{name:<16} {params:>10,} {rates['eager']:>10.1f} {ratios}   "
+                  f"{warm.get('compile', 0.0):.0f}", flush=True)
+    print(f"\n(batch {args.batch}, T={args.frames}, M=1, 60 classes)")
 
 
 if __name__ == "__main__":

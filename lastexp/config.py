@@ -157,7 +157,11 @@ class TrainingConfig:
     gradient_clip: float = 1.0  # 0 disables
     label_smoothing: float = 0.1
     ib_loss_weight: float = 0.0
-    amp: bool = True  # effective on CUDA only
+    # autocast: off | fp16 (with GradScaler) | bf16; true = fp16 on CUDA, off elsewhere
+    amp: Any = True
+    compile: bool = False  # torch.compile the model (speed only: not part of the run identity)
+    compile_mode: str = "default"  # default | reduce-overhead | max-autotune | ...
+    channels_last: bool = False  # NHWC layout of the 4-D weights and activations (speed only)
     swa_start: Optional[int] = None  # epoch from which SWA averages; null = off
     causal_prob: float = 0.0
     save_interval: int = 10  # keep checkpoints/epoch_XXXX.pt every N epochs (0 = never)
@@ -220,6 +224,8 @@ def register_configs() -> None:
 
 # ----------------------------------------------------------------------------- values
 
+AMP_CHOICES = ("off", "fp16", "bf16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CHOICES = {
     "stream.name": ("joint", "bone", "velocity", "bone_velocity"),
     "optimizer.name": ("sgd", "adamw"),
@@ -231,6 +237,7 @@ CHOICES = {
     "logger.name": ("wandb", "none"),
     "logger.mode": ("auto", "online", "offline"),
     "pretrain.mask_strategy": ("body_region", "random"),
+    "training.compile_mode": COMPILE_MODES,
 }
 
 
@@ -319,6 +326,10 @@ def validate(cfg: DictConfig) -> None:
     lo, hi = get("training.scale_range")
     if not 0 < lo <= hi:
         raise ConfigError(f"training.scale_range=[{lo},{hi}] must satisfy 0 < low <= high")
+    amp = get("training.amp")
+    if not isinstance(amp, bool) and str(amp).lower() not in (*AMP_CHOICES, "true", "false"):
+        raise ConfigError(f"training.amp={amp} is not one of {', '.join(AMP_CHOICES)} "
+                          "(true: fp16 on CUDA, off on CPU)")
     device = str(get("training.device"))
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise ConfigError(f"training.device={device} is not one of auto, cpu, cuda, cuda:N")
@@ -365,6 +376,9 @@ VOLATILE_KEYS = (
     "training.save_interval",
     "training.num_workers",
     "training.device",
+    "training.compile",
+    "training.compile_mode",
+    "training.channels_last",
 )
 
 

@@ -28,6 +28,7 @@ from torch import nn
 from lastexp.config import ConfigError, identity, run_dir_problem, run_key, validate
 from lastexp.io import atomic_write, read_json, write_json
 from lastexp.runstore import RunLockedError, run_lock
+from lastexp.train.fastpath import Precision, amp_mode, compiled, to_channels_last, unwrap
 
 
 class UserError(Exception):
@@ -136,8 +137,7 @@ def make_loss(label_smoothing: float, ib_weight: float):
     def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
         if ib_weight > 0:
             logits, feats = model(x, return_features=True)
-            core = model.module if hasattr(model, "module") else model
-            return ce(logits.float(), y) + ib_weight * core.ib_loss(feats, y), logits
+            return ce(logits.float(), y) + ib_weight * unwrap(model).ib_loss(feats, y), logits
         logits = model(x)
         return ce(logits.float(), y), logits
 
@@ -341,9 +341,10 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
     params = count_params(model)
     flops = count_flops(model, num_frames=cfg.preprocessing.window, num_person=data.num_person)
     model.to(device)
-
-    amp_on = bool(tcfg.amp) and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if amp_on else None
+    if tcfg.channels_last:
+        to_channels_last(model)
+    precision = Precision(amp_mode(tcfg.amp, device.type))
+    scaler = precision.scaler(device)
     from lastexp.train.optim import build_optimizer
     from lastexp.train.schedule import build_scheduler
 
@@ -437,6 +438,7 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         "params": params,
         "flops": flops,
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "amp": precision.mode,
         "n_train": len(data.train),
         "n_test": len(data.test),
         "num_classes": data.num_classes,
@@ -510,10 +512,16 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
+    eval_model: nn.Module = model
+    if tcfg.compile:  # the wrappers share model's parameters: checkpoints stay plain
+        eval_model = compiled(model, tcfg.compile_mode)
+        train_model = compiled(train_model, tcfg.compile_mode) if dinfo.active else eval_model
 
     if teacher is not None:
         from lastexp.train.distill import Distiller
 
+        if tcfg.compile:
+            teacher = compiled(teacher, tcfg.compile_mode)
         loss_fn = Distiller(teacher, projector, alpha=dcfg.alpha, beta=dcfg.beta,
                             gamma=dcfg.gamma, tau=dcfg.tau, label_smoothing=tcfg.label_smoothing)
     else:
@@ -523,7 +531,7 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         loss_fn=loss_fn,
         transform=train_tf, device=device, accumulation=tcfg.gradient_accumulation_steps,
         clip=tcfg.gradient_clip, scaler=scaler,
-        amp_dtype=torch.float16 if amp_on else None, guard=guard,
+        amp_dtype=precision.dtype, guard=guard,
         before_step=before_step, should_stop=should_stop,
     )
 
@@ -595,8 +603,8 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
             set_causal(model, False)
             if swa is not None:
                 swa.update(epoch)
-            ev = evaluate(model, test_loader, device=device, transform=test_tf,
-                          amp_dtype=torch.float16 if amp_on else None)
+            ev = evaluate(eval_model, test_loader, device=device, transform=test_tf,
+                          amp_dtype=precision.dtype)
             scheduler.step()
             last_epoch_s = time.perf_counter() - t_epoch
             row = {"epoch": epoch + 1, "lr": lr, "train_loss": tr["train_loss"],
@@ -643,14 +651,14 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         if not history:
             raise ConfigError("no epoch was run; raise training.epochs")
         # Final numbers come from the final weights, honestly; best_* is reported beside them.
-        final_model = model
+        final_model = eval_model
         if swa is not None:  # seed 001 §7: the averaged weights, BN statistics recomputed
             sampler.set_epoch(tcfg.epochs)  # all training inputs for the BN statistics
             final_model = swa.finalize(train_loader, test_tf, device)
             put_ckpt(ckpt_dir / "swa.pt", {**checkpoint_state(tcfg.epochs),
                                                   "model": final_model.state_dict()})
         ev = evaluate(final_model, test_loader, device=device, transform=test_tf,
-                      amp_dtype=torch.float16 if amp_on else None, keep_scores=True)
+                      amp_dtype=precision.dtype, keep_scores=True)
         if swa is not None:
             metrics.update(swa_top1=ev["val_top1"], swa_epochs=swa.n_averaged)
             if ev["val_top1"] > best_top1:

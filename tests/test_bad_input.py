@@ -52,6 +52,8 @@ CASES = [
     (["dataset=ntu60_xsub", "dataset.split=xset"], ["dataset.split=xset"]),
     (["training.epochs=0"], ["training.epochs"]),
     (["training.device=tpu"], ["training.device=tpu", "cuda:N"]),
+    (["training.amp=fp8"], ["training.amp=fp8", "bf16"]),
+    (["training.compile_mode=fastest"], ["training.compile_mode", "max-autotune"]),
     (["paths.data=train.py"], ["paths.data=train.py", "is a file"]),
     (["run_name=.", "optimizer.lr=-1"], ["optimizer.lr"]),  # the value is refused first
     (["run_name=."], ["the runs root", "run_name="]),

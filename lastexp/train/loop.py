@@ -1,8 +1,17 @@
 """The epoch loop: plain functions, metrics kept on the device, one host sync per epoch.
 
-The only per-step host syncs are the two NaN-guard checks the seed asks for: the input batch
-is checked on the host before it is moved (free on GPU), and the loss is checked before the
-backward pass so that a non-finite step can be skipped.
+Host synchronisations per training step (the NaN guard's, which the training plan asks for,
+and nothing else; ``benchmarks/models.py``'s ``sync`` column measures what they cost):
+
+1. ``NanGuard.input_ok``: the batch is summed on the host *before* it is moved to the device,
+   so on a GPU this waits for no kernel (it costs a CPU reduction, not a sync);
+2. ``NanGuard.loss_ok``: ``bool(isfinite(loss))`` before the backward pass, so that a
+   non-finite step is skipped instead of poisoning the weights: one device-to-host sync;
+3. with ``training.amp=fp16`` only: ``GradScaler.step`` reads its found-inf flag on the host
+   once per optimizer step (bf16 and fp32 have no scaler).
+
+Loss sums and correct counts stay on the device and are read once, at the end of the epoch;
+gradient clipping (``clip_grad_norm_``) does not sync.
 """
 
 from __future__ import annotations

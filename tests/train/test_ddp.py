@@ -22,11 +22,18 @@ def rows(root: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(tmp_path, shared_data):
+@pytest.mark.parametrize("speed", [
+    [], ["training.channels_last=true"],
+    pytest.param(["training.compile=true"], marks=pytest.mark.compile),
+], ids=["eager", "channels_last", "compile"])
+def test_two_gloo_processes_match_one_process(tmp_path, shared_data, speed):
+    """The DDP processes may run with a speed setting (the single process without): the same
+    optimisation either way."""
     two, one = tmp_path / "two", tmp_path / "one"
     args = [*COMMON, f"paths.data={shared_data}"]
     ddp = run_cli(["--nproc_per_node", "2", "-m", "lastexp", *args, f"paths.runs={two}",
-                   "training.batch_size=8"], tmp_path, module="torch.distributed.run")
+                   "training.batch_size=8", *speed], tmp_path, module="torch.distributed.run",
+                  timeout=1500)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     single = run_cli([*args, f"paths.runs={one}", "training.batch_size=16"], tmp_path)
     assert single.returncode == 0, single.stderr[-2000:]
