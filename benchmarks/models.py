@@ -10,6 +10,8 @@ eager fp32 and, for every other setting, its ratio to eager fp32 on the same dev
 - ``fp16``: ``training.amp=fp16`` (autocast + GradScaler; GPU only);
 - ``ch_last``: ``training.channels_last=true`` (GPU only; on CPU add ``--all``);
 - ``cmp+bf16``: both (GPU only);
+- ``cmp_philox``: compiled, dropout masks from Inductor's own generator instead of eager's
+  (what the trainer's exact-RNG setting costs; ``--all`` or ``--philox``);
 - ``sync``: eager fp32 plus the NaN guard's per-step host synchronisation (``bool(isfinite(loss))``,
   what ``lastexp.train.loop`` does every step): its ratio is what that sync costs.
 
@@ -88,6 +90,20 @@ def interleaved(steps: dict[str, Callable[[], None]], batch: int, device: torch.
     return {k: statistics.median(v) for k, v in rates.items()}, warm
 
 
+def philox(step: Callable[[], None]) -> Callable[[], None]:
+    """Run ``step`` with Inductor's own RNG (``fallback_random`` off while it compiles)."""
+    import torch._inductor.config as inductor_config
+
+    def run() -> None:
+        inductor_config.fallback_random = False
+        try:
+            step()
+        finally:
+            inductor_config.fallback_random = True
+
+    return run
+
+
 def variants(name: str, device: torch.device, x: torch.Tensor, y: torch.Tensor,
              want: list[str]) -> dict[str, Callable[[], None]]:
     """Step functions per setting, each on its own copy of the same initial weights."""
@@ -98,10 +114,11 @@ def variants(name: str, device: torch.device, x: torch.Tensor, y: torch.Tensor,
         m = copy.deepcopy(base)
         if v == "ch_last":
             to_channels_last(m)
-        if v in ("compile", "cmp+bf16"):
+        if v in ("compile", "cmp+bf16", "cmp_philox"):
             m = compiled(m)
         amp = {"bf16": "bf16", "cmp+bf16": "bf16", "fp16": "fp16"}.get(v, "off")
-        out[v] = make_step(m, x, y, amp=amp, sync=v == "sync")
+        step = make_step(m, x, y, amp=amp, sync=v == "sync")
+        out[v] = philox(step) if v == "cmp_philox" else step
     return out
 
 
@@ -114,17 +131,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="*", default=None, help="default: every model")
     parser.add_argument("--no-compile", action="store_true", help="skip the compile columns")
     parser.add_argument("--all", action="store_true", help="every setting on CPU too")
+    parser.add_argument("--philox", action="store_true",
+                        help="also compile with Inductor's own dropout RNG")
     parser.add_argument("--no-cpu", action="store_true", help="skip the CPU figures")
     args = parser.parse_args(argv)
 
     names = args.models or available_models()
     cpu_want = ["compile", "bf16", "sync"]
     gpu_want = ["compile", "bf16", "fp16", "ch_last", "cmp+bf16", "sync"]
-    if args.all:
-        cpu_want = gpu_want
+    if args.all or args.philox:
+        cpu_want = [*(gpu_want if args.all else cpu_want), "cmp_philox"]
+        gpu_want = [*gpu_want, "cmp_philox"]
     if args.no_compile:
-        cpu_want = [v for v in cpu_want if v not in ("compile", "cmp+bf16")]
-        gpu_want = [v for v in gpu_want if v not in ("compile", "cmp+bf16")]
+        cpu_want = [v for v in cpu_want if v not in ("compile", "cmp+bf16", "cmp_philox")]
+        gpu_want = [v for v in gpu_want if v not in ("compile", "cmp+bf16", "cmp_philox")]
     devices = [] if args.no_cpu else [(torch.device("cpu"), cpu_want, args.steps)]
     if torch.cuda.is_available():
         devices.append((torch.device("cuda"), gpu_want, 10))
