@@ -162,12 +162,19 @@ class TrainingConfig:
     compile: bool = False  # torch.compile the model (speed only: not part of the run identity)
     compile_mode: str = "default"  # default | reduce-overhead | max-autotune | ...
     channels_last: bool = False  # NHWC layout of the 4-D weights and activations (speed only)
-    swa_start: Optional[int] = None  # epoch from which SWA averages; null = off
+    # SWA from this epoch (0-based) or, as 0 < f < 1, from int(f * epochs) (the training plan
+    # §7: int(0.75 * total_epochs)); null = off
+    swa_start: Optional[float] = None
     causal_prob: float = 0.0
     save_interval: int = 10  # keep checkpoints/epoch_XXXX.pt every N epochs (0 = never)
     max_hours: Optional[float] = None  # checkpoint and exit cleanly past this wall time
-    early_stopping_patience: Optional[int] = None  # epochs without val_top1 gain; null = off
-    augment: bool = True  # rotation and scale of seed 001, training only
+    early_stopping_patience: Optional[int] = None  # epochs without a gain; null = off
+    early_stopping_monitor: str = "val_top1"  # val_top1 | val_loss
+    early_stopping_min_delta: float = 0.0  # a smaller change is no gain
+    overfit_check: bool = False  # stop once all training samples are right (debug=overfit)
+    # rotation and scale of the training plan's MaskCLR views, on supervised training too; off:
+    # the notes give no augmentation for supervised runs (an option lastexp adds)
+    augment: bool = False
     rotation_deg: float = 15.0
     scale_range: list[float] = field(default_factory=lambda: [0.9, 1.1])
     max_nonfinite_steps: int = 20  # consecutive non-finite losses before the run aborts
@@ -238,6 +245,7 @@ CHOICES = {
     "logger.mode": ("auto", "online", "offline"),
     "pretrain.mask_strategy": ("body_region", "random"),
     "training.compile_mode": COMPILE_MODES,
+    "training.early_stopping_monitor": ("val_top1", "val_loss"),
 }
 
 
@@ -278,6 +286,7 @@ def validate(cfg: DictConfig) -> None:
         "optimizer.weight_decay",
         "optimizer.momentum",
         "training.gradient_clip",
+        "training.early_stopping_min_delta",
         "training.ib_loss_weight",
         "training.save_interval",
         "training.num_workers",
@@ -311,8 +320,9 @@ def validate(cfg: DictConfig) -> None:
             f"scheduler.warmup_epochs={warm} must be below training.epochs={epochs}"
         )
     swa = get("training.swa_start")
-    if swa is not None and not 0 <= swa < epochs:
-        raise ConfigError(f"training.swa_start={swa} must lie in [0, training.epochs={epochs})")
+    if swa is not None and not (0 < swa < 1 or (swa == int(swa) and 0 <= swa < epochs)):
+        raise ConfigError(f"training.swa_start={swa:g} must be a fraction of the epochs in (0, 1) "
+                          f"or an epoch in [0, training.epochs={epochs})")
     if len(get("ensemble.streams")) != len(get("ensemble.weights")):
         raise ConfigError("ensemble.weights must give one weight per entry of ensemble.streams")
     for stream in get("ensemble.streams"):
@@ -349,16 +359,66 @@ def validate(cfg: DictConfig) -> None:
         if not 1 <= len(p) <= 2 or not all(0.0 < v <= 1.0 for v in p) or sorted(p) != p:
             raise ConfigError(f"{key}={p} must be one or two increasing values in (0, 1], "
                               "e.g. [0.5,1.0]")
+    start, peak = get("scheduler.warmup_start_lr"), get("optimizer.lr")
+    if get("scheduler.name") != "cosine" and warm > 1 and start > peak:
+        raise ConfigError(f"scheduler.warmup_start_lr={start:g} is above the peak optimizer.lr="
+                          f"{peak:g}: warmup climbs to the lr; lower scheduler.warmup_start_lr")
+
+
+def swa_start_epoch(swa_start: float | None, epochs: int) -> int | None:
+    """``training.swa_start`` as the 0-based epoch from which SWA averages: a fraction
+    0 < f < 1 of the epochs gives ``int(f * epochs)`` (the training plan §7), a whole number is
+    the epoch itself; None: SWA is off."""
+    if swa_start is None:
+        return None
+    if 0 < swa_start < 1:
+        return int(swa_start * epochs)
+    return int(swa_start)
+
+
+# The training plan's own commands (``--set training.lr=...``, ``data.dataset.stream=...``)
+# name keys that live elsewhere here: each is accepted as an alias of its key.
+KEY_ALIASES = {
+    "training.lr": "optimizer.lr",
+    "training.momentum": "optimizer.momentum",
+    "training.nesterov": "optimizer.nesterov",
+    "training.weight_decay": "optimizer.weight_decay",
+    "training.warmup_epochs": "scheduler.warmup_epochs",
+    "training.warmup_start_lr": "scheduler.warmup_start_lr",
+    "training.min_lr": "scheduler.min_lr",
+    "training.restart_period": "scheduler.restart_period",
+    "training.restart_mult": "scheduler.restart_mult",
+    "data.dataset.stream": "stream",
+}
+# List-valued keys the notes write without brackets (``model.use_st_att=false,false,true``);
+# in Hydra a bare comma would mean a sweep, which a list of flags can never be.
+LIST_KEYS = ("model.use_st_att",)
+
+
+def _normalize(arg: str) -> str:
+    plus = arg[: len(arg) - len(arg.lstrip("+"))]
+    body = arg[len(plus):]
+    key, sep, value = body.partition("=")
+    if not sep:
+        return arg
+    if key == "ablation":  # see normalize_overrides
+        return body
+    if key in KEY_ALIASES:
+        return f"{plus}{KEY_ALIASES[key]}={value}"
+    if key in LIST_KEYS and "," in value and not value.lstrip().startswith("["):
+        return f"{plus}{key}=[{value}]"
+    return arg
 
 
 def normalize_overrides(argv: list[str]) -> list[str]:
-    """Accept SPEC's ``+ablation=<ID>`` for the ``ablation`` group.
+    """Overrides as Hydra composes them: SPEC's ``+ablation=<ID>`` for the ``ablation`` group,
+    the notes' key names (:data:`KEY_ALIASES`) and bracket-less lists (:data:`LIST_KEYS`).
 
-    The group sits in the defaults list *before* ``debug`` so that ``debug=tiny`` can shrink
-    any ablation; Hydra would refuse to append (``+``) a group that is already listed, so the
-    ``+`` is dropped here. ``ablation=<ID>`` works too.
+    The ablation group sits in the defaults list *before* ``debug`` so that ``debug=tiny`` can
+    shrink any ablation; Hydra would refuse to append (``+``) a group that is already listed,
+    so the ``+`` is dropped here. ``ablation=<ID>`` works too.
     """
-    return [a.lstrip("+") if a.lstrip("+").startswith("ablation=") else a for a in argv]
+    return [_normalize(a) for a in argv]
 
 
 # -------------------------------------------------------------------------- identity

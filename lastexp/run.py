@@ -25,9 +25,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from lastexp.config import ConfigError, identity, run_dir_problem, run_key, validate
+from lastexp.config import (
+    ConfigError,
+    identity,
+    run_dir_problem,
+    run_key,
+    swa_start_epoch,
+    validate,
+)
 from lastexp.io import atomic_write, read_json, write_json
 from lastexp.runstore import RunLockedError, run_lock
+from lastexp.train.early_stopping import EarlyStopping
 from lastexp.train.fastpath import Precision, amp_mode, compiled, to_channels_last, unwrap
 
 
@@ -384,7 +392,8 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
     from lastexp.train.sampler import EpochSampler
     from lastexp.train.swa import SWATracker
 
-    swa = SWATracker(model, tcfg.swa_start) if tcfg.swa_start is not None else None
+    swa_epoch = swa_start_epoch(tcfg.swa_start, tcfg.epochs)
+    swa = SWATracker(model, swa_epoch) if swa_epoch is not None else None
     from lastexp.train.tracking import WandbLogger, write_history
 
     model_name = cfg.model.name
@@ -549,6 +558,8 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
             "swa": swa.state_dict() if swa is not None else None,
         }
 
+    stopper = EarlyStopping(tcfg.early_stopping_patience, tcfg.early_stopping_monitor,
+                            tcfg.early_stopping_min_delta).replay(history)
     status, reason = "completed", None
     last_epoch_s = 0.0
     try:
@@ -556,11 +567,7 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
             if dinfo.any(time.time() - t_start + last_epoch_s > limit_s, device):
                 status, reason = "interrupted", f"training.max_hours={tcfg.max_hours} reached"
                 break
-            if (
-                tcfg.early_stopping_patience
-                and best_epoch >= 0
-                and epoch - best_epoch >= tcfg.early_stopping_patience
-            ):
+            if stopper.should_stop:
                 metrics["stopped_early_at"] = epoch
                 break
             t_epoch = time.perf_counter()
@@ -613,6 +620,7 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
                    "cum_seconds": (history[-1]["cum_seconds"] if history else 0.0)
                    + last_epoch_s}
             history.append(row)
+            stopper.update(row)
             improved = ev["val_top1"] > best_top1
             if improved:
                 best_top1, best_epoch = ev["val_top1"], epoch + 1
@@ -636,7 +644,11 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
                 )
             metrics.update(best_top1=best_top1, best_epoch=best_epoch,
                            train_seconds=row["cum_seconds"], epochs_done=epoch + 1)
+            if tcfg.overfit_check and tr["train_top1"] >= 100.0:
+                metrics.update(memorised=True, memorised_at_epoch=epoch + 1)
             put_json(metrics_path, metrics)
+            if metrics.get("memorised"):
+                break
     except BaseException as exc:
         stop.restore()
         metrics.update(status="failed" if not isinstance(exc, KeyboardInterrupt) else
@@ -647,6 +659,9 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
             logger.finish(metrics, exit_code=1)
         raise
 
+    if status == "completed" and tcfg.overfit_check and dinfo.main:
+        print(overfit_verdict(metrics, history, len(data.train)), flush=True)
+        metrics.setdefault("memorised", False)
     if status == "completed":
         if not history:
             raise ConfigError("no epoch was run; raise training.epochs")
@@ -690,6 +705,17 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
                            "; checkpoint saved, rerun the same command to resume")
     stop.restore()
     return metrics.get("final_top1")
+
+
+def overfit_verdict(metrics: dict, history: list[dict], n_train: int) -> str:
+    """The one line of ``debug=overfit``: memorised, or after how many epochs it was not."""
+    if metrics.get("memorised"):
+        return (f"lastexp: overfit check passed: all {n_train} training samples memorised "
+                f"after {metrics['memorised_at_epoch']} epochs")
+    last = history[-1]["train_top1"] if history else 0.0
+    return (f"lastexp: overfit check FAILED: {n_train} training samples not memorised after "
+            f"{len(history)} epochs (train top-1 {last:.1f}%); check the model, the loss and the "
+            "labels before a long run")
 
 
 def build_teacher(cfg: DictConfig, model: nn.Module, num_classes: int, device: torch.device):

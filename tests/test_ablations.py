@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from lastexp.config import validate
+from lastexp.config import swa_start_epoch, validate
 from tests.conftest import CONF, compose
 
 IDS = sorted(p.stem for p in (CONF / "ablation").glob("*.yaml"))
@@ -115,7 +115,9 @@ def test_recipes_follow_the_seed(cfgs):
     assert (b.training.epochs, b.training.batch_size, b.training.gradient_accumulation_steps,
             b.training.gradient_clip, b.training.label_smoothing) == (200, 32, 4, 1.0, 0.1)
     assert (b.model.drop_path_rate, b.model.dropout) == (0.2, 0.3)
-    assert cfgs["B7"].training.ib_loss_weight == 0.01 and cfgs["B13"].training.swa_start == 150
+    assert cfgs["B7"].training.ib_loss_weight == 0.01
+    # the training plan §7: swa_start = int(0.75 * total_epochs), "start at epoch 150" of 200
+    assert swa_start_epoch(cfgs["B13"].training.swa_start, cfgs["B13"].training.epochs) == 150
     lite = cfgs["L0"]
     assert (lite.optimizer.name, lite.optimizer.lr, lite.training.epochs,
             lite.training.batch_size, lite.training.label_smoothing) == ("sgd", 0.1, 120, 64, 0.0)

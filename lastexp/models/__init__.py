@@ -74,8 +74,11 @@ def build_model(name: str, **kwargs) -> nn.Module:
 
 
 def count_params(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Trainable parameters that inference uses (a family's ``train_only_parameters()``, such
+    as the IB head's variance branch, are left out)."""
+    skip = set(model.train_only_parameters()) if hasattr(model, "train_only_parameters") else set()
+    return sum(p.numel() for name, p in model.named_parameters()
+               if p.requires_grad and name not in skip)
 
 
 def count_flops(

@@ -291,10 +291,19 @@ class IBHead(nn.Module):
         prior = q if rows >= cols else q.T  # (num_classes, D), orthonormal rows or columns
         self.register_buffer("z_prior", prior_gain * prior.contiguous())
 
-    def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mu, logvar = self.fc_mu(pooled), self.fc_logvar(pooled).clamp(-10.0, 10.0)  # (N, D)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        return z, mu, logvar
+    def forward(
+        self, pooled: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """-> (z, mu, logvar) in training; (mu, mu, None) in eval: inference reads mu only,
+        so ``fc_logvar`` is a training-only layer (see :meth:`train_only_parameters`)."""
+        mu = self.fc_mu(pooled)  # (N, D)
+        if not self.training:
+            return mu, mu, None
+        logvar = self.fc_logvar(pooled).clamp(-10.0, 10.0)
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar), mu, logvar
+
+    def train_only_parameters(self) -> list[str]:
+        return [f"fc_logvar.{name}" for name, _ in self.fc_logvar.named_parameters()]
 
     def loss(
         self, z: torch.Tensor, logvar: torch.Tensor, y: torch.Tensor, kl_weight: float = 1e-3

@@ -462,6 +462,13 @@ class SkeletonNet(nn.Module):
             raise RuntimeError("ib_loss needs the IB head: build the model with model.ib_head=true")
         return self.ib.loss(feats["z"], feats["logvar"], y)
 
+    def train_only_parameters(self) -> list[str]:
+        """Parameters that only training reads (the IB head's variance branch): ``params``
+        in metrics.json counts what inference uses, as the training plan's tables do."""
+        if self.ib is None:
+            return []
+        return [f"ib.{name}" for name in self.ib.train_only_parameters()]
+
     def no_weight_decay(self) -> set[str]:
         """Names of parameters kept out of weight decay: biases, norms, structural parameters."""
         norm_types = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)

@@ -139,10 +139,10 @@ class LastBase(SkeletonNet):
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, c0, 1), nn.BatchNorm2d(c0), nn.ReLU(inplace=True)
         )
-        total = sum(blocks)
-        rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+        # DropPath per stage, linearly increasing (the training plan §2: [0.0, 0.1, 0.2] at 0.2)
+        stage_rates = [drop_path_rate * s / (len(blocks) - 1) for s in range(len(blocks))]
         self.stages = nn.ModuleList()
-        c_in, i = c0, 0
+        c_in = c0
         for s, (c_out, depth) in enumerate(zip(self.stage_channels, blocks, strict=True)):
             layers: list[nn.Module] = []
             for b in range(depth):
@@ -153,14 +153,14 @@ class LastBase(SkeletonNet):
                         c_out,
                         A,
                         stride,
-                        rates[i],
+                        stage_rates[s],
                         cross_temporal,
                         prototype_graph,
                         num_prototypes,
                         freq_gate,
                     )  # fmt: skip
                 )
-                c_in, i = c_out, i + 1
+                c_in = c_out
             if partitioned_attention:
                 layers.append(PartitionedAttention(c_out, num_joints))
             if factorized_att:

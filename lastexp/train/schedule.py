@@ -12,7 +12,7 @@ import torch
 from torch.optim.lr_scheduler import (
     CosineAnnealingLR,
     CosineAnnealingWarmRestarts,
-    LinearLR,
+    LambdaLR,
     LRScheduler,
     MultiStepLR,
     SequentialLR,
@@ -59,10 +59,17 @@ def build_scheduler(
         )
     if warm == 0:
         return main
-    # LinearLR reaches its end factor after total_iters steps: epoch warm-1 trains at lr.
+    # Linear warmup: epoch 0 trains at warmup_start_lr, epoch warm-1 at lr. torch's LinearLR
+    # cannot start from 0 (its start_factor must be > 0, and warming up from 0 is a recipe of
+    # the notes), so its closed form goes through LambdaLR.
     start = warmup_start_lr / lr
-    if warm == 1:
-        warmup: LRScheduler = LinearLR(optimizer, start_factor=1.0, total_iters=0)
-    else:
-        warmup = LinearLR(optimizer, start_factor=start, end_factor=1.0, total_iters=warm - 1)
+    if not 0.0 <= start <= 1.0:
+        raise ValueError(f"scheduler.warmup_start_lr={warmup_start_lr:g} must not exceed the "
+                         f"peak optimizer.lr={lr:g}")
+    steps = max(warm - 1, 1)
+
+    def factor(epoch: int) -> float:
+        return 1.0 if warm == 1 else start + (1.0 - start) * min(epoch, steps) / steps
+
+    warmup: LRScheduler = LambdaLR(optimizer, factor)
     return SequentialLR(optimizer, [warmup, main], milestones=[warm])
