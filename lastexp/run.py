@@ -775,7 +775,8 @@ def pretrain_phase(cfg: DictConfig, model: nn.Module, data, device: torch.device
         print(f"lastexp: MaskCLR pretraining for {pcfg.epochs} epochs", flush=True)
         hist = pretrain(model, loader, epochs=pcfg.epochs, lr=pcfg.lr, device=device,
                         mask_ratio=pcfg.mask_ratio, temperature=pcfg.temperature,
-                        strategy=pcfg.mask_strategy, seed=cfg.seed, stream=cfg.stream.name)
+                        strategy=pcfg.mask_strategy, seed=cfg.seed, stream=cfg.stream.name,
+                        contrastive_weight=pcfg.contrastive_weight)
         if dinfo is None or dinfo.main:
             save_encoder(path, model, model_name=cfg.model.name, history=hist)
     if dinfo is not None:

@@ -1,22 +1,24 @@
-"""MaskCLR self-supervised pretraining (seed 001 §4): masked reconstruction + InfoNCE.
+"""MaskCLR self-supervised pretraining (the training plan §4): masked reconstruction + InfoNCE.
 
 Each batch gives two views of every sample: random rotation (+-15 deg) and scale (0.9-1.1),
-then an independent body-region mask (zeroed joints). The encoder (any model of the protocol)
-reads each masked view; its stage-3 features feed
+then an independent body-region mask (zeroed joints, 60% on average). The encoder (any model of
+the protocol) reads each masked view; its stage-3 features feed
 
 * a linear decoder ``Linear(C_last, 3 * V)`` that reconstructs every frame's joints (features
   averaged over V, predicted at stage-3 frame rate, linearly upsampled to T); the MSE counts
-  masked positions only, against the unmasked view;
+  masked positions only, against the *original* sequence (before rotation and scale), as §4's
+  ``MSE(decoder(encoder(masked_x)), original_x)`` says;
 * a projector ``Linear(C_last, 128)`` on the pooled features; InfoNCE between the two views.
 
-``L = L_recon + 0.5 * L_contrastive`` (L_recon averaged over both views). Afterwards
+``L = L_recon + w * L_contrastive`` with ``w = pretrain.contrastive_weight`` (§4: 0.5;
+L_recon averaged over both views). AdamW at ``pretrain.lr`` with a cosine_warmup schedule over
+the pretraining epochs; biases and norm layers get no weight decay. Afterwards
 :func:`encoder_state` keeps the encoder's weights minus the classifier, for initialising a
 student (``model.load_state_dict(state, strict=False)``).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Iterable
@@ -53,9 +55,12 @@ def region_mask(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Zero a set of joints of each sample, the same joints in every frame and person.
 
-    ``body_region``: whole limbs (arms, legs) in random order until at least ``ratio`` of the
-    joints are masked; the torso/head region is used only when the limbs are not enough
-    (ratio > 0.8 on NTU). ``random``: ``ceil(ratio * V)`` random joints.
+    ``body_region``: whole regions, limbs (arms, legs) in random order and torso/head only
+    when the limbs are not enough (ratio > 0.8 on NTU). Regions are taken while fewer than
+    ``ratio * V`` joints are masked; the region that would cross that count is taken with the
+    probability that makes the expected masked share exactly ``ratio`` (whole regions cannot
+    hit 60% of 25 joints exactly: 14 or 16 joints, on average 15). ``random``:
+    ``round(ratio * V)`` random joints.
     x: (N, C, T, V, M) -> (masked x, mask (N, T, V) bool, True = masked).
     """
     if strategy not in STRATEGIES:
@@ -65,11 +70,11 @@ def region_mask(
         raise ValueError(f"pretrain.mask_ratio={ratio} must lie in [0, 1]")
     n, _, t, v, _ = x.shape
     dev = x.device
-    target = math.ceil(ratio * v - 1e-9)
+    target = ratio * v  # joints to mask, in expectation
     if strategy == "random":
         keys = torch.rand(n, v, generator=generator, device=dev)
         rank = keys.argsort(dim=1).argsort(dim=1)
-        joints = rank < target  # (N, V)
+        joints = rank < round(target)  # (N, V)
     else:
         regions = _region_matrix(v, dev)  # (R, V)
         r = regions.shape[0]
@@ -78,7 +83,11 @@ def region_mask(
         order = keys.argsort(dim=1)  # (N, R): regions in masking order
         sizes = regions.sum(1)[order]  # (N, R)
         before = sizes.cumsum(1) - sizes  # joints masked before taking each region
-        take_sorted = before < target
+        after = before + sizes
+        # the crossing region (before < target < after) with probability (target - before)/size
+        p_cross = ((target - before) / sizes).clamp(0.0, 1.0)
+        coin = torch.rand(n, 1, generator=generator, device=dev)
+        take_sorted = (after <= target + 1e-9) | ((before < target - 1e-9) & (coin < p_cross))
         take = torch.zeros_like(take_sorted).scatter(1, order, take_sorted)  # (N, R)
         joints = (take.float() @ regions.float()) > 0  # (N, V)
     mask = joints[:, None, :].expand(n, t, v)  # (N, T, V)
@@ -115,6 +124,7 @@ class MaskCLR(nn.Module):
         mask_ratio: float = 0.6,
         temperature: float = 0.07,
         strategy: str = "body_region",
+        contrastive_weight: float = CONTRASTIVE_WEIGHT,
         proj_dim: int = PROJ_DIM,
         max_deg: float = 15.0,
         scale: tuple[float, float] = (0.9, 1.1),
@@ -127,6 +137,13 @@ class MaskCLR(nn.Module):
         self.in_channels, self.num_joints = in_channels, num_joints
         self.mask_ratio, self.temperature, self.strategy = mask_ratio, temperature, strategy
         self.max_deg, self.scale = max_deg, scale
+        self.contrastive_weight = contrastive_weight
+
+    def no_weight_decay(self) -> set[str]:
+        """The encoder's own exclusions (structural parameters), under this module's names."""
+        from lastexp.train.optim import no_decay_names
+
+        return {f"encoder.{name}" for name in no_decay_names(self.encoder)}
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (N, C, T, V, M) -> per-frame features (N*M, T3, C_last), pooled (N, C_last)."""
@@ -148,10 +165,13 @@ class MaskCLR(nn.Module):
         out = F.interpolate(out, size=(t, v), mode="bilinear", align_corners=False)
         return out.view(n, m, c, t, v).permute(0, 2, 3, 4, 1)  # (N, C_in, T, V, M)
 
-    def view_loss(self, target: torch.Tensor, generator: torch.Generator | None):
-        masked, mask = region_mask(target, self.mask_ratio, generator, self.strategy)
+    def view_loss(self, view: torch.Tensor, original: torch.Tensor,
+                  generator: torch.Generator | None):
+        """Mask ``view`` (an augmented copy), encode it, and reconstruct ``original`` (the
+        sequence before augmentation) at the masked positions."""
+        masked, mask = region_mask(view, self.mask_ratio, generator, self.strategy)
         frames, pooled = self.encode(masked)
-        recon = masked_mse(self.reconstruct(frames, target.shape), target, mask)
+        recon = masked_mse(self.reconstruct(frames, view.shape), original, mask)
         return recon, self.projector(pooled)
 
     def forward(
@@ -169,10 +189,11 @@ class MaskCLR(nn.Module):
             to_stream(random_rotate_scale(x, gen, max_deg=self.max_deg, scale=self.scale), stream)
             for _ in range(2)
         ]
-        (r1, z1), (r2, z2) = (self.view_loss(v, gen) for v in views)
+        original = to_stream(x, stream)
+        (r1, z1), (r2, z2) = (self.view_loss(v, original, gen) for v in views)
         recon = 0.5 * (r1 + r2)
         contrast = info_nce(z1, z2, self.temperature)
-        loss = recon + CONTRASTIVE_WEIGHT * contrast
+        loss = recon + self.contrastive_weight * contrast
         return loss, {"recon": float(recon.detach()), "contrastive": float(contrast.detach())}
 
 
@@ -249,18 +270,31 @@ def pretrain(
     strategy: str = "body_region",
     seed: int = 0,
     stream: str = "joint",
+    contrastive_weight: float = CONTRASTIVE_WEIGHT,
+    warmup_epochs: int = 5,
+    warmup_start_lr: float = 1e-5,
+    min_lr: float = 1e-6,
 ) -> dict[str, list[float]]:
-    """Pretrain ``encoder`` in place on the inputs of ``loader`` (labels ignored) with AdamW;
-    decoder and projector live only inside this call. Returns per-epoch means
-    (``loss``, ``recon``, ``contrastive``, ``seconds``); then :func:`encoder_state`.
+    """Pretrain ``encoder`` in place on the inputs of ``loader`` (labels ignored) with AdamW
+    and cosine_warmup over ``epochs`` (§4's command); decoder and projector live only inside
+    this call. Returns per-epoch means (``loss``, ``recon``, ``contrastive``, ``seconds``,
+    ``lr``); then :func:`encoder_state`.
     """
+    from lastexp.train.optim import build_optimizer
+    from lastexp.train.schedule import build_scheduler
+
     device = torch.device(device)
     torch.manual_seed(seed)
     model = MaskCLR(encoder, mask_ratio=mask_ratio, temperature=temperature,
-                    strategy=strategy).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+                    strategy=strategy, contrastive_weight=contrastive_weight).to(device)
+    # no weight decay on biases, norms and the encoder's structural parameters
+    opt = build_optimizer(model, name="adamw", lr=lr, weight_decay=weight_decay)
+    sched = build_scheduler(opt, name="cosine_warmup", epochs=epochs, lr=lr,
+                            warmup_epochs=warmup_epochs, warmup_start_lr=min(warmup_start_lr, lr),
+                            min_lr=min_lr)
     gen = torch.Generator(device=device)
-    history: dict[str, list[float]] = {"loss": [], "recon": [], "contrastive": [], "seconds": []}
+    history: dict[str, list[float]] = {"loss": [], "recon": [], "contrastive": [], "seconds": [],
+                                       "lr": []}
     for epoch in range(epochs):
         gen.manual_seed(seed * 1_000_003 + epoch)
         model.train()
@@ -284,6 +318,8 @@ def pretrain(
         for k, v in sums.items():
             history[k].append(v / max(seen, 1))
         history["seconds"].append(time.perf_counter() - t0)
+        history["lr"].append(opt.param_groups[0]["lr"])
+        sched.step()
     return history
 
 

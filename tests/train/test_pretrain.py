@@ -33,7 +33,9 @@ def test_region_masks_cover_whole_regions_and_reach_the_ratio(ratio):
     assert mask.shape == (32, 6, 25) and mask.dtype == torch.bool
     assert torch.equal(mask, mask[:, :1].expand_as(mask))  # the same joints in every frame
     joints = mask[:, 0]
-    assert (joints.sum(1) >= math.ceil(ratio * 25)).all()
+    # the training plan §4: mask ratio 0.6 (of the joints, on average over samples)
+    big = region_mask(torch.ones(4000, 3, 1, 25, 1), ratio, torch.Generator().manual_seed(1))[1]
+    assert big[:, 0].float().mean().item() == pytest.approx(ratio, abs=0.02)
     for region in BODY_REGIONS.values():  # a region is masked entirely or not at all
         part = joints[:, list(region)]
         assert (part.all(1) | (~part).all(1)).all()
@@ -116,3 +118,46 @@ def test_pretrain_runs_and_records_history():
                     strategy="body_region", seed=0)
     assert len(hist["loss"]) == 2 and all(math.isfinite(v) for v in hist["loss"])
     assert not torch.equal(before, enc.stem[0].weight)  # trained in place
+
+
+def test_reconstruction_targets_the_original_sequence(monkeypatch):
+    """§4: L_recon = MSE(decoder(encoder(masked_x)), original_x): the target is the sequence
+    before rotation and scale, not the augmented view."""
+    import lastexp.train.pretrain as pt
+
+    targets = []
+    real = pt.masked_mse
+    monkeypatch.setattr(pt, "masked_mse", lambda p, t, m: targets.append(t) or real(p, t, m))
+    m = MaskCLR(tiny(), max_deg=0.0, scale=(2.0, 2.0))  # every view is exactly 2x
+    x = torch.randn(4, 3, 16, 25, 1)
+    m(x, torch.Generator().manual_seed(0))
+    assert len(targets) == 2 and all(torch.equal(t, x) for t in targets)
+
+
+def test_contrastive_weight_enters_the_loss():
+    x = torch.randn(4, 3, 16, 25, 1)
+    losses = {}
+    for w in (0.0, 2.0):
+        torch.manual_seed(0)
+        m = MaskCLR(tiny(), contrastive_weight=w)
+        losses[w], parts = m(x, torch.Generator().manual_seed(0))
+    assert (losses[2.0] - losses[0.0]).item() == pytest.approx(2.0 * parts["contrastive"],
+                                                                rel=1e-4)
+
+
+def test_pretraining_optimizer_and_schedule():
+    from lastexp.train.optim import no_decay_names
+
+    m = MaskCLR(tiny())
+    skip = no_decay_names(m)
+    assert {"decoder.bias", "projector.bias", "encoder.data_bn.weight"} <= skip
+    assert {f"encoder.{n}" for n in tiny().no_weight_decay()} <= skip
+    assert "decoder.weight" not in skip
+    x = torch.randn(8, 3, 16, 25, 1)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, torch.zeros(8, dtype=torch.long)), batch_size=4)
+    hist = pretrain(tiny(), loader, epochs=8, lr=1e-3, warmup_epochs=3, warmup_start_lr=1e-5,
+                    min_lr=1e-6)
+    lr = hist["lr"]  # cosine_warmup: up to 1e-3 at the end of warmup, then down to min_lr
+    assert lr[0] == pytest.approx(1e-5) and lr[2] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lr[2:], lr[3:])) and lr[-1] == pytest.approx(1e-6)
