@@ -155,3 +155,30 @@ def test_debug_overfit_memorises_and_says_so(tmp_path, shared_data):
     (metrics,) = (tmp_path / "runs").rglob("metrics.json")
     m = json.loads(metrics.read_text())
     assert m["memorised"] is True and m["epochs_done"] == m["memorised_at_epoch"] < 200
+
+
+# the training plan §3's distillation table: (alpha, beta, head dropout) per student column,
+# and the recipe both columns share
+@pytest.mark.parametrize("distill,model,alpha,beta,dropout", [
+    ("from_base", "last_lite_nano", 0.3, 0.7, 0.1),
+    ("from_base", "last_lite_small", 0.5, 0.5, 0.15),
+    ("from_base", "shiftfuse_nano", 0.3, 0.7, 0.1),
+    ("from_existing", "last_lite_small", 0.5, 0.5, 0.15),  # §3B: alpha = beta = 0.5
+    ("from_existing", "last_lite_nano", 0.5, 0.5, 0.1),
+])
+def test_distillation_recipe_follows_the_student(distill, model, alpha, beta, dropout):
+    cfg = compose([f"distill={distill}", f"model={model}"])
+    d, t = cfg.distill, cfg.training
+    assert (d.alpha, d.beta, d.gamma, d.tau, cfg.model.dropout) == (alpha, beta, 0.1, 4.0,
+                                                                    dropout)
+    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.nesterov) == ("sgd", 0.1, True)
+    assert (cfg.scheduler.name, cfg.scheduler.warmup_epochs) == ("cosine_warmup", 5)
+    assert (t.epochs, t.batch_size * t.gradient_accumulation_steps, t.label_smoothing,
+            t.gradient_clip, cfg.model.drop_path_rate) == (120, 64, 0.0, 1.0, 0.0)
+
+
+def test_distillation_recipe_shows_in_cfg_job(tmp_path):
+    out = run_cli(["distill=from_base", "model=last_lite_nano", "--cfg", "job"], tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "alpha: 0.3" in out.stdout and "beta: 0.7" in out.stdout
+    assert "epochs: 120" in out.stdout

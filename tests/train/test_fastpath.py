@@ -20,12 +20,14 @@ from lastexp.models import available_models, build_model, set_causal
 from lastexp.train.fastpath import Precision, amp_mode, compiled, to_channels_last, unwrap
 from tests.conftest import compose, run_cli
 
+# lr 0.01: at debug=tiny's lr 0.1 this debug-width model is chaotic enough to amplify float
+# rounding (1e-7) to 3e-3 of the loss within three epochs, dropout off (measured): a curve
+# comparison there could not tell a wrong dropout mask from rounding.
 TINY = ["debug=tiny", "logger=none", "model=last_e_nano", "training.epochs=2",
-        "training.save_interval=1"]
-# NHWC convolutions and compiled (fused) kernels sum in other orders than eager NCHW ones:
-# float32 losses of epoch 1 agree to ~1e-5 relative; two epochs of SGD at lr 0.1 on a
-# debug-width model amplify that (channels_last: 8e-4 measured at epoch 2)
-CURVE_REL = 3e-3
+        "training.save_interval=1", "optimizer.lr=0.01"]
+# NHWC convolutions and compiled (fused) kernels sum in other orders than eager NCHW ones;
+# at lr 0.01 the two-epoch losses agree to the 6 digits history.csv keeps (measured)
+CURVE_REL = 1e-4
 
 
 def args(root: Path, data: Path, *extra: str) -> list[str]:
