@@ -405,7 +405,12 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         check_compatible(state, model, model_name, last_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        try:
+            scheduler.load_state_dict(state["scheduler"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise ConfigError(f"{last_path} holds a learning-rate schedule of an older lastexp "
+                              "(LinearLR warmup) that cannot be resumed; start the run over "
+                              "with fresh=true") from None
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         if projector is not None and state.get("projector"):

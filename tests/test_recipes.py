@@ -182,3 +182,26 @@ def test_distillation_recipe_shows_in_cfg_job(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "alpha: 0.3" in out.stdout and "beta: 0.7" in out.stdout
     assert "epochs: 120" in out.stdout
+
+
+def test_a_checkpoint_with_the_old_linear_warmup_is_refused_in_one_line(tmp_path, shared_data):
+    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+
+    args = ["debug=tiny", "logger=none", "model=last_e_nano", "run_name=old",
+            "training.epochs=3", "scheduler.warmup_epochs=2",
+            f"paths.runs={tmp_path / 'runs'}", f"paths.data={shared_data}"]
+    assert run_cli(args, tmp_path).returncode == 0
+    run = tmp_path / "runs" / "old"
+    ckpt = run / "checkpoints" / "last.pt"
+    state = torch.load(ckpt, weights_only=True)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    old = SequentialLR(opt, [LinearLR(opt, start_factor=0.1, total_iters=4),
+                             CosineAnnealingLR(opt, T_max=5)], milestones=[5])
+    state["scheduler"] = old.state_dict()  # what lastexp wrote before the LambdaLR warmup
+    torch.save(state, ckpt)
+    m = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**m, "status": "running"}))
+    out = run_cli(args, tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "fresh=true" in lines[0], out.stderr[-1500:]
