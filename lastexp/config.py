@@ -359,6 +359,11 @@ def validate(cfg: DictConfig) -> None:
         if not 1 <= len(p) <= 2 or not all(0.0 < v <= 1.0 for v in p) or sorted(p) != p:
             raise ConfigError(f"{key}={p} must be one or two increasing values in (0, 1], "
                               "e.g. [0.5,1.0]")
+    if get("distill.name") == "none":
+        for key in ("distill.beta", "distill.gamma", "distill.teacher"):
+            if get(key):
+                raise ConfigError(f"{key}={get(key)} has no effect without distillation; add "
+                                  "distill=from_base or distill=from_existing")
     start, peak = get("scheduler.warmup_start_lr"), get("optimizer.lr")
     if get("scheduler.name") != "cosine" and warm > 1 and start > peak:
         raise ConfigError(f"scheduler.warmup_start_lr={start:g} is above the peak optimizer.lr="

@@ -53,6 +53,7 @@ CASES = [
     (["training.epochs=0"], ["training.epochs"]),
     (["training.device=tpu"], ["training.device=tpu", "cuda:N"]),
     (["training.amp=fp8"], ["training.amp=fp8", "bf16"]),
+    (["distill.beta=0.5", "distill.teacher=B7"], ["distill.beta=0.5", "distill=from_base"]),
     (["training.compile_mode=fastest"], ["training.compile_mode", "max-autotune"]),
     (["paths.data=train.py"], ["paths.data=train.py", "is a file"]),
     (["run_name=.", "optimizer.lr=-1"], ["optimizer.lr"]),  # the value is refused first
