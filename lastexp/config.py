@@ -336,10 +336,7 @@ def validate(cfg: DictConfig) -> None:
     lo, hi = get("training.scale_range")
     if not 0 < lo <= hi:
         raise ConfigError(f"training.scale_range=[{lo},{hi}] must satisfy 0 < low <= high")
-    amp = get("training.amp")
-    if not isinstance(amp, bool) and str(amp).lower() not in (*AMP_CHOICES, "true", "false"):
-        raise ConfigError(f"training.amp={amp} is not one of {', '.join(AMP_CHOICES)} "
-                          "(true: fp16 on CUDA, off on CPU)")
+    amp_mode(get("training.amp"), "cpu")  # refuses an unknown mode
     device = str(get("training.device"))
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise ConfigError(f"training.device={device} is not one of auto, cpu, cuda, cuda:N")
@@ -368,6 +365,21 @@ def validate(cfg: DictConfig) -> None:
     if get("scheduler.name") != "cosine" and warm > 1 and start > peak:
         raise ConfigError(f"scheduler.warmup_start_lr={start:g} is above the peak optimizer.lr="
                           f"{peak:g}: warmup climbs to the lr; lower scheduler.warmup_start_lr")
+
+
+def amp_mode(value: Any, device_type: str) -> str:
+    """``training.amp`` -> one of :data:`AMP_CHOICES` on this device. ``true`` means fp16 on
+    CUDA and off elsewhere (as before the explicit modes); ``false`` means off. An explicit
+    mode applies on every device (CPU autocast runs fp16 and bf16 too)."""
+    if isinstance(value, bool):
+        return "fp16" if value and device_type == "cuda" else "off"
+    text = str(value).strip().lower()
+    if text in ("true", "false"):
+        return amp_mode(text == "true", device_type)
+    if text not in AMP_CHOICES:
+        raise ConfigError(f"training.amp={value} is not one of {', '.join(AMP_CHOICES)} "
+                          "(true: fp16 on CUDA, off on CPU)")
+    return text
 
 
 def swa_start_epoch(swa_start: float | None, epochs: int) -> int | None:

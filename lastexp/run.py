@@ -27,6 +27,7 @@ from torch import nn
 
 from lastexp.config import (
     ConfigError,
+    amp_mode,
     identity,
     run_dir_problem,
     run_key,
@@ -36,7 +37,7 @@ from lastexp.config import (
 from lastexp.io import atomic_write, read_json, write_json
 from lastexp.runstore import RunLockedError, run_lock
 from lastexp.train.early_stopping import EarlyStopping
-from lastexp.train.fastpath import Precision, amp_mode, compiled, to_channels_last, unwrap
+from lastexp.train.fastpath import Precision, compiled, to_channels_last, unwrap
 
 
 class UserError(Exception):
@@ -407,7 +408,7 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         optimizer.load_state_dict(state["optimizer"])
         try:
             scheduler.load_state_dict(state["scheduler"])
-        except (KeyError, IndexError, TypeError, ValueError):
+        except KeyError:  # LambdaLR reads the "lr_lambdas" a LinearLR state lacks
             raise ConfigError(f"{last_path} holds a learning-rate schedule of an older lastexp "
                               "(LinearLR warmup) that cannot be resumed; start the run over "
                               "with fresh=true") from None

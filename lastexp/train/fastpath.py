@@ -12,29 +12,11 @@ module keeps the parameters, so state dicts (checkpoints, SWA, export) never car
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
-from lastexp.config import AMP_CHOICES
-
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def amp_mode(value: Any, device_type: str) -> str:
-    """``training.amp`` -> one of :data:`AMP_CHOICES` on this device. ``true`` means fp16 on
-    CUDA and off elsewhere (as before the explicit modes); ``false`` means off. An explicit
-    mode applies on every device (CPU autocast runs fp16 and bf16 too)."""
-    if isinstance(value, bool):
-        return "fp16" if value and device_type == "cuda" else "off"
-    text = str(value).strip().lower()
-    if text in ("true", "false"):
-        return amp_mode(text == "true", device_type)
-    if text not in AMP_CHOICES:  # (validate() refuses it at composition already)
-        raise ValueError(f"training.amp={value} is not one of true, false, "
-                         f"{', '.join(AMP_CHOICES)}")
-    return text
 
 
 @dataclass(frozen=True)
@@ -82,7 +64,7 @@ def compiled(model: nn.Module, mode: str = "default") -> nn.Module:
     code draw them from torch's global generator exactly as eager does: compile then changes
     speed only (its cost is in ``benchmarks/models.py``'s compile column, which uses it too).
     """
-    import torch._inductor.config as inductor_config
+    import torch._inductor.config as inductor_config  # deferred: Inductor loads in seconds
 
     inductor_config.fallback_random = True
     return torch.compile(model, mode=None if mode == "default" else mode)
@@ -90,7 +72,6 @@ def compiled(model: nn.Module, mode: str = "default") -> nn.Module:
 
 __all__ = [
     "Precision",
-    "amp_mode",
     "compiled",
     "to_channels_last",
     "unwrap",

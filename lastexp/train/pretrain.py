@@ -19,6 +19,7 @@ student (``model.load_state_dict(state, strict=False)``).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterable
@@ -31,6 +32,8 @@ from torch import nn
 
 from lastexp.models.graph import BODY_REGIONS
 from lastexp.train.checkpoint import load_checkpoint
+from lastexp.train.optim import build_optimizer, no_decay_names
+from lastexp.train.schedule import build_scheduler
 
 STRATEGIES = ("body_region", "random")
 LIMBS = ("left_arm", "right_arm", "left_leg", "right_leg")
@@ -59,8 +62,8 @@ def region_mask(
     when the limbs are not enough (ratio > 0.8 on NTU). Regions are taken while fewer than
     ``ratio * V`` joints are masked; the region that would cross that count is taken with the
     probability that makes the expected masked share exactly ``ratio`` (whole regions cannot
-    hit 60% of 25 joints exactly: 14 or 16 joints, on average 15). ``random``:
-    ``round(ratio * V)`` random joints.
+    hit 60% of 25 joints exactly: the count varies by sample, 15 on average). ``random``:
+    ``ceil(ratio * V)`` random joints.
     x: (N, C, T, V, M) -> (masked x, mask (N, T, V) bool, True = masked).
     """
     if strategy not in STRATEGIES:
@@ -74,7 +77,7 @@ def region_mask(
     if strategy == "random":
         keys = torch.rand(n, v, generator=generator, device=dev)
         rank = keys.argsort(dim=1).argsort(dim=1)
-        joints = rank < round(target)  # (N, V)
+        joints = rank < math.ceil(target - 1e-9)  # (N, V)
     else:
         regions = _region_matrix(v, dev)  # (R, V)
         r = regions.shape[0]
@@ -83,11 +86,10 @@ def region_mask(
         order = keys.argsort(dim=1)  # (N, R): regions in masking order
         sizes = regions.sum(1)[order]  # (N, R)
         before = sizes.cumsum(1) - sizes  # joints masked before taking each region
-        after = before + sizes
-        # the crossing region (before < target < after) with probability (target - before)/size
-        p_cross = ((target - before) / sizes).clamp(0.0, 1.0)
-        coin = torch.rand(n, 1, generator=generator, device=dev)
-        take_sorted = (after <= target + 1e-9) | ((before < target - 1e-9) & (coin < p_cross))
+        # P(take) = (target - before) / size, clamped: 1 below the target, 0 beyond it, and for
+        # the one region that crosses it the share that makes the expectation exact
+        p_take = ((target - before) / sizes).clamp(0.0, 1.0)
+        take_sorted = torch.rand(n, 1, generator=generator, device=dev) < p_take
         take = torch.zeros_like(take_sorted).scatter(1, order, take_sorted)  # (N, R)
         joints = (take.float() @ regions.float()) > 0  # (N, V)
     mask = joints[:, None, :].expand(n, t, v)  # (N, T, V)
@@ -141,8 +143,6 @@ class MaskCLR(nn.Module):
 
     def no_weight_decay(self) -> set[str]:
         """The encoder's own exclusions (structural parameters), under this module's names."""
-        from lastexp.train.optim import no_decay_names
-
         return {f"encoder.{name}" for name in no_decay_names(self.encoder)}
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -280,9 +280,6 @@ def pretrain(
     this call. Returns per-epoch means (``loss``, ``recon``, ``contrastive``, ``seconds``,
     ``lr``); then :func:`encoder_state`.
     """
-    from lastexp.train.optim import build_optimizer
-    from lastexp.train.schedule import build_scheduler
-
     device = torch.device(device)
     torch.manual_seed(seed)
     model = MaskCLR(encoder, mask_ratio=mask_ratio, temperature=temperature,

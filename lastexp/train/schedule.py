@@ -62,14 +62,14 @@ def build_scheduler(
     # Linear warmup: epoch 0 trains at warmup_start_lr, epoch warm-1 at lr. torch's LinearLR
     # cannot start from 0 (its start_factor must be > 0, and warming up from 0 is a recipe of
     # the notes), so its closed form goes through LambdaLR.
-    start = warmup_start_lr / lr
+    start = warmup_start_lr / lr if warm > 1 else 1.0  # one warmup epoch trains at lr
     if not 0.0 <= start <= 1.0:
         raise ValueError(f"scheduler.warmup_start_lr={warmup_start_lr:g} must not exceed the "
                          f"peak optimizer.lr={lr:g}")
     steps = max(warm - 1, 1)
 
     def factor(epoch: int) -> float:
-        return 1.0 if warm == 1 else start + (1.0 - start) * min(epoch, steps) / steps
+        return start + (1.0 - start) * min(epoch, steps) / steps
 
     warmup: LRScheduler = LambdaLR(optimizer, factor)
     return SequentialLR(optimizer, [warmup, main], milestones=[warm])

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lastexp.config import run_key
+from lastexp.config import amp_mode, run_key
 from lastexp.models import available_models, build_model, set_causal
-from lastexp.train.fastpath import Precision, amp_mode, compiled, to_channels_last, unwrap
+from lastexp.train.fastpath import Precision, compiled, to_channels_last, unwrap
 from tests.conftest import compose, run_cli
 
 # lr 0.01: at debug=tiny's lr 0.1 this debug-width model is chaotic enough to amplify float
