@@ -10,6 +10,23 @@ from dataclasses import dataclass
 from typing import Literal
 
 TableName = Literal["base", "lite", "preprocessing"]
+Selection = Literal["best", "final", "swa"]
+
+# Which weights a cell reports, the metrics.json key holding it, and how the notes name it.
+SELECTION_KEY: dict[str, str] = {"best": "best_top1", "final": "final_top1", "swa": "swa_top1"}
+SELECTION_TEXT: dict[str, str] = {
+    "best": "best epoch of the trained weights",
+    "final": "final weights (of an ensemble: its members' final-weight logits averaged)",
+    "swa": "SWA model (averaged weights, BN statistics recomputed)",
+}
+
+
+def compared_rule(rule: Selection) -> Selection:
+    """The rule a Δ reads its baseline under: a best-epoch row against the baseline's best
+    epoch; a row reporting the model training ends with (final weights, SWA model, an ensemble
+    of final weights) against the baseline's final weights, so no side picks an epoch on the
+    test split the other does not."""
+    return "best" if rule == "best" else "final"
 
 
 @dataclass(frozen=True)
@@ -23,6 +40,7 @@ class Ablation:
     purpose: str
     gpu_hours: float  # the seed's budget for this row
     baseline: str | None
+    selection: Selection = "best"  # which weights its cells report (SELECTION_KEY)
 
 
 @dataclass(frozen=True)
@@ -60,7 +78,8 @@ def _baseline(ablation_id: str) -> str | None:
     return "P0"
 
 
-def _a(ablation_id: str, title: str, changes: str, purpose: str, hours: float) -> Ablation:
+def _a(ablation_id: str, title: str, changes: str, purpose: str, hours: float,
+       selection: Selection = "best") -> Ablation:
     return Ablation(
         id=ablation_id,
         table=_TABLE_OF_PREFIX[ablation_id[0]],
@@ -69,6 +88,7 @@ def _a(ablation_id: str, title: str, changes: str, purpose: str, hours: float) -
         purpose=purpose,
         gpu_hours=float(hours),
         baseline=_baseline(ablation_id),
+        selection=selection,
     )
 
 
@@ -87,8 +107,8 @@ _ROWS = [
     _a("B10", "− HBRA", "Full minus Idea D", "Ablate body regions", 15),
     _a("B11", "− PartitionedAttn (use factorized S+T)", "Replace SkateFormer with ST_JointAtt", "Partition vs factorized", 15),  # noqa: E501
     _a("B12", "+ CausalTraining", "Full + Idea E", "Measure causal training", 15),
-    _a("B13", "+ SWA", "Full + weight averaging", "Measure SWA gain", 15),
-    _a("B14", "4-stream ensemble", "4 × B7", "Final ensemble accuracy", 60),
+    _a("B13", "+ SWA", "Full + weight averaging", "Measure SWA gain", 15, "swa"),
+    _a("B14", "4-stream ensemble", "4 × B7", "Final ensemble accuracy", 60, "final"),
     _a("L0", "Baseline", "Random shift + EpSepTCN only", "Shift-GCN + EfficientGCN baseline", 3),
     _a("L1", "+ JointEmbed", "Add joint semantic embedding (SGN)", "Measure embedding gain", 3),
     _a("L2", "+ FrameGate", "Add frame dynamics gate (SGN)", "Measure temporal awareness", 3),

@@ -22,12 +22,13 @@ HISTORY_FILE = "history.csv"
 # The columns every loaded frame has, in this order (missing keys become None/NaN).
 COLUMNS = [
     "run_dir", "status", "ablation", "model", "stream", "dataset", "preprocessing", "seed",
-    "epochs", "best_top1", "best_epoch", "final_top1", "params", "flops", "train_seconds",
-    "device", "n_train", "n_test", "error", "int8_bytes", "int8_top1", "onnx_max_abs_diff",
+    "epochs", "best_top1", "best_epoch", "final_top1", "swa_top1", "params", "flops",
+    "train_seconds", "device", "n_train", "n_test", "error", "int8_bytes", "int8_top1",
+    "onnx_max_abs_diff",
     "started_at", "finished_at",
 ]  # fmt: skip
 _NUMERIC = [
-    "seed", "epochs", "best_top1", "best_epoch", "final_top1", "params", "flops",
+    "seed", "epochs", "best_top1", "best_epoch", "final_top1", "swa_top1", "params", "flops",
     "train_seconds", "n_train", "n_test", "int8_bytes", "int8_top1", "onnx_max_abs_diff",
 ]  # fmt: skip
 _TEXT = ["status", "ablation", "model", "stream", "dataset", "preprocessing", "device", "error",

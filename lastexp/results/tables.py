@@ -129,9 +129,11 @@ def welch(a: list[float], b: list[float]) -> tuple[float, float, float] | None:
 class Cell:
     """The runs of one table row on one dataset."""
 
-    values: list[float] = field(default_factory=list)  # best_top1 of completed runs, by seed
+    values: list[float] = field(default_factory=list)  # top-1 of completed runs, by seed
     seeds: list[float] = field(default_factory=list)
     incomplete: dict[str, int] = field(default_factory=dict)  # status -> count
+    # completed runs without the rule's number (e.g. a B13 run written before swa_top1)
+    lacking: dict[str, int] = field(default_factory=dict)  # metrics key -> count
 
     @property
     def n(self) -> int:
@@ -146,7 +148,9 @@ class Cell:
         return statistics.stdev(self.values) if len(self.values) >= 2 else None
 
     def flags(self) -> str:
-        return ", ".join(f"{self.incomplete[s]} {s}" for s in INCOMPLETE if self.incomplete.get(s))
+        flags = [f"{self.incomplete[s]} {s}" for s in INCOMPLETE if self.incomplete.get(s)]
+        flags += [f"{n} without {key}" for key, n in sorted(self.lacking.items())]
+        return ", ".join(flags)
 
     def text(self) -> str:
         """``91.2 ± 0.3 (n=2, 1 failed)``; ``—`` when no completed run."""
@@ -168,12 +172,16 @@ class Row:
     shown: tuple[str, ...]  # the variant values printed because they vary within the ID
     ablation: catalog.Ablation | None = None
     first_of_id: bool = True
-    cells: dict[str, Cell] = field(default_factory=dict)
+    rule: catalog.Selection = "best"  # which weights its cells report
+    cells: dict[str, Cell] = field(default_factory=dict)  # dataset -> cell under ``rule``
+    # rule -> dataset -> cell: the same runs under every rule, for a Δ read under another one
+    by_rule: dict[str, dict[str, Cell]] = field(default_factory=dict)
     gpu_seconds: float = 0.0
     baseline_row: Row | None = None
 
-    def cell(self, dataset: str) -> Cell:
-        return self.cells.get(dataset) or Cell()
+    def cell(self, dataset: str, rule: str | None = None) -> Cell:
+        cells = self.cells if rule is None or rule == self.rule else self.by_rule.get(rule, {})
+        return cells.get(dataset) or Cell()
 
     @property
     def display_title(self) -> str:
@@ -225,8 +233,8 @@ def _seed_sort(run: dict) -> tuple:
 def prepare(df: pd.DataFrame, problems: list[Problem] = (), provenance: str = "") -> Runs:
     """Plain-dict view of the frame with duplicate seeds resolved (newest run kept)."""
     cols = ["run_dir", "status", "ablation", "model", "stream", "dataset", "preprocessing",
-            "seed", "best_top1", "params", "flops", "train_seconds", "int8_bytes", "error",
-            "started_at", "finished_at"]  # fmt: skip
+            "seed", "best_top1", "final_top1", "swa_top1", "params", "flops", "train_seconds",
+            "int8_bytes", "error", "started_at", "finished_at"]  # fmt: skip
     data = {c: df[c].tolist() if c in df.columns else [None] * len(df) for c in cols}
     runs = [dict(zip(cols, vals)) for vals in zip(*(data[c] for c in cols))]
     for r in runs:
@@ -264,10 +272,19 @@ def _fill(row: Row, runs: list[dict], completed: list[dict]) -> None:
         if r["status"] in INCOMPLETE:
             cell = row.cells.setdefault(r["dataset"], Cell())
             cell.incomplete[r["status"]] = cell.incomplete.get(r["status"], 0) + 1
-    for r in sorted(completed, key=_seed_sort):
-        cell = row.cells.setdefault(r["dataset"], Cell())
-        cell.values.append(float(r["best_top1"]))
-        cell.seeds.append(r["seed"])
+    for rule, key in catalog.SELECTION_KEY.items():
+        cells = row.cells if rule == row.rule else row.by_rule.setdefault(rule, {})
+        for r in sorted(completed, key=_seed_sort):
+            value = r.get(key)
+            finite = isinstance(value, (int, float)) and math.isfinite(value)
+            if not finite and rule != row.rule:
+                continue
+            cell = cells.setdefault(r["dataset"], Cell())
+            if not finite:
+                cell.lacking[key] = cell.lacking.get(key, 0) + 1
+                continue
+            cell.values.append(float(value))
+            cell.seeds.append(r["seed"])
 
 
 def table_rows(table: str, runs: Runs) -> list[Row]:
@@ -295,6 +312,7 @@ def table_rows(table: str, runs: Runs) -> list[Row]:
                 shown=tuple(variant[i] or "?" for i in varying),
                 ablation=ab,
                 first_of_id=k == 0,
+                rule=ab.selection,
             )
             _fill(
                 row,
@@ -323,7 +341,8 @@ def delta(row: Row, dataset: str) -> tuple[float, float | None] | None:
     """(Δ mean vs baseline, Welch p or None) on ``dataset``; None when not computable."""
     if row.baseline_row is None:
         return None
-    mine, base = row.cell(dataset), row.baseline_row.cell(dataset)
+    mine = row.cell(dataset)
+    base = row.baseline_row.cell(dataset, catalog.compared_rule(row.rule))
     if not mine.values or not base.values:
         return None
     test = welch(mine.values, base.values)
@@ -557,6 +576,21 @@ def maskclr_verdict(runs: Runs) -> str:
     )
 
 
+def selection_note(table: str) -> str:
+    """The table's selection rule: which weights each row reports, and what a Δ compares."""
+    rules = {i: catalog.get(i).selection for i in catalog.ids(table)}
+    text = f"Selection rule: {catalog.SELECTION_TEXT['best']}"
+    others = {i: r for i, r in rules.items() if r != "best"}
+    if not others:
+        return text + " for every row, and for both sides of every Δ."
+    text += ", except " + "; ".join(
+        f"{i}: {catalog.SELECTION_TEXT[r]}" for i, r in others.items()
+    )
+    return text + (". A Δ of those rows compares with the baseline's final weights (the model "
+                   "its training ends with), so neither side picks an epoch on the test split; "
+                   "every other Δ compares best epochs.")
+
+
 def table_rows_cache(runs: Runs, table: str) -> list[Row]:
     if table not in runs.rows_cache:
         runs.rows_cache[table] = table_rows(table, runs)
@@ -602,10 +636,11 @@ def ablation_table(runs: Runs, table: str) -> dict[str, str]:
         f"(its rows sum to {catalog.rows_budget(table):g} h)."
     )
     extra = [
-        "Cells: best-epoch top-1 (%) on the test split, mean ± sample std over seeds of the "
+        "Cells: top-1 (%) on the test split, mean ± sample std over seeds of the "
         "completed runs (n); Δ is the mean difference to the row named in “Δ vs” on the same "
         "dataset, with Welch's t-test p when both sides have n ≥ 2; best per column in bold; "
         "— means no completed run. GPU h counts every run of the row (failed ones too).",
+        selection_note(table),
         budget_line,
     ]
     if table == "lite":
@@ -680,9 +715,10 @@ def _select(runs: Runs, ablation: str, model: str | None, stream: str | None) ->
     ]  # fmt: skip
 
 
-def _paper_cell(runs: Runs, selected: list[dict], dataset: str) -> Cell:
+def _paper_cell(runs: Runs, selected: list[dict], dataset: str, ablation: str) -> Cell:
     dirs = {r["run_dir"] for r in selected if r["dataset"] == dataset}
-    row = Row(label="", title="", key=("", "", ""), shown=())
+    row = Row(label="", title="", key=("", "", ""), shown=(),
+              rule=catalog.get(ablation).selection)
     _fill(
         row,
         [r for r in runs.all if r["run_dir"] in dirs],
@@ -696,7 +732,7 @@ def paper_tables(runs: Runs) -> dict[str, str]:
     base_rows: list[list[str]] = []
     for label, ab, model, stream, params_ph in PAPER_BASE_OURS:
         sel = _select(runs, ab, model, stream)
-        cells = [_paper_cell(runs, sel, ds).text() for ds in PAPER_BASE_DATASETS]
+        cells = [_paper_cell(runs, sel, ds, ab).text() for ds in PAPER_BASE_DATASETS]
         done = {r["run_dir"] for r in runs.completed}
         shown = [r for r in sel if r["run_dir"] in done and r["dataset"] in PAPER_BASE_DATASETS]
         params = fmt_params(_median([r["params"] for r in shown])) or params_ph
@@ -704,7 +740,7 @@ def paper_tables(runs: Runs) -> dict[str, str]:
     lite_rows: list[list[str]] = []
     for label, ab, model, (p_ph, f_ph, i_ph) in PAPER_LITE_OURS:
         sel = _select(runs, ab, model, None)
-        cell = _paper_cell(runs, sel, "ntu60_xsub")
+        cell = _paper_cell(runs, sel, "ntu60_xsub", ab)
         done = {r["run_dir"] for r in runs.completed}
         shown = [r for r in sel if r["run_dir"] in done and r["dataset"] == "ntu60_xsub"]
         lite_rows.append([
@@ -726,7 +762,8 @@ def paper_tables(runs: Runs) -> dict[str, str]:
         "Literature rows are copied from seed 001 §10. LAST-Base (1s) = B7 on the joint stream, "
         "LAST-Base (4s) = B14; Lite rows: standalone = L5 with last_lite_nano / last_lite_small, "
         "+ distill (existing model) = L10, + distill (Base) = L11, + MaskCLR + distill = L12. "
-        "Cells are best-epoch top-1 (%), mean ± std over seeds (n); Params, FLOPs and INT8 size "
+        "Cells are best-epoch top-1 (%), except LAST-Base (4s): the ensemble of its members' "
+        "final weights; mean ± std over seeds (n); Params, FLOPs and INT8 size "
         "are measured on the runs when present, otherwise the seed's placeholders (~).",
         maskclr_verdict(runs),
     ]

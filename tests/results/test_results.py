@@ -292,3 +292,32 @@ def test_plots_drawn_and_linked(store: Path, tmp_path: Path):
     assert "](base_curves.png)" in files["base.md"]
     no_plots = write_tables(df, tmp_path / "bare", problems, provenance="x", plots=False)
     assert "png" not in no_plots["base.md"]
+
+
+def test_b13_reports_the_swa_model_and_b14_final_weights_against_b7_final(tmp_path: Path):
+    # SPEC §5 / the training plan §7: B13's cell is the SWA model; a Δ compares like with like,
+    # so B13 and B14 (which report the model training ends with) are measured against B7's
+    # final weights, not against its best epoch.
+    root = tmp_path / "runs"
+    b7_best, b7_final = [91.0, 92.0], [90.0, 90.5]
+    b13_best, b13_swa = [91.0, 92.0], [90.2, 91.1]  # best epochs equal B7's: same path
+    for i in range(2):
+        write_run(root, f"b7_{i}", ablation="B7", seed=i, best=b7_best[i],
+                  final_top1=b7_final[i])
+        write_run(root, f"b13_{i}", ablation="B13", seed=i, best=b13_best[i],
+                  final_top1=b7_final[i], swa_top1=b13_swa[i])
+        write_run(root, f"b14_{i}", ablation="B14", seed=i, best=93.0 + i, final_top1=93.0 + i)
+    write_run(root, "b13_old", ablation="B13", seed=5, best=95.0)  # written before swa_top1
+    report = build_report(*load_store(root), provenance="x")
+    md = report["base.md"]
+    b13 = table_line(md, "B13")
+    assert b13[3] == f"{statistics.fmean(b13_swa):.1f} ± {statistics.stdev(b13_swa):.1f} " \
+                     "(n=2, 1 without swa_top1)"
+    assert b13[4].startswith(f"{statistics.fmean(b13_swa) - statistics.fmean(b7_final):+.1f} ")
+    b14 = table_line(md, "B14")
+    assert b14[4].startswith(f"{93.5 - statistics.fmean(b7_final):+.1f} ")
+    b7 = table_line(md, "B7")
+    assert b7[3].startswith(f"{statistics.fmean(b7_best):.1f}")  # B7 itself: best epoch
+    assert "B13: SWA model" in md and "baseline's final weights" in md
+    lite = report["lite.md"]
+    assert "best epoch of the trained weights for every row" in lite
