@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lastexp.config import normalize_overrides, register_configs, register_resolvers
+from lastexp.environment import with_env
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -22,7 +23,7 @@ def preflight(argv: list[str]) -> str | None:
     abort a run): the runs root named by ``paths.runs`` must be a writable directory."""
     if any(a in ("--cfg", "-c", "--help", "-h", "--info", "--hydra-help") for a in argv):
         return None
-    runs = "runs"
+    runs = env_runs_root(argv)
     for arg in argv:
         if arg.startswith("paths.runs="):
             runs = arg.split("=", 1)[1]
@@ -38,6 +39,15 @@ def preflight(argv: list[str]) -> str | None:
         return (f"paths.runs={runs}: the runs directory is not writable; "
                 "choose a writable paths.runs")
     return None
+
+
+def env_runs_root(argv: list[str]) -> str:
+    """The runs root the chosen ``env`` option gives when the command names none."""
+    env = next((a.split("=", 1)[1] for a in argv if a.lstrip("+~").startswith("env=")), "local")
+    path = Path(CONF_DIR) / "env" / f"{env}.yaml"
+    if "," in env or not path.is_file():
+        return "runs"  # a sweep over environments, or an unknown one Hydra reports
+    return str(OmegaConf.load(path).paths.runs)
 
 
 def check_single_ablation(argv: list[str]) -> str | None:
@@ -141,7 +151,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = normalize_overrides(sys.argv[1:])
+    sys.argv[1:] = with_env(normalize_overrides(sys.argv[1:]))
     from lastexp.launch.preflight import slurm_problem
 
     problem = (check_single_ablation(sys.argv[1:]) or precompose(sys.argv[1:])

@@ -19,6 +19,8 @@ from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from lastexp.environment import slurm_workers
+
 
 class ConfigError(ValueError):
     """A user-facing configuration or input error: printed as one line, exit code 2."""
@@ -213,6 +215,7 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    env: str = "local"  # local | kaggle | slurm: paths and loader workers (conf/env)
     seed: int = 1
     ablation: Optional[str] = None  # set by +ablation=<ID>
     fresh: bool = False  # ignore an existing checkpoint in the run directory and start over
@@ -444,6 +447,7 @@ def normalize_overrides(argv: list[str]) -> list[str]:
 # how it is resumed. Two configs that differ only here are the same run.
 VOLATILE_KEYS = (
     "hydra",
+    "env",
     "paths",
     "logger",
     "fresh",
@@ -516,5 +520,7 @@ def _run_dir_resolver(*, _root_: DictConfig) -> str:
 
 
 def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("lastexp_slurm_workers"):
+        OmegaConf.register_new_resolver("lastexp_slurm_workers", slurm_workers)
     if not OmegaConf.has_resolver("lastexp_run_dir"):
         OmegaConf.register_new_resolver("lastexp_run_dir", _run_dir_resolver, use_cache=False)
