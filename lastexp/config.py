@@ -187,7 +187,7 @@ class TrainingConfig:
 
 @dataclass
 class LoggerConfig:
-    name: str = "wandb"  # wandb | none
+    name: str = "wandb"  # wandb | tensorboard | wandb_tensorboard (both) | none
     project: str = "lastexp"
     entity: Optional[str] = None
     mode: str = "auto"  # auto (online with credentials, else offline) | online | offline
@@ -244,7 +244,7 @@ CHOICES = {
     "preprocessing.sampling": ("uniform", "crop_resize"),
     "dataset.benchmark": ("synthetic", "ntu60", "ntu120"),
     "dataset.split": ("xsub", "xview", "xset"),
-    "logger.name": ("wandb", "none"),
+    "logger.name": ("wandb", "tensorboard", "wandb_tensorboard", "none"),
     "logger.mode": ("auto", "online", "offline"),
     "pretrain.mask_strategy": ("body_region", "random"),
     "training.compile_mode": COMPILE_MODES,

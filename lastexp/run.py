@@ -395,7 +395,7 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
 
     swa_epoch = swa_start_epoch(tcfg.swa_start, tcfg.epochs)
     swa = SWATracker(model, swa_epoch) if swa_epoch is not None else None
-    from lastexp.train.tracking import WandbLogger, write_history
+    from lastexp.train.tracking import Loggers, TensorBoardLogger, WandbLogger, write_history
 
     model_name = cfg.model.name
     start_epoch, best_top1, best_epoch, history = 0, -1.0, -1, []
@@ -481,14 +481,17 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         metrics["resumed_from_epoch"] = resumed_from
     put_json(metrics_path, metrics)
 
-    logger = None
-    if cfg.logger.name == "wandb" and dinfo.main:
+    loggers = []
+    if cfg.logger.name in ("wandb", "wandb_tensorboard") and dinfo.main:
         group = cfg.logger.group or (sweep_dir.name if sweep_dir else None)
-        logger = WandbLogger(
+        loggers.append(WandbLogger(
             run_dir, project=cfg.logger.project, entity=cfg.logger.entity, group=group,
             tags=list(cfg.logger.tags), mode=cfg.logger.mode,
             config=identity(cfg),
-        )
+        ))
+    if cfg.logger.name in ("tensorboard", "wandb_tensorboard") and dinfo.main:
+        loggers.append(TensorBoardLogger(run_dir / "tensorboard", history))
+    logger = Loggers(loggers) if loggers else None
 
     pin = device.type == "cuda"
     aug_gen = torch.Generator(device=device)

@@ -1,4 +1,5 @@
-"""Per-epoch records of a run: history.csv always, Weights & Biases when configured."""
+"""Per-epoch records of a run: history.csv always, Weights & Biases and TensorBoard when
+configured (``logger=wandb|tensorboard|wandb_tensorboard|none``)."""
 
 from __future__ import annotations
 
@@ -88,3 +89,53 @@ class WandbLogger:
             if isinstance(v, (int, float, str)) or v is None:
                 self.run.summary[k] = v
         self.run.finish(exit_code=exit_code)
+
+
+# the history columns TensorBoard shows, one scalar series each (tag = column name)
+TENSORBOARD_FIELDS = tuple(k for k in HISTORY_FIELDS if k != "epoch")
+
+
+class TensorBoardLogger:
+    """Event files in ``<run_dir>/tensorboard/``: one scalar series per history.csv column
+    (the learning rate included), the epoch as the step.
+
+    Resumable without duplicate steps: every start writes with ``purge_step=1``, so readers
+    (TensorBoard, its EventAccumulator) drop what earlier attempts wrote, and the epochs
+    already in the run's history are written again. The series therefore always equal the
+    history, even when an attempt died between its checkpoint and its log, or when an
+    earlier attempt ran with another logger."""
+
+    def __init__(self, log_dir: Path, history: list[dict[str, Any]]) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=1)
+        for row in history:
+            self.log_epoch(row, flush=False)
+        self.writer.flush()
+
+    def log_epoch(self, row: dict[str, Any], flush: bool = True) -> None:
+        step = int(row["epoch"])
+        for key in TENSORBOARD_FIELDS:
+            value = row.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(key, float(value), global_step=step)
+        if flush:
+            self.writer.flush()
+
+    def finish(self, summary: dict[str, Any], exit_code: int = 0) -> None:
+        self.writer.close()
+
+
+class Loggers:
+    """Several loggers behind the one interface of :class:`WandbLogger`."""
+
+    def __init__(self, loggers: list[Any]) -> None:
+        self.loggers = loggers
+
+    def log_epoch(self, row: dict[str, Any]) -> None:
+        for logger in self.loggers:
+            logger.log_epoch(row)
+
+    def finish(self, summary: dict[str, Any], exit_code: int = 0) -> None:
+        for logger in self.loggers:
+            logger.finish(summary, exit_code=exit_code)

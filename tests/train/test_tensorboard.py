@@ -1,0 +1,86 @@
+"""logger=tensorboard: event files in the run directory, read back with TensorBoard's own reader,
+equal to the run's history; a resumed run does not repeat steps; the logger is not identity."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import compose, run_cli
+
+pytest.importorskip("tensorboard")
+
+FIELDS = ("lr", "train_loss", "train_top1", "val_loss", "val_top1", "seconds")
+
+
+def read_events(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def history(run_dir: Path) -> list[dict]:
+    with open(run_dir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def assert_series_equal_history(run_dir: Path) -> None:
+    series, rows = read_events(run_dir), history(run_dir)
+    assert set(series) == set(FIELDS)
+    for key in FIELDS:
+        steps = [s for s, _ in series[key]]
+        assert steps == [int(r["epoch"]) for r in rows], key  # each epoch once, in order
+        values = [v for _, v in series[key]]
+        # history.csv keeps 6 significant digits, the event files float32
+        assert values == pytest.approx([float(r[key]) for r in rows], rel=1e-5, abs=1e-9), key
+
+
+def test_logger_choice_is_not_run_identity():
+    from lastexp.config import run_key
+
+    keys = {run_key(compose(["debug=tiny", f"logger={name}"]))
+            for name in ("none", "wandb", "tensorboard", "wandb_tensorboard")}
+    assert len(keys) == 1
+
+
+def test_tensorboard_series_equal_history_and_resume_does_not_repeat(tmp_path, shared_data):
+    args = ["debug=tiny", "model=last_e_nano", "logger=tensorboard", "training.epochs=3",
+            "training.save_interval=1", f"paths.runs={tmp_path / 'runs'}",
+            f"paths.data={shared_data}"]
+    out = run_cli(args, tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (run,) = [p.parent for p in (tmp_path / "runs").rglob("metrics.json")]
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert not (run / "wandb").exists()
+    assert_series_equal_history(run)
+    first = read_events(run)
+
+    # Back to the checkpoint of epoch 2, as if the job had died in epoch 3: the resumed run
+    # trains epoch 3 again and its event files still hold each step once.
+    ckpt = run / "checkpoints"
+    shutil.copy(ckpt / "epoch_0002.pt", ckpt / "last.pt")
+    (run / "metrics.json").unlink()
+    again = run_cli(args, tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming" in again.stdout
+    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 2
+    assert_series_equal_history(run)
+    assert [s for s, _ in read_events(run)["val_top1"]] == [s for s, _ in first["val_top1"]]
+    assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_wandb_and_tensorboard_at_once(tmp_path, shared_data):
+    args = ["debug=tiny", "model=last_e_nano", "logger=wandb_tensorboard",
+            f"paths.runs={tmp_path / 'runs'}", f"paths.data={shared_data}"]
+    out = run_cli(args, tmp_path, env={"WANDB_MODE": "offline"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    (run,) = [p.parent for p in (tmp_path / "runs").rglob("metrics.json")]
+    assert list(run.rglob("run-*.wandb"))
+    assert_series_equal_history(run)
