@@ -84,6 +84,10 @@ class DistillConfig:
     gamma: float = 0.0  # feature-mimicry weight
     tau: float = 4.0
     teacher: Optional[str] = None  # run directory, or ablation ID looked up in the run store
+    # empty: the teacher is the one run of the student's stream (the training plan §3's
+    # command); [joint,bone,velocity,bone_velocity]: §3A's four-stream ensemble of that ablation
+    # ID, its averaged logits for KD and the student-stream member for feature mimicry
+    teacher_streams: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -359,8 +363,26 @@ def validate(cfg: DictConfig) -> None:
         if not 1 <= len(p) <= 2 or not all(0.0 < v <= 1.0 for v in p) or sorted(p) != p:
             raise ConfigError(f"{key}={p} must be one or two increasing values in (0, 1], "
                               "e.g. [0.5,1.0]")
+    streams = list(get("distill.teacher_streams") or [])
+    for stream in streams:
+        if stream not in CHOICES["stream.name"]:
+            raise ConfigError(f"distill.teacher_streams: {stream!r} is not one of "
+                              f"{', '.join(CHOICES['stream.name'])}")
+    if streams and get("distill.name") != "none":
+        if get("stream.name") not in streams:
+            raise ConfigError(f"distill.teacher_streams={streams} lacks the student's stream "
+                              f"{get('stream.name')}: feature mimicry and the ensemble need it; "
+                              "add it")
+        if len(set(streams)) != len(streams):
+            raise ConfigError(f"distill.teacher_streams={streams} names a stream twice")
+        teacher = str(get("distill.teacher") or "")
+        if "/" in teacher or teacher.startswith("."):
+            raise ConfigError(f"distill.teacher={teacher} is one run directory; an ensemble "
+                              "teacher (distill.teacher_streams) needs an ablation ID, e.g. "
+                              "distill.teacher=B7")
     if get("distill.name") == "none":
-        for key in ("distill.beta", "distill.gamma", "distill.teacher"):
+        for key in ("distill.beta", "distill.gamma", "distill.teacher",
+                    "distill.teacher_streams"):
             if get(key):
                 raise ConfigError(f"{key}={get(key)} has no effect without distillation; add "
                                   "distill=from_base or distill=from_existing")
@@ -463,8 +485,14 @@ VOLATILE_KEYS = (
 )
 
 
+# Keys added after runs were stored: at this value they are left out of the identity, so a new
+# option never renames the runs trained before it existed.
+ADDED_KEYS: dict[str, Any] = {"distill.teacher_streams": []}
+
+
 def identity(cfg: Any) -> dict:
-    """The resolved config minus volatile keys: what makes two runs the same run."""
+    """The resolved config minus volatile keys (and added keys at their default): what makes
+    two runs the same run."""
     raw = OmegaConf.to_container(cfg, resolve=False) if not isinstance(cfg, dict) else dict(cfg)
     raw.pop("hydra", None)  # holds enums and the run directory itself
     raw = json.loads(json.dumps(raw))  # deep copy of plain containers
@@ -474,6 +502,10 @@ def identity(cfg: Any) -> dict:
             raw.pop(node, None)
         elif isinstance(raw.get(node), dict):
             raw[node].pop(rest[0], None)
+    for key, default in ADDED_KEYS.items():
+        node, leaf = key.split(".")
+        if isinstance(raw.get(node), dict) and raw[node].get(leaf, default) == default:
+            raw[node].pop(leaf, None)
     return OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
 
 
@@ -524,3 +556,6 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("lastexp_slurm_workers", slurm_workers)
     if not OmegaConf.has_resolver("lastexp_run_dir"):
         OmegaConf.register_new_resolver("lastexp_run_dir", _run_dir_resolver, use_cache=False)
+    from lastexp.search import register_resolvers as register_search_resolvers
+
+    register_search_resolvers()  # hydra/sweeper=optuna +search=<name>: study name and storage

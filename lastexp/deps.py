@@ -42,8 +42,16 @@ def requirements(cfg: DictConfig) -> list[tuple[str, str, str]]:
     if ens is not None and ens.get("of"):
         return [("ensemble member", str(ens.of), str(s)) for s in ens.streams]
     if d is not None and d.name != "none" and (d.beta > 0 or d.gamma > 0) and d.teacher:
-        return [("teacher", str(d.teacher), str(cfg.stream.name))]
+        return [("teacher", str(d.teacher), s) for s in teacher_streams(cfg)]
     return []
+
+
+def teacher_streams(cfg: DictConfig) -> list[str]:
+    """The streams of the teacher's runs, the student's own first (its member is the one
+    feature mimicry reads): the student's stream alone unless ``distill.teacher_streams``."""
+    own = str(cfg.stream.name)
+    streams = [str(s) for s in (cfg.distill.get("teacher_streams") or [])]
+    return [own, *(s for s in streams if s != own)]
 
 
 def debug_choice() -> str | None:

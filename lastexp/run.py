@@ -358,10 +358,9 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
     from lastexp.train.schedule import build_scheduler
 
     dcfg = cfg.distill
-    teacher = projector = None
-    teacher_dir = None
+    teachers, projector, teacher_dirs = [], None, []
     if dcfg.name != "none" and (dcfg.beta > 0 or dcfg.gamma > 0):
-        teacher, projector, teacher_dir = build_teacher(cfg, model, data.num_classes, device)
+        teachers, projector, teacher_dirs = build_teacher(cfg, model, data.num_classes, device)
 
     ocfg, scfg = cfg.optimizer, cfg.scheduler
     optimizer = build_optimizer(
@@ -464,8 +463,10 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
     from lastexp.deps import debug_choice
 
     static["debug"] = debug_choice()
-    if teacher_dir is not None:
-        static["teacher"] = str(teacher_dir)
+    if teacher_dirs:
+        static["teacher"] = str(teacher_dirs[0])  # the student's stream
+    if len(teacher_dirs) > 1:
+        static["teacher_members"] = [str(d) for d in teacher_dirs]
     if pretrain_info:
         static.update(pretrain_info)
     if os.environ.get("SLURM_JOB_ID"):
@@ -508,8 +509,12 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         num_workers=tcfg.num_workers, pin_memory=pin,
     )
     stream = cfg.stream.name
-    train_tf = make_transform(stream, augment=tcfg.augment, generator=aug_gen,
-                              max_deg=tcfg.rotation_deg, scale=tcfg.scale_range)
+    # An ensemble teacher reads its members' own streams: the loop then hands over joint
+    # coordinates (augmented only) and the Distiller derives each stream, the student's too.
+    ensemble_teacher = len(teachers) > 1
+    train_tf = make_transform("joint" if ensemble_teacher else stream, augment=tcfg.augment,
+                              generator=aug_gen, max_deg=tcfg.rotation_deg,
+                              scale=tcfg.scale_range)
     test_tf = make_transform(stream, augment=False, generator=None, max_deg=0, scale=(1, 1))
 
     stop = StopFlag()
@@ -535,13 +540,15 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         eval_model = compiled(model, tcfg.compile_mode)
         train_model = compiled(train_model, tcfg.compile_mode) if dinfo.active else eval_model
 
-    if teacher is not None:
+    if teachers:
         from lastexp.train.distill import Distiller
 
         if tcfg.compile:
-            teacher = compiled(teacher, tcfg.compile_mode)
-        loss_fn = Distiller(teacher, projector, alpha=dcfg.alpha, beta=dcfg.beta,
-                            gamma=dcfg.gamma, tau=dcfg.tau, label_smoothing=tcfg.label_smoothing)
+            for member in teachers:
+                member.model = compiled(member.model, tcfg.compile_mode)
+        loss_fn = Distiller(teachers, projector, alpha=dcfg.alpha, beta=dcfg.beta,
+                            gamma=dcfg.gamma, tau=dcfg.tau, label_smoothing=tcfg.label_smoothing,
+                            student_stream=stream if ensemble_teacher else None)
     else:
         loss_fn = make_loss(tcfg.label_smoothing, tcfg.ib_loss_weight)
     ctx = StepContext(
@@ -730,31 +737,40 @@ def overfit_verdict(metrics: dict, history: list[dict], n_train: int) -> str:
 
 
 def build_teacher(cfg: DictConfig, model: nn.Module, num_classes: int, device: torch.device):
-    """The frozen teacher of ``distill.teacher`` and, when gamma > 0, the stage projections."""
-    from lastexp.deps import resolve
+    """The frozen teacher members of ``distill.teacher`` (one run of the student's stream, or
+    one per ``distill.teacher_streams``, the student's first, logits averaged), the stage
+    projections onto the first member when gamma > 0, and the members' run directories."""
+    from lastexp.deps import resolve, teacher_streams
     from lastexp.teachers import TeacherError, load_teacher
-    from lastexp.train.distill import FeatureProjector
+    from lastexp.train.distill import FeatureProjector, TeacherMember
 
     dcfg = cfg.distill
     if not dcfg.teacher:
         raise ConfigError(f"distill={dcfg.name} needs distill.teacher (an ablation ID or a run "
                           "directory)")
-    run = resolve(cfg, ref=dcfg.teacher, stream=cfg.stream.name, role="teacher")
-    try:
-        teacher, info = load_teacher(run, num_classes=num_classes, device=device,
-                                     expect_dataset=cfg.dataset.name,
-                                     expect_split=cfg.dataset.split)
-    except TeacherError as exc:
-        raise ConfigError(str(exc)) from None
-    if info.get("stream") not in (None, cfg.stream.name):
-        raise ConfigError(f"teacher {run} was trained on stream {info['stream']}, the student "
-                          f"on {cfg.stream.name}; distil within one stream")
+    streams = teacher_streams(cfg)
+    members, runs = [], []
+    for stream in streams:
+        run = resolve(cfg, ref=dcfg.teacher, stream=stream, role="teacher")
+        try:
+            teacher, info = load_teacher(run, num_classes=num_classes, device=device,
+                                         expect_dataset=cfg.dataset.name,
+                                         expect_split=cfg.dataset.split)
+        except TeacherError as exc:
+            raise ConfigError(str(exc)) from None
+        if info.get("stream") not in (None, stream):
+            raise ConfigError(f"teacher {run} was trained on stream {info['stream']}, the "
+                              f"student on {stream}; distil within one stream")
+        members.append(TeacherMember(teacher, weight=1.0 / len(streams),
+                                     stream=stream if len(streams) > 1 else None))
+        runs.append(run)
+        top1 = info.get("final_top1")
+        print(f"lastexp: distilling from {run} ({info.get('model')}, {stream}"
+              f"{f', {top1:.2f}% top-1' if top1 is not None else ''})", flush=True)
     projector = None
     if dcfg.gamma > 0:
-        projector = FeatureProjector.between(model, teacher).to(device)
-    print(f"lastexp: distilling from {run} ({info.get('model')}, "
-          f"{info.get('final_top1')}% top-1)", flush=True)
-    return teacher, projector, run
+        projector = FeatureProjector.between(model, members[0].model).to(device)
+    return members, projector, runs
 
 
 def init_encoder(model: nn.Module, state: dict, path: Path) -> list[str]:

@@ -205,3 +205,27 @@ def test_a_checkpoint_with_the_old_linear_warmup_is_refused_in_one_line(tmp_path
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "fresh=true" in lines[0], out.stderr[-1500:]
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["ablation=L11", "stream=bone", "distill.teacher_streams=[joint,velocity]"],
+     "lacks the student's stream bone"),
+    (["ablation=L11", "distill.teacher_streams=[joint,joint]"], "names a stream twice"),
+    (["ablation=L11", "distill.teacher_streams=[joint,elbow]"], "'elbow' is not one of"),
+    (["ablation=L11", "distill.teacher=runs/x", "distill.teacher_streams=[joint,bone]"],
+     "needs an ablation ID"),
+    (["distill.teacher_streams=[joint,bone]"], "no effect without distillation"),
+])
+def test_ensemble_teacher_streams_are_checked(overrides, needle):
+    with pytest.raises(ConfigError, match="distill.teacher") as err:
+        validate(compose(overrides))
+    assert needle in str(err.value)
+
+
+def test_a_new_option_at_its_default_keeps_the_run_identity():
+    # distill.teacher_streams came after runs were stored: at [] it must not rename them
+    from lastexp.config import identity
+
+    assert "teacher_streams" not in identity(compose(["ablation=L11"]))["distill"]
+    with_ensemble = compose(["ablation=L11", "distill.teacher_streams=[joint,bone]"])
+    assert identity(with_ensemble)["distill"]["teacher_streams"] == ["joint", "bone"]

@@ -234,7 +234,7 @@ def prepare(df: pd.DataFrame, problems: list[Problem] = (), provenance: str = ""
     """Plain-dict view of the frame with duplicate seeds resolved (newest run kept)."""
     cols = ["run_dir", "status", "ablation", "model", "stream", "dataset", "preprocessing",
             "seed", "best_top1", "final_top1", "swa_top1", "params", "flops", "train_seconds",
-            "int8_bytes", "error", "started_at", "finished_at"]  # fmt: skip
+            "int8_bytes", "error", "started_at", "finished_at", "teacher_members"]  # fmt: skip
     data = {c: df[c].tolist() if c in df.columns else [None] * len(df) for c in cols}
     runs = [dict(zip(cols, vals)) for vals in zip(*(data[c] for c in cols))]
     for r in runs:
@@ -576,6 +576,19 @@ def maskclr_verdict(runs: Runs) -> str:
     )
 
 
+def teacher_note(mine: list[dict]) -> str:
+    """Which teacher L10-L12 distilled from: one run of the student's stream, or an ensemble."""
+    ensembles = sorted({r["ablation"] for r in mine
+                        if r["ablation"] in ("L10", "L11", "L12")
+                        and isinstance(r.get("teacher_members"), list)})
+    text = ("Teachers: L10 distils from the same-stream P0 run, L11 and L12 from the same-stream "
+            "B7 run (the training plan's §3 command)")
+    if ensembles:
+        text += (f"; {', '.join(ensembles)} include runs distilled from the four-stream ensemble "
+                 "of §3A (distill.teacher_streams)")
+    return text + "."
+
+
 def selection_note(table: str) -> str:
     """The table's selection rule: which weights each row reports, and what a Δ compares."""
     rules = {i: catalog.get(i).selection for i in catalog.ids(table)}
@@ -645,6 +658,7 @@ def ablation_table(runs: Runs, table: str) -> dict[str, str]:
     ]
     if table == "lite":
         extra.append(maskclr_verdict(runs))
+        extra.append(teacher_note(mine))
     title = f"{meta.title} (seed 001 §{meta.section})"
     figures = "".join(f"\n![{cap}]({name})\n" for cap, name in runs.figures.get(table, []))
     md = f"# {title}\n\n" + render_md(header, md_rows) + figures

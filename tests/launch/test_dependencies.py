@@ -99,3 +99,16 @@ def test_cycle_is_refused():
     jobs = [PlannedJob(["ablation=X"], a, after=[1]), PlannedJob(["ablation=Y"], b, after=[0])]
     with pytest.raises(ConfigError, match="cycle: X .* -> Y .* -> X"):
         waves(jobs)
+
+
+def test_a_four_stream_teacher_depends_on_all_four_runs(tmp_path):
+    # the training plan §3A: the teacher is the LAST-Base four-stream ensemble; afterok (and
+    # run_dependencies) must cover every member, not only the student's stream
+    streams = "distill.teacher_streams=[joint,bone,velocity,bone_velocity]"
+    jobs = plan([["ablation=L11", "run_dependencies=true", "stream=bone", streams,
+                  *base(tmp_path)]], composer([]))
+    assert [j.produces for j in jobs[1:]] == [
+        RunId("B7", "synthetic", s, 1, "tiny") for s in ("bone", "joint", "velocity",
+                                                         "bone_velocity")
+    ]
+    assert jobs[0].after == [1, 2, 3, 4]

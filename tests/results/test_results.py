@@ -321,3 +321,14 @@ def test_b13_reports_the_swa_model_and_b14_final_weights_against_b7_final(tmp_pa
     assert "B13: SWA model" in md and "baseline's final weights" in md
     lite = report["lite.md"]
     assert "best epoch of the trained weights for every row" in lite
+
+
+def test_lite_notes_say_which_teacher_l11_used(tmp_path: Path):
+    root = tmp_path / "runs"
+    write_run(root, "l11_single", ablation="L11", model="last_lite_small", teacher="runs/B7_a")
+    plain = build_report(*load_store(root), provenance="x")["lite.md"]
+    assert "L11 and L12 from the same-stream B7 run" in plain and "four-stream" not in plain
+    write_run(root, "l11_ens", ablation="L11", model="last_lite_small", seed=1,
+              teacher_members=["runs/B7_j", "runs/B7_b", "runs/B7_v", "runs/B7_bv"])
+    ens = build_report(*load_store(root), provenance="x")["lite.md"]
+    assert "L11 include runs distilled from the four-stream ensemble" in ens

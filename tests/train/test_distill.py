@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -216,3 +218,23 @@ def test_teachers_of_other_streams_get_their_own_input():
         torch.testing.assert_close(logits, student(to_stream(x, "velocity")))
     with pytest.raises(ValueError, match="student_stream"):
         Distiller([TeacherMember(a, 1.0, "bone")], None, alpha=1, beta=1, gamma=0, tau=4)
+
+
+@pytest.mark.learn  # five tiny runs in a row (~1.5 min on 2 cores)
+def test_four_stream_ensemble_teacher_end_to_end(tmp_path, shared_data):
+    # the training plan §3A: teacher = the LAST-Base four-stream ensemble; run_dependencies
+    # trains the four B7 runs the student reads, and the run records each member
+    from tests.conftest import run_cli
+
+    streams = ["joint", "bone", "velocity", "bone_velocity"]
+    out = run_cli(["+ablation=L11", f"distill.teacher_streams=[{','.join(streams)}]",
+                   "stream=velocity", "run_dependencies=true", "debug=tiny", "logger=none",
+                   f"paths.runs={tmp_path / 'runs'}", f"paths.data={shared_data}"], tmp_path,
+                  timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (student,) = (tmp_path / "runs").glob("L11_velocity_*/metrics.json")
+    m = json.loads(student.read_text())
+    assert m["status"] == "completed"
+    members = [json.loads((Path(d) / "metrics.json").read_text()) for d in m["teacher_members"]]
+    assert [t["stream"] for t in members] == ["velocity", "joint", "bone", "bone_velocity"]
+    assert {t["ablation"] for t in members} == {"B7"} and m["teacher"] == m["teacher_members"][0]
