@@ -146,8 +146,9 @@ def one_line(message: str) -> str:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from lastexp.run import run_job  # torch is imported here, never at composition time
+    from lastexp.search import trial_value
 
-    return run_job(cfg)
+    return trial_value(run_job(cfg))  # under the Optuna sweeper: the run's best val top-1
 
 
 if __name__ == "__main__":

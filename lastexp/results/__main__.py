@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from lastexp.results.search import SEARCH_MD, write_search
 from lastexp.results.store import load_store
 from lastexp.results.tables import table_part, write_tables
 
@@ -36,9 +37,12 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
     df, problems = load_store(args.runs)
     files = write_tables(df, args.out, problems)
+    files.update(write_search(args.runs, args.out))  # search.md when the store has searches
     if not args.quiet:
         for name in PRINTED:
             print(table_part(files[name]))
+        if SEARCH_MD in files:
+            print(table_part(files[SEARCH_MD]))
     n_done = int((df["status"] == "completed").sum()) if len(df) else 0
     print(
         f"{len(df)} runs read below {args.runs} ({n_done} completed, "
