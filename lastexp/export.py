@@ -2,6 +2,7 @@
 
     python -m lastexp.export RUN_DIR [export.calibration=1000] [export.max_drop=1.0]
                                      [export.opset=13] [export.tflite=false]
+                                     [export.activations=int8]
 
 The options after the run directory are ``key=value`` overrides of the typed schema
 :class:`ExportOptions`; a typo'd key or a bad value is refused in one line (exit code 2).
@@ -15,8 +16,9 @@ samples, accuracy drop below 1 point, ONNX at opset 13 with a dynamic batch axis
    batch axis dynamic, and checks onnxruntime against PyTorch (``onnx_max_abs_diff``). An
    operator the opset cannot express is named in a one-line error.
 3. Quantizes that ONNX graph statically with onnxruntime's ``quantize_static``: Conv, MatMul
-   and Gemm, weights int8 per output channel, activations int8 per tensor, activation ranges
-   calibrated (MinMax) on ``export.calibration`` training samples.
+   and Gemm, weights int8 per output channel, activations 8-bit per tensor (int8, or uint8 with
+   ``export.activations=uint8``: onnxruntime's fast x86 path), activation ranges calibrated
+   (MinMax) on ``export.calibration`` training samples.
 4. Runs the INT8 file itself in onnxruntime over the whole test split (``int8_top1``);
    ``int8_drop = fp32_top1_export - int8_top1``. A drop that reaches ``export.max_drop``
    (default 1.0) exits with code 1 and one line naming the drop and the limit; the metrics are
