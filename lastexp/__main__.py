@@ -81,16 +81,63 @@ def precompose(argv: list[str]) -> str | None:
     except (HydraException, OmegaConfBaseException) as exc:
         cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
         return one_line(f"{exc}{cause}") or exc.__class__.__name__
-    if any(o.is_sweep_override() for o in parsed):
-        return None  # each job validates its own values
     from lastexp.config import ConfigError, validate
 
+    sweeps = [o for o in parsed if o.is_sweep_override()]
+    if sweeps:  # an impossible value anywhere in a sweep is refused before any job runs
+        return check_sweep_values(sweeps, fixed)
     try:  # an impossible value is refused before Hydra creates a run directory
         validate(cfg)
     except ConfigError as exc:
         return str(exc)
     except Exception:  # noqa: BLE001 -- a value only the job can resolve: it validates itself
         return None
+    return None
+
+
+MAX_SWEEP_CHECKS = 64  # a bigger grid is checked one swept key at a time
+
+
+def check_sweep_values(sweeps: list, fixed: list[str]) -> str | None:
+    """Compose and validate the jobs of a ``--multirun`` sweep (its choice and range values;
+    intervals and globs are left to each job): the first impossible job is refused in one
+    line naming its overrides."""
+    import itertools
+
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from lastexp.config import ConfigError, validate
+
+    axes = []
+    for o in sweeps:
+        if o.get_key_element().lstrip("+~").startswith("hydra"):
+            continue
+        try:
+            axes.append([f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()])
+        except HydraException:  # interval(...) for a search, glob(...): each job checks itself
+            continue
+    if not axes:
+        return None
+    if len(list(itertools.islice(itertools.product(*axes), MAX_SWEEP_CHECKS + 1))) \
+            <= MAX_SWEEP_CHECKS:
+        jobs = [list(j) for j in itertools.product(*axes)]
+    else:  # each value of each swept key, the other swept keys at their first value
+        firsts = [a[0] for a in axes]
+        jobs = [firsts[:i] + [v] + firsts[i + 1:] for i, a in enumerate(axes) for v in a]
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        for job in jobs:
+            try:
+                validate(compose("config", overrides=[*fixed, *job]))
+            except ConfigError as exc:
+                return f"{exc} (in the sweep job {' '.join(job)}); fix or drop that value"
+            except (HydraException, OmegaConfBaseException) as exc:
+                cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
+                text = one_line(f"{exc}{cause}") or exc.__class__.__name__
+                return f"{text} (in the sweep job {' '.join(job)})"
+            except Exception:  # noqa: BLE001,S112 -- a value only the job can resolve
+                continue
     return None
 
 
