@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from scipy.special import betainc
 
 from lastexp.results import build_report, load_store, write_tables
-from lastexp.results.tables import betainc, welch
+from lastexp.results.tables import welch
 
 B0 = [90.0, 91.0, 92.5]
 B1 = [92.0, 93.0, 94.0]
@@ -117,10 +118,7 @@ def test_welch_matches_scipy():
         assert t == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue, rel=1e-9)
 
 
-def test_betainc_closed_form():
-    # I_x(1/2, 1/2) = 2/π · asin(√x): the t-distribution with one degree of freedom.
-    for x in (0.01, 0.3, 0.5, 0.9):
-        assert betainc(0.5, 0.5, x) == pytest.approx(2 / math.pi * math.asin(math.sqrt(x)))
+def test_welch_undefined():
     assert welch([1.0], [2.0, 3.0]) is None and welch([1.0, 1.0], [2.0, 2.0]) is None
 
 
@@ -259,7 +257,7 @@ def test_cli_writes_files_without_torch(store: Path, tmp_path: Path):
     out = tmp_path / "results"
     code = (
         "import sys; from lastexp.results.__main__ import main; rc = main(sys.argv[1:]); "
-        "assert 'torch' not in sys.modules and 'scipy' not in sys.modules; sys.exit(rc)"
+        "assert 'torch' not in sys.modules; sys.exit(rc)"  # (Welch's p is SciPy's)
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, "--runs", str(store), "--out", str(out)],
