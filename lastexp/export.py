@@ -491,8 +491,7 @@ def export_tflite(model: nn.Module, example: torch.Tensor, out_dir: Path,
                               f"{f'unsupported operator {op}' if op else first}") from None
         try:
             qmodel = _pt2e_int8(lt, model, example, calibration)
-            lt.convert(qmodel, (example,), quant_config=_quant_config(lt)).export(
-                str(int8_path))
+            lt.convert(qmodel, (example,)).export(str(int8_path))
         except ExportError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -511,11 +510,6 @@ def _quantizer(lt: Any) -> Any:
     q = __import__(f"{lt.__name__}.quantize.pt2e_quantizer", fromlist=["PT2EQuantizer"])
     return q.PT2EQuantizer().set_global(
         q.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
-
-
-def _quant_config(lt: Any) -> Any:
-    qc = __import__(f"{lt.__name__}.quantize.quant_config", fromlist=["QuantConfig"])
-    return qc.QuantConfig(pt2e_quantizer=_quantizer(lt))
 
 
 def _pt2e_int8(lt: Any, model: nn.Module, example: torch.Tensor,
