@@ -196,7 +196,8 @@ def load_arrays(dataset: Any, prep: Any, data_root: str | Path,
 
         def build(alloc):
             return load_npz(src, num_person, max_frames, limit=limit, alloc=alloc,
-                            benchmark=_get(dataset, "benchmark"), split=_get(dataset, "split"))
+                            benchmark=_get(dataset, "benchmark"), split=_get(dataset, "split"),
+                            num_classes=int(_get(dataset, "num_classes") or 0))
     else:
         raw_dir = resolve_raw_dir(dataset, data_root)
         files = list_skeleton_files(raw_dir)

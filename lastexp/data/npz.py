@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -132,7 +134,19 @@ def check_split(path: Path, names: dict[str, list[str]] | None, benchmark: str |
     return "not checked: no sample names in the file"
 
 
-def _labels(y: np.ndarray, key: str, path: Path, n: int) -> tuple[np.ndarray, int]:
+def _read(z, key: str, path: Path) -> np.ndarray:
+    """``z[key]``; a member that cannot be read (a truncated file, pickled objects) is refused
+    in one line."""
+    try:
+        return z[key]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        raise DataError(f"dataset.npz={str(path)!r}: {key} cannot be read ({first}); write the "
+                        "file again with numpy.savez (numbers only, no objects)") from None
+
+
+def _labels(y: np.ndarray, key: str, path: Path, n: int,
+            num_classes: int = 0) -> tuple[np.ndarray, int]:
     where = f"dataset.npz={str(path)!r}: {key}"
     if y.dtype.kind not in "biuf":
         raise DataError(f"{where} holds {y.dtype} values; expected one-hot (N, num_classes) or "
@@ -156,22 +170,31 @@ def _labels(y: np.ndarray, key: str, path: Path, n: int) -> tuple[np.ndarray, in
     if len(labels) != n:
         raise DataError(f"dataset.npz={str(path)!r}: {key} has {len(labels)} labels but "
                         f"x_{key[2:]} has {n} samples")
+    if num_classes and len(labels) and int(labels.max()) >= num_classes:
+        raise DataError(f"{where} holds label {int(labels.max())}, out of range for "
+                        f"dataset.num_classes={num_classes} (labels 0..{num_classes - 1}); "
+                        "choose the dataset option the file was made for")
     return labels, classes
 
 
 def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | None = None,
              alloc: Callable = _zeros, benchmark: str | None = None,
-             split: str | None = None) -> tuple[SplitArrays, SplitArrays, dict]:
+             split: str | None = None,
+             num_classes: int = 0) -> tuple[SplitArrays, SplitArrays, dict]:
     """Read a CTR-GCN npz into train/test :class:`SplitArrays` plus a summary. A file made
     for another split than ``split`` is refused (:func:`check_split`); its sample names are
     used when it has them (``train_names`` / ``test_names``)."""
     path = Path(path)
+    declared = int(num_classes or 0)  # dataset.num_classes (0: taken from the data)
     if not path.is_file():
         raise DataError(f"dataset.npz={str(path)!r} is not a file")
     try:
         z = np.load(path, allow_pickle=False, mmap_mode="r")
-    except (OSError, ValueError) as exc:
-        raise DataError(f"dataset.npz={str(path)!r} is not a readable npz ({exc})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0].split(". ")[0]
+        raise DataError(f"dataset.npz={str(path)!r} is not a readable npz ({first}); a "
+                        "truncated copy? copy it again, or point dataset.npz at a CTR-GCN "
+                        "npz") from None
     with z:
         missing = [k for k in KEYS if k not in z.files]
         if missing:
@@ -185,17 +208,21 @@ def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | No
         bodies: Counter = Counter()
         num_classes = 0
         for side in ("train", "test"):
-            x = z[f"x_{side}"]
+            x = _read(z, f"x_{side}", path)
             if x.ndim != 3 or x.shape[2] != BODIES * NUM_JOINTS * 3:
                 raise DataError(f"dataset.npz={str(path)!r}: x_{side} has shape "
                                 f"{tuple(x.shape)}, expected (N, T, {BODIES * NUM_JOINTS * 3})")
-            labels, classes = _labels(np.asarray(z[f"y_{side}"]), f"y_{side}", path, len(x))
+            labels, classes = _labels(np.asarray(_read(z, f"y_{side}", path)), f"y_{side}",
+                                      path, len(x), declared)
             num_classes = max(num_classes, classes)
             if limit is not None:
                 x, labels = x[:limit], labels[:limit]
-            if x.dtype.kind not in "biuf":
+            if x.dtype.kind not in "iuf":
                 raise DataError(f"dataset.npz={str(path)!r}: x_{side} holds {x.dtype} values; "
                                 "expected float32 coordinates")
+            if x.shape[1] == 0:
+                raise DataError(f"dataset.npz={str(path)!r}: x_{side} has zero frames (shape "
+                                f"{tuple(x.shape)}); write (N, T, 150) with T >= 1 frames")
             data = np.asarray(x, dtype=np.float32).reshape(len(x), x.shape[1], BODIES,
                                                            NUM_JOINTS, 3)
             bad = np.flatnonzero(~np.isfinite(data).all(axis=(1, 2, 3, 4)))
@@ -218,7 +245,9 @@ def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | No
             for i in np.flatnonzero(lengths == 0).tolist():
                 skipped[f"{path.name}:{names[i]}"] = MISSING_SKELETON
             if not len(keep):
-                raise DataError(f"the {side} split of dataset.npz={str(path)!r} is empty")
+                raise DataError(f"the {side} split of dataset.npz={str(path)!r} is empty (no "
+                                "sample with a non-zero frame); point dataset.npz at a file "
+                                "holding skeletons")
             bodies.update(present[keep].any(axis=1).sum(axis=1).tolist())
             t_store = min(max_frames, int(lengths[keep].max()))
             arr = alloc(side, (len(keep), 3, t_store, NUM_JOINTS, num_person))

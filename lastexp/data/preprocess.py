@@ -111,6 +111,7 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
 
 
 MISSING_LISTED = "in NTU's missing-skeleton list (dataset.missing_list)"
+NOT_REGULAR = "not a regular file (a FIFO, socket or device); not opened"
 
 
 def build_arrays(
@@ -140,6 +141,9 @@ def build_arrays(
     chosen: dict[str, list[tuple[Path, int]]] = {"train": [], "test": []}
     excluded = 0
     for path in files:
+        if not path.is_file():  # a FIFO, socket or device: opening it could block forever
+            skipped[path.name] = NOT_REGULAR
+            continue
         try:
             name = parse_ntu_name(path.stem)
         except ValueError:
