@@ -445,6 +445,12 @@ def _normalize(arg: str) -> str:
         return arg
     if key == "ablation":  # see normalize_overrides
         return body
+    if key in ("logger", "logger.name") and value.startswith("["):  # logger=[wandb,tensorboard]
+        names = sorted({v.strip() for v in value.strip("[]").split(",") if v.strip()})
+        if names == ["tensorboard", "wandb"]:
+            return f"{plus}{key}=wandb_tensorboard"
+        if len(names) == 1:
+            return f"{plus}{key}={names[0]}"
     if key in KEY_ALIASES:
         return f"{plus}{KEY_ALIASES[key]}={value}"
     if key in LIST_KEYS and "," in value and not value.lstrip().startswith("["):
@@ -454,7 +460,8 @@ def _normalize(arg: str) -> str:
 
 def normalize_overrides(argv: list[str]) -> list[str]:
     """Overrides as Hydra composes them: SPEC's ``+ablation=<ID>`` for the ``ablation`` group,
-    the notes' key names (:data:`KEY_ALIASES`) and bracket-less lists (:data:`LIST_KEYS`).
+    the notes' key names (:data:`KEY_ALIASES`), bracket-less lists (:data:`LIST_KEYS`) and
+    ``logger=[wandb,tensorboard]`` (the ``wandb_tensorboard`` option).
 
     The ablation group sits in the defaults list *before* ``debug`` so that ``debug=tiny`` can
     shrink any ablation; Hydra would refuse to append (``+``) a group that is already listed,

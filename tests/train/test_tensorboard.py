@@ -75,9 +75,17 @@ def test_tensorboard_series_equal_history_and_resume_does_not_repeat(tmp_path, s
     assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
 
 
+def test_logger_list_means_both():
+    from lastexp.config import normalize_overrides
+
+    assert normalize_overrides(["logger=[wandb,tensorboard]", "logger=[tensorboard, wandb]",
+                                "logger=[tensorboard]"]) == [
+        "logger=wandb_tensorboard", "logger=wandb_tensorboard", "logger=tensorboard"]
+
+
 @pytest.mark.slow
 def test_wandb_and_tensorboard_at_once(tmp_path, shared_data):
-    args = ["debug=tiny", "model=last_e_nano", "logger=wandb_tensorboard",
+    args = ["debug=tiny", "model=last_e_nano", "logger=[wandb,tensorboard]",
             f"paths.runs={tmp_path / 'runs'}", f"paths.data={shared_data}"]
     out = run_cli(args, tmp_path, env={"WANDB_MODE": "offline"})
     assert out.returncode == 0, out.stderr[-2000:]
