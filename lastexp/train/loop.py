@@ -185,6 +185,11 @@ def train_one_epoch(
     if bar is not None:
         bar.close()
     progress = EpochProgress(start.batches + consumed, float(loss_sum), int(correct), seen)
+    if not stopped and progress.batches and not seen:  # nothing trained: fail, never complete
+        raise NonFiniteError(
+            f"all {progress.batches} training batches of the epoch were skipped as non-finite "
+            f"({ctx.guard.skipped_inputs} NaN/inf inputs, {ctx.guard.skipped_losses} losses so "
+            "far); check the data (dataset.npz / dataset.raw_dir) or lower optimizer.lr")
     denom = max(seen, 1)
     return {
         "train_loss": progress.loss_sum / denom,  # the epoch's one sync
