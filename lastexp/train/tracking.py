@@ -99,31 +99,52 @@ class TensorBoardLogger:
     """Event files in ``<run_dir>/tensorboard/``: one scalar series per history.csv column
     (the learning rate included), the epoch as the step.
 
-    Resumable without duplicate steps: every start writes with ``purge_step=1``, so readers
-    (TensorBoard, its EventAccumulator) drop what earlier attempts wrote, and the epochs
-    already in the run's history are written again. The series therefore always equal the
-    history, even when an attempt died between its checkpoint and its log, or when an
-    earlier attempt ran with another logger."""
+    Resumable without duplicate steps, for every reader: each start writes the epochs already
+    in the run's history into a new event file (with the wall times the earlier attempts
+    logged), then deletes the earlier files; the new file also starts with ``purge_step=1``, so
+    a reader that still sees an old file drops its events. The series always equal the history,
+    even when an attempt died between its checkpoint and its log, or when an earlier attempt
+    ran with another logger."""
 
     def __init__(self, log_dir: Path, history: list[dict[str, Any]]) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
+        log_dir = Path(log_dir)
+        old = sorted(log_dir.glob("events.out.tfevents.*"))
+        self._walltimes = _logged_walltimes(log_dir) if old else {}
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=1)
         for row in history:
             self.log_epoch(row, flush=False)
         self.writer.flush()
+        self._walltimes = {}
+        for path in old:
+            path.unlink(missing_ok=True)
 
     def log_epoch(self, row: dict[str, Any], flush: bool = True) -> None:
         step = int(row["epoch"])
         for key in TENSORBOARD_FIELDS:
             value = row.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                self.writer.add_scalar(key, float(value), global_step=step)
+                self.writer.add_scalar(key, float(value), global_step=step,
+                                       walltime=self._walltimes.get((key, step)))
         if flush:
             self.writer.flush()
 
     def finish(self, summary: dict[str, Any], exit_code: int = 0) -> None:
         self.writer.close()
+
+
+def _logged_walltimes(log_dir: Path) -> dict[tuple[str, int], float]:
+    """(tag, step) -> wall time of what earlier attempts logged (their purges applied)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    try:
+        acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+        acc.Reload()
+        return {(tag, e.step): e.wall_time for tag in acc.Tags()["scalars"]
+                for e in acc.Scalars(tag)}
+    except Exception:  # noqa: BLE001 -- a truncated file: the epochs get the current time
+        return {}
 
 
 class Loggers:

@@ -25,6 +25,14 @@ def read_events(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
+def walltimes(run_dir: Path) -> list[float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [e.wall_time for e in acc.Scalars("val_top1")]
+
+
 def history(run_dir: Path) -> list[dict]:
     with open(run_dir / "history.csv") as f:
         return list(csv.DictReader(f))
@@ -60,6 +68,7 @@ def test_tensorboard_series_equal_history_and_resume_does_not_repeat(tmp_path, s
     assert not (run / "wandb").exists()
     assert_series_equal_history(run)
     first = read_events(run)
+    walltimes_first = walltimes(run)
 
     # Back to the checkpoint of epoch 2, as if the job had died in epoch 3: the resumed run
     # trains epoch 3 again and its event files still hold each step once.
@@ -69,9 +78,12 @@ def test_tensorboard_series_equal_history_and_resume_does_not_repeat(tmp_path, s
     again = run_cli(args, tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resuming" in again.stdout
-    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 2
+    # one event file: the earlier one's epochs rewritten into it (no reader sees a step twice)
+    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1
     assert_series_equal_history(run)
     assert [s for s, _ in read_events(run)["val_top1"]] == [s for s, _ in first["val_top1"]]
+    assert walltimes(run)[:2] == walltimes_first[:2]  # epochs 1-2 keep their wall times
+    assert walltimes(run)[2] > walltimes_first[2]  # epoch 3 trained again
     assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
 
 
