@@ -10,6 +10,7 @@ construction, which keeps 10,000 runs to about a second on 2 cores.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ _NUMERIC = [
 _TEXT = ["status", "ablation", "model", "stream", "dataset", "preprocessing", "device", "error",
          "started_at", "finished_at"]  # fmt: skip
 STATUSES = ("completed", "failed", "interrupted", "running")
+TOP1_KEYS = ("best_top1", "final_top1", "swa_top1", "int8_top1")
 # Directories inside a run dir (or beside runs) that never hold runs themselves.
 _SKIP_DIRS = {"checkpoints", "export", "wandb", "tensorboard", "__pycache__"}
 
@@ -99,6 +101,10 @@ def _read_metrics(path: str) -> dict | str:
     status = data.get("status")
     if status not in STATUSES:
         return f"{METRICS_FILE} has no valid status (got {status!r})"
+    for key in TOP1_KEYS if status == "completed" else ():  # Infinity / NaN parse as floats
+        value = data.get(key)
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{METRICS_FILE} holds {key}={value}, not a top-1 in [0, 100]"
     return data
 
 

@@ -431,7 +431,8 @@ def _num(value: float | None, fmt: str = "{:.3f}") -> str:
 def _bold_best(rows: list[list[str]], means: list[list[float | None]], columns: list[int]) -> None:
     """Bold, per column, every cell whose 1-decimal mean equals the column's best."""
     for j, col in enumerate(columns):
-        shown = [round(m[j], 1) if m[j] is not None else None for m in means]
+        shown = [round(m[j], 1) if m[j] is not None and math.isfinite(m[j]) else None
+                 for m in means]  # a non-finite mean is no result: never the best
         present = [v for v in shown if v is not None]
         if not present:
             continue
