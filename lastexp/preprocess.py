@@ -121,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = compose(argv)
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
-        print(f"lastexp.preprocess: error: {exc}", file=sys.stderr)
+        from lastexp.__main__ import one_line  # Hydra's many-line report as one line
+
+        cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
+        print(f"lastexp.preprocess: error: {one_line(f'{exc}{cause}') or exc}", file=sys.stderr)
         return 2
     from lastexp.data import DataError, load_arrays
     from lastexp.data.npz import write_ctrgcn_npz

@@ -190,7 +190,8 @@ def load_arrays(dataset: Any, prep: Any, data_root: str | Path,
     if npz:
         src = Path(npz)
         if not src.is_file():
-            raise DataError(f"dataset.npz={str(npz)!r} is not a file")
+            raise DataError(f"dataset.npz={str(npz)!r} is not a file"
+                            "; give the path of a CTR-GCN npz (x_train, y_train, x_test, y_test)")
         st = src.stat()
         listing: list = [str(src.resolve()), st.st_size, st.st_mtime_ns]
 

@@ -187,7 +187,8 @@ def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | No
     path = Path(path)
     declared = int(num_classes or 0)  # dataset.num_classes (0: taken from the data)
     if not path.is_file():
-        raise DataError(f"dataset.npz={str(path)!r} is not a file")
+        raise DataError(f"dataset.npz={str(path)!r} is not a file"
+                            "; give the path of a CTR-GCN npz (x_train, y_train, x_test, y_test)")
     try:
         z = np.load(path, allow_pickle=False, mmap_mode="r")
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
