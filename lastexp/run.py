@@ -35,7 +35,7 @@ from lastexp.config import (
     validate,
 )
 from lastexp.io import atomic_write, read_json, write_json
-from lastexp.runstore import RunLockedError, run_lock
+from lastexp.runstore import RunLockedError, discard_lock, lock_path, run_lock
 from lastexp.train.early_stopping import EarlyStopping
 from lastexp.train.fastpath import Precision, compiled, to_channels_last, unwrap
 
@@ -182,8 +182,10 @@ def run_job(cfg: DictConfig) -> float | None:
     entries_before = set(os.listdir(run_dir)) if run_dir.is_dir() else set()
     existed_before = bool(entries_before & {"metrics.json", "checkpoints"})
     main = int(os.environ.get("RANK", "0")) == 0  # DDP: rank 0 holds the run's lock
+    lock_existed = lock_path(run_dir, cfg.paths.runs).exists()
     try:
         with run_lock(run_dir, cfg.paths.runs) if main else contextlib.nullcontext():
+            refuse_foreign_metrics(run_dir)
             return fit(cfg, run_dir, sweep_dir=Path(hc.sweep.dir) if multirun else None)
     except RunLockedError as exc:  # the other command owns the directory: touch nothing
         print(f"lastexp: error: {exc}", file=sys.stderr)
@@ -203,8 +205,37 @@ def run_job(cfg: DictConfig) -> float | None:
                 mark_failed(run_dir, cfg, exc)
             else:  # refused before training: remove only what this command wrote
                 remove_added(run_dir, entries_before)
+        elif main and not trained_here(run_dir, entries_before):  # an existing run, refused:
+            remove_added(run_dir, entries_before)  # left as it was, Hydra's new empty log too
+            remove_own_log(run_dir)
+        if main and not lock_existed:  # a refused command leaves the runs root as it was
+            discard_lock(run_dir, cfg.paths.runs)
         print(f"lastexp: error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def remove_own_log(run_dir: Path) -> None:
+    """Hydra's log in ``run_dir`` when this process created it and left it empty."""
+    from lastexp import STARTED_NS
+
+    log = run_dir / HYDRA_LOG
+    with contextlib.suppress(OSError):
+        st = log.stat()
+        if st.st_size == 0 and st.st_mtime_ns >= STARTED_NS:
+            log.unlink()
+
+
+def refuse_foreign_metrics(run_dir: Path) -> None:
+    """A metrics.json that is valid JSON but no object (a list, a number) is no run's: refuse
+    to resume, skip or overwrite the directory rather than lose what it holds."""
+    path = run_dir / "metrics.json"
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):  # absent, or truncated: fit's own rules apply
+        return
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} holds a JSON {type(data).__name__}, not a run's metrics "
+                          "(an object); move that file away, then run the command again")
 
 
 HYDRA_LOG = "__main__.log"  # Hydra creates it with the run directory, before the job starts
@@ -261,6 +292,8 @@ def mark_failed(run_dir: Path, cfg: DictConfig, exc: BaseException) -> None:
         prev = read_json(path) if path.exists() else {}
     except ValueError:
         prev = {}
+    if not isinstance(prev, dict):  # a foreign file (refuse_foreign_metrics): left as it is
+        return
     if prev.get("status") == "failed" and prev.get("error"):
         return
 
