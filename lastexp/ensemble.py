@@ -42,6 +42,9 @@ def _load_member(run_dir: Path) -> dict[str, Any]:
         metrics = read_json(run_dir / "metrics.json")
     except (OSError, ValueError):
         raise EnsembleError(f"{run_dir} has no readable metrics.json") from None
+    if not isinstance(metrics, dict):
+        raise EnsembleError(f"{run_dir / 'metrics.json'} holds a JSON {type(metrics).__name__}, "
+                            "not a run's metrics; name the directory of a finished run")
     if metrics.get("status") != "completed":
         raise EnsembleError(f"{run_dir} has status {metrics.get('status')!r}, not 'completed'")
     path = run_dir / "test_scores.npz"
@@ -115,7 +118,8 @@ def ensemble_runs(
     if weights is None:
         weights = default_weights(streams)
     if len(weights) != len(members):
-        raise EnsembleError(f"{len(weights)} weights for {len(members)} runs")
+        raise EnsembleError(f"{len(weights)} weights for {len(members)} runs; give one "
+                            "--weights value per run")
     scores = sum(w * m["scores"] for w, m in zip(weights, members))
     labels, names = members[0]["labels"], members[0]["names"]
     top1 = 100.0 * float((scores.argmax(1) == labels).mean()) if len(labels) else 0.0
@@ -182,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="output run directory")
     parser.add_argument("--ablation", default=None, help="ablation ID recorded (e.g. B14)")
     args = parser.parse_args(argv)
+    if len(args.runs) < 2:
+        print(f"lastexp.ensemble: error: one run ({args.runs[0]}) is no ensemble; name two or "
+              "more run directories, one per stream", file=sys.stderr)
+        return 2
     try:
         m = ensemble_runs(args.runs, args.weights, args.out, ablation=args.ablation)
     except (EnsembleError, OSError, ValueError, KeyError) as exc:
