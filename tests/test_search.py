@@ -25,6 +25,19 @@ def test_preset_searches_the_phase_2_grid():
     assert sweeper["params"] == {"optimizer.lr": "choice(0.0001, 0.0003, 0.0005)",
                                  "model.dropout": "choice(0.2, 0.3, 0.4)"}
     assert {"override /hydra/sweeper": "optuna"} in preset["defaults"]
+    assert {"override /optimizer": "adamw"} in preset["defaults"]  # the guide's optimizer
+
+
+def test_every_trial_of_the_grid_is_a_valid_run():
+    from lastexp.config import normalize_overrides, validate
+    from tests.conftest import compose
+
+    for extra in ([], ["+ablation=B7"], ["+ablation=L5"]):
+        for lr in LRS:
+            cfg = compose(normalize_overrides(["+search=lr_dropout", *extra,
+                                               f"optimizer.lr={lr}", "model.dropout=0.4"]))
+            validate(cfg)  # the warmup starts below every lr of the grid
+            assert cfg.optimizer.name == "adamw" and cfg.optimizer.lr == lr
 
 
 def load_trials(runs: Path) -> list:
