@@ -14,7 +14,7 @@ from tests.conftest import CONF, run_cli
 
 optuna = pytest.importorskip("optuna")
 
-# the training plan's Phase 2 grid
+# the teacher training guide's Phase 2 grid
 LRS, DROPOUTS = (0.0001, 0.0003, 0.0005), (0.2, 0.3, 0.4)
 
 
