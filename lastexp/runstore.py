@@ -112,9 +112,11 @@ def iter_runs(root: str | os.PathLike) -> Iterator[RunRecord]:
         if "metrics.json" in names:
             try:
                 with open(here / "metrics.json") as f:
-                    yield RunRecord(here, json.load(f))
+                    metrics = json.load(f)
             except (OSError, ValueError):
-                pass
+                metrics = None
+            if isinstance(metrics, dict):  # a JSON list or number is no run's: skipped too
+                yield RunRecord(here, metrics)
             continue  # a run directory holds no runs below it
         stack.extend(Path(e.path) for e in entries
                      if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
