@@ -198,13 +198,17 @@ def main(cfg: DictConfig) -> float | None:
     return trial_value(run_job(cfg))  # under the Optuna sweeper: the run's best val top-1
 
 
-if __name__ == "__main__":
-    sys.argv[1:] = with_env(normalize_overrides(sys.argv[1:]))
+def command_problem(argv: list[str]) -> str | None:
+    """Every check made before Hydra starts, in order: the first problem's one line."""
     from lastexp.launch.preflight import slurm_problem
 
-    problem = (check_single_ablation(sys.argv[1:]) or precompose(sys.argv[1:])
-               or check_run_dir(sys.argv[1:]) or preflight(sys.argv[1:])
-               or slurm_problem(sys.argv[1:]))
+    return (check_single_ablation(argv) or precompose(argv) or check_run_dir(argv)
+            or preflight(argv) or slurm_problem(argv))
+
+
+if __name__ == "__main__":
+    sys.argv[1:] = with_env(normalize_overrides(sys.argv[1:]))
+    problem = command_problem(sys.argv[1:])
     if problem:
         print(f"lastexp: error: {problem}", file=sys.stderr)
         sys.exit(2)

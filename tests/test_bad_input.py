@@ -4,12 +4,15 @@ no traceback, and nothing in the working directory created, changed or deleted."
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import run_cli
+from tests.results.test_results import write_run
 from tests.test_ensemble import member
 
 
@@ -61,13 +64,96 @@ CASES = [
     (["run_name=../victim"], ["outside", "run_name="]),
     (["hydra.run.dir=.", "optimizer.lr=-1"], ["optimizer.lr"]),
     (["hydra.run.dir=."], ["outside", "hydra.run.dir"]),
+    # an unknown option, a typo'd key, a wrong type: Hydra's report as one line
+    (["model=last_e_huge"], ["model/last_e_huge", "last_e_base"]),
+    (["model.foo=1"], ["model.foo", "ModelConfig"]),  # an unknown model option
+    (["optimizer.lrr=0.1"], ["optimizer.lrr", "not in 'OptimizerConfig'"]),
+    (["trainig.epochs=3"], ["trainig.epochs", "not in 'Config'"]),
+    (["optimizer.lr=abc"], ["optimizer.lr=abc", "Float"]),
+    (["training.batch_size=1.5"], ["training.batch_size=1.5", "Integer"]),
+    (["seed=abc"], ["seed=abc", "Integer"]),
+    (["training.augment=maybe"], ["training.augment=maybe", "valid bool"]),
+    (["ablation=Z99"], ["ablation/Z99", "B7"]),
+    (["+ablation=b7"], ["ablation/b7", "B7"]),
+    (["ablation=[B1,B2]"], ["ablation=[B1,B2]", "--multirun ablation=B1,B2"]),
+    (["dataset=kinetics"], ["dataset/kinetics", "ntu60_xsub"]),
+    (["stream=hand"], ["stream/hand", "bone"]),
+    (["optimizer=adam"], ["optimizer/adam", "adamw"]),
+    (["scheduler=linear"], ["scheduler/linear", "cosine"]),
+    (["logger=mlflow"], ["logger/mlflow", "tensorboard"]),
+    (["env=aws"], ["env/aws", "kaggle"]),
+    (["preprocessing=t32"], ["preprocessing/t32", "t64_uniform"]),
+    # values a type cannot refuse
+    (["optimizer.momentum=-0.5"], ["optimizer.momentum", ">= 0"]),
+    (["optimizer.weight_decay=-1e-4"], ["optimizer.weight_decay", ">= 0"]),
+    (["training.gradient_clip=-1"], ["training.gradient_clip", ">= 0"]),
+    (["training.eval_batch_size=0"], ["training.eval_batch_size", "> 0"]),
+    (["training.gradient_accumulation_steps=0"], ["training.gradient_accumulation_steps"]),
+    (["training.max_hours=0"], ["training.max_hours", "> 0"]),
+    (["training.num_workers=-2"], ["training.num_workers", ">= 0"]),
+    (["preprocessing.window=0"], ["preprocessing.window", "> 0"]),
+    (["preprocessing.sampling=random"], ["preprocessing.sampling", "crop_resize"]),
+    (["training.early_stopping_monitor=val_acc"], ["training.early_stopping_monitor", "val_loss"]),
+    (["training.epochs=10", "scheduler.warmup_epochs=20"], ["scheduler.warmup_epochs=20"]),
+    (["training.swa_start=2.5"], ["training.swa_start=2.5"]),
+    (["training.causal_prob=1.5"], ["training.causal_prob", "[0, 1)"]),
+    (["training.scale_range=[1.2,0.8]"], ["training.scale_range", "0 < low <= high"]),
+    (["model.use_st_att=[true]"], ["model.use_st_att", "[false,false,true]"]),
+    (["ensemble.weights=[1]"], ["ensemble.weights", "one weight per entry"]),
+    (["ensemble.streams=[joint,hand]", "ensemble.weights=[1,1]"], ["ensemble.streams", "hand"]),
+    (["distill=from_base", "distill.teacher_streams=[joint,hand]"],
+     ["distill.teacher_streams", "hand"]),
+    (["distill=from_base", "distill.teacher_streams=[bone,velocity]"],
+     ["distill.teacher_streams", "student's stream"]),
+    (["scheduler.warmup_epochs=5", "scheduler.warmup_start_lr=1", "training.epochs=10"],
+     ["scheduler.warmup_start_lr", "lower"]),
+    (["pretrain.mask_ratio=2"], ["pretrain.mask_ratio", "[0, 1)"]),
+    (["paths.runs=train.py"], ["paths.runs=train.py", "choose a writable paths.runs"]),
+    # an impossible value inside a sweep: refused before any job runs
+    (["--multirun", "optimizer.lr=0.1,-1"], ["optimizer.lr", "sweep job optimizer.lr=-1"]),
+    (["--multirun", "seed=1,-1", "stream=joint,bone"], ["seed=-1", "sweep job"]),
+    (["-m", "training.device=cpu,tpu"], ["training.device=tpu", "sweep job"]),
+    (["--multirun", "stream=joint,hand"], ["stream/hand", "sweep job stream=hand"]),
+    (["--multirun", "+ablation=B1,Z9"], ["ablation/Z9", "sweep job"]),
 ]
 
 
+# These run as real commands (a subprocess each); every case of CASES is also checked in this
+# process through the same checks the command makes before Hydra starts (command_problem).
+CLI = {"scheduler.restart_period=0", "seed=-1", "preprocessing.p_interval_train=[]",
+       "optimizer=adamw optimizer.betas=[2,3]", "training.device=tpu", "paths.data=train.py",
+       "run_name=.", "run_name=../victim", "hydra.run.dir=.", "model=last_e_huge",
+       "optimizer.lrr=0.1", "optimizer.lr=abc", "ablation=Z99", "dataset=kinetics",
+       "stream=hand", "model.foo=1", "--multirun optimizer.lr=0.1,-1",
+       "paths.runs=train.py"}
+CLI_CASES = [c for c in CASES if " ".join(c[0]) in CLI]
+assert len(CLI_CASES) == len(CLI)
+
+
+def with_defaults(args: list[str]) -> list[str]:
+    logger = [] if any(a.startswith("logger=") for a in args) else ["logger=none"]
+    return [*args, *logger, "debug=tiny"]
+
+
 @pytest.mark.parametrize("args,words", CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_config_refused_before_hydra(workdir, monkeypatch, args, words):
+    from lastexp.__main__ import command_problem
+    from lastexp.config import normalize_overrides
+    from lastexp.environment import with_env
+
+    monkeypatch.chdir(workdir)
+    before = snapshot(workdir)
+    problem = command_problem(with_env(normalize_overrides(with_defaults(args))))
+    assert problem and "\n" not in problem and "Traceback" not in problem, problem
+    for w in words:
+        assert w in problem, problem
+    assert snapshot(workdir) == before
+
+
+@pytest.mark.parametrize("args,words", CLI_CASES, ids=[" ".join(a) for a, _ in CLI_CASES])
 def test_bad_training_command(workdir, args, words):
     before = snapshot(workdir)
-    r = run_cli([*args, "logger=none", "debug=tiny"], workdir)
+    r = run_cli(with_defaults(args), workdir)
     refused(r, *words)
     assert snapshot(workdir) == before
     assert sorted(p.name for p in (workdir / "runs").iterdir()) == ["done_run"]
@@ -79,8 +165,50 @@ def npz(path: Path, **over) -> Path:
     arrays = dict(x_train=x, y_train=np.eye(60)[[0, 1, 2, 3]], x_test=x,
                   y_test=np.eye(60)[[0, 1, 2, 3]])
     arrays.update(over)
-    np.savez(path, **arrays)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
     return path
+
+
+@pytest.fixture
+def store(workdir):
+    """The working directory of the job-time cases: a run dir whose metrics.json is a JSON
+    list, one whose checkpoints/last.pt is a list, a bad npz, an empty raw folder."""
+    (workdir / "runs" / "foreign").mkdir()
+    (workdir / "runs" / "foreign" / "metrics.json").write_text("[1, 2, 3]")
+    (workdir / "runs" / "listckpt" / "checkpoints").mkdir(parents=True)
+    torch.save([1, 2], workdir / "runs" / "listckpt" / "checkpoints" / "last.pt")
+    npz(workdir / "float.npz", y_train=np.array([0.0, 1.0, 2.0, 3.0]))
+    (workdir / "empty_raw").mkdir()
+    (workdir / "empty_raw" / "keep.txt").write_text("x")
+    return workdir
+
+
+# Refused by the job, after Hydra starts: the run directory, its lock file and Hydra's log are
+# removed again. The data lives outside the working directory (paths.data, one shared cache).
+JOB_CASES = [
+    (["run_name=foreign"], ["runs/foreign/metrics.json", "JSON list", "move that file away"]),
+    (["run_name=listckpt"], ["listckpt/checkpoints/last.pt", "holds a list"]),
+    (["dataset.npz=missing.npz"], ["dataset.npz='missing.npz'", "give the path"]),
+    (["dataset=ntu60_xview", "dataset.npz=float.npz"], ["y_train", "float labels"]),
+    (["dataset=ntu60_xsub"], ["dataset.raw_dir is not set", "dataset.raw_dir=/path"]),
+    (["dataset=ntu60_xsub", "dataset.raw_dir=nowhere"], ["dataset.raw_dir='nowhere'",
+                                                          "point dataset.raw_dir"]),
+    (["dataset=ntu60_xsub", "dataset.raw_dir=empty_raw"], ["no .skeleton files",
+                                                            "point dataset.raw_dir"]),
+    (["dataset.missing_list=missing.txt"], ["dataset.missing_list='missing.txt'", "or null"]),
+    (["init_from=missing.pt"], ["init_from=missing.pt", "does not exist"]),
+    (["distill=from_base"], ["teacher B7", "run_dependencies=true"]),
+]
+
+
+@pytest.mark.parametrize("args,words", JOB_CASES, ids=[" ".join(a) for a, _ in JOB_CASES])
+def test_bad_training_job(store, shared_data, args, words):
+    before = snapshot(store)
+    r = run_cli([*args, f"paths.data={shared_data}", "logger=none", "debug=tiny"], store)
+    refused(r, *words)
+    assert snapshot(store) == before
+    assert sorted(p.name for p in (store / "runs").iterdir()) == ["done_run", "foreign",
+                                                                 "listckpt"]
 
 
 NPZ_CASES = {
@@ -89,6 +217,24 @@ NPZ_CASES = {
     "not_one_hot": (dict(y_test=np.full((4, 60), 0.5)), ["y_test", "not one-hot"]),
     "nan": (dict(x_train=np.full((4, 10, 150), np.nan, dtype=np.float32)), ["x_train", "NaN"]),
     "strings": (dict(x_test=np.full((4, 10, 150), "a")), ["x_test", "expected float32"]),
+    "inf": (dict(x_test=np.full((4, 10, 150), np.inf, dtype=np.float32)), ["x_test", "inf"]),
+    "label_out_of_range": (dict(y_train=np.array([0, 1, 2, 75])),
+                           ["y_train", "label 75", "dataset.num_classes=60"]),
+    "one_hot_too_wide": (dict(y_test=np.eye(120)[[0, 1, 2, 100]]), ["y_test", "label 100"]),
+    "zero_frames": (dict(x_train=np.zeros((4, 0, 150), dtype=np.float32)),
+                    ["x_train", "zero frames"]),
+    "all_zero": (dict(x_train=np.zeros((4, 10, 150), dtype=np.float32)),
+                 ["train split", "holding skeletons"]),
+    "objects": (dict(y_train=np.array([0, 1, "a", None], dtype=object)),
+                ["y_train", "cannot be read", "numpy.savez"]),
+    "bool_coords": (dict(x_train=np.ones((4, 10, 150), dtype=bool)), ["x_train", "bool"]),
+    "complex_coords": (dict(x_train=np.ones((4, 10, 150), dtype=np.complex64)),
+                       ["x_train", "complex64"]),
+    "one_body_layout": (dict(x_train=np.ones((4, 10, 75), dtype=np.float32)),
+                        ["x_train", "(N, T, 150)"]),
+    "missing_key": (dict(y_test=None), ["missing key", "y_test"]),
+    "label_count": (dict(y_train=np.eye(60)[[0, 1, 2]]), ["y_train has 3 labels", "4 samples"]),
+    "labels_3d": (dict(y_train=np.zeros((4, 60, 1))), ["y_train", "(N, num_classes)"]),
 }
 
 
@@ -101,6 +247,86 @@ def test_bad_npz_file(tmp_path, case):
                 tmp_path, module="lastexp.preprocess")
     refused(r, f"dataset.npz='{f}'", *words)
     assert snapshot(tmp_path) == before
+
+
+def _truncated(f: Path) -> None:
+    npz(f)
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+
+
+NPZ_FILES = {  # dataset.npz names something that is no npz
+    "truncated": (_truncated, ["not a readable npz", "copy it again"]),
+    "tail_cut": (lambda f: (npz(f), f.write_bytes(f.read_bytes()[:-20])),
+                 ["not a readable npz", "copy it again"]),
+    "text": (lambda f: f.write_text("x_train,y_train\n"), ["not a readable npz"]),
+    "folder": (lambda f: f.mkdir(), ["is not a file", "give the path"]),
+    "absent": (lambda f: None, ["is not a file", "give the path"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NPZ_FILES))
+def test_npz_that_is_no_npz(tmp_path, case):
+    make, words = NPZ_FILES[case]
+    f = tmp_path / f"{case}.npz"
+    make(f)
+    before = snapshot(tmp_path)
+    r = run_cli(["dataset=ntu60_xview", f"dataset.npz={f}", f"paths.data={tmp_path / 'd'}"],
+                tmp_path, module="lastexp.preprocess")
+    refused(r, f"dataset.npz='{f}'", *words)
+    assert snapshot(tmp_path) == before
+
+
+PREPROCESS_CASES = [
+    (["optimizer.lrr=1"], ["optimizer.lrr", "OptimizerConfig"]),
+    (["dataset=kinetics"], ["dataset/kinetics", "ntu60_xsub"]),
+    (["dataset=ntu60_xsub"], ["dataset.raw_dir is not set", "dataset.npz=FILE"]),
+    (["--export-npz", "."], ["--export-npz", "must name a file"]),
+]
+
+
+@pytest.mark.parametrize("args,words", PREPROCESS_CASES,
+                         ids=[" ".join(a) for a, _ in PREPROCESS_CASES])
+def test_bad_preprocess_command(tmp_path, args, words):
+    before = snapshot(tmp_path)
+    r = run_cli([*args, f"paths.data={tmp_path / 'd'}"], tmp_path, module="lastexp.preprocess")
+    refused(r, *words)
+    assert snapshot(tmp_path) == before
+
+
+def test_bad_ensemble_members(tmp_path):
+    a = member(tmp_path, "a", "joint", [[1, 0, 0]] * 4)
+    b = member(tmp_path, "b", "bone", [[0, 1, 0]] * 4)
+    xview = member(tmp_path, "xview", "bone", [[0, 1, 0]] * 4, split="xview")
+    (tmp_path / "listed").mkdir()
+    (tmp_path / "listed" / "metrics.json").write_text("[1]")
+    before = snapshot(tmp_path)
+    for args, words in (
+        ([a, tmp_path / "listed"], ["listed/metrics.json", "JSON list"]),
+        ([a, tmp_path / "nowhere"], ["nowhere", "does not exist"]),
+        ([a], ["is no ensemble", "two or more"]),
+        ([a, b, "--weights", "1"], ["1 weights for 2 runs", "one --weights value per run"]),
+        ([a, xview], ["differ in split"]),
+    ):
+        r = run_cli([str(x) for x in args] + ["--out", str(tmp_path / "ens")], tmp_path,
+                    module="lastexp.ensemble")
+        refused(r, *words)
+    assert snapshot(tmp_path) == before
+
+
+def test_results_skip_a_metrics_json_list_in_one_line(tmp_path):
+    """The results command reads a store of thousands of runs: a foreign metrics.json (a JSON
+    list) is one warning line naming it, the run is skipped and nothing in the store changes."""
+    write_run(tmp_path / "runs", "good", ablation="B0", seed=0, best=90.0)
+    (tmp_path / "runs" / "foreign").mkdir()
+    (tmp_path / "runs" / "foreign" / "metrics.json").write_text(json.dumps([{"best_top1": 99}]))
+    before = snapshot(tmp_path / "runs")
+    r = run_cli(["--runs", "runs", "--out", "out", "--quiet"], tmp_path, module="lastexp.results")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert [ln for ln in r.stderr.splitlines() if ln.strip()] == [
+        "warning: skipping foreign: metrics.json is not a JSON object"]
+    assert snapshot(tmp_path / "runs") == before
+    md = (tmp_path / "out" / "base.md").read_text()
+    assert "`foreign`: metrics.json is not a JSON object" in md
 
 
 def test_ensemble_out_never_names_an_existing_run(tmp_path):
