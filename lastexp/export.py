@@ -444,6 +444,23 @@ def _litert() -> Any:
                       "installed: pip install 'lastexp[tflite]' (litert-torch)")
 
 
+def _to_tflite(x: np.ndarray, detail: dict) -> np.ndarray:
+    """Float input -> the tensor's dtype (quantized with its scale and zero point if integer)."""
+    dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.integer):
+        scale, zero = detail["quantization"]
+        info = np.iinfo(dtype)
+        return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(dtype)
+    return x.astype(dtype)
+
+
+def _from_tflite(y: np.ndarray, detail: dict) -> np.ndarray:
+    if np.issubdtype(y.dtype, np.integer):
+        scale, zero = detail["quantization"]
+        return (y.astype(np.float32) - zero) * scale
+    return y.astype(np.float32)
+
+
 def _tflite_top1(path: Path, batch: int, batches: Iterable, model: nn.Module) -> tuple[float,
                                                                                         float]:
     """Top-1 (%) of a .tflite file run in the LiteRT interpreter over ``(x, y)`` batches, and
@@ -464,9 +481,9 @@ def _tflite_top1(path: Path, batch: int, batches: Iterable, model: nn.Module) ->
             xb = x[i:i + batch]
             n = len(xb)
             pad = torch.cat([xb, xb[:1].expand(batch - n, *xb.shape[1:])]) if n < batch else xb
-            interp.set_tensor(inp["index"], pad.numpy().astype(np.float32))
+            interp.set_tensor(inp["index"], _to_tflite(pad.numpy(), inp))
             interp.invoke()
-            logits = interp.get_tensor(out["index"])[:n]
+            logits = _from_tflite(interp.get_tensor(out["index"])[:n], out)
             with torch.no_grad():
                 ref = model(xb).float().numpy()
             diff = max(diff, float(abs(logits - ref).max()))
@@ -475,13 +492,49 @@ def _tflite_top1(path: Path, batch: int, batches: Iterable, model: nn.Module) ->
     return 100.0 * correct / max(seen, 1), diff
 
 
+class _FlatShift(nn.Module):
+    """A joint shift (RandomJointShift / BodyRegionShift) as one index_select over the flattened
+    (C*V) axis: the same copy of the same elements, so bit-identical, but it lowers to a plain
+    TFLite GATHER where the converter refuses torch.gather's broadcast index ("'tfl.select_v2'
+    op operands don't have broadcast-compatible shapes")."""
+
+    def __init__(self, index: torch.Tensor) -> None:
+        super().__init__()
+        c, v = index.shape
+        flat = (torch.arange(c, device=index.device)[:, None] * v + index).reshape(-1)
+        self.register_buffer("flat", flat, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, t, v = x.shape  # (N, C, T, V)
+        xf = x.permute(0, 2, 1, 3).reshape(n, t, c * v)
+        return xf.index_select(2, self.flat).reshape(n, t, c, v).permute(0, 2, 1, 3)
+
+
+def tflite_friendly(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """A copy of ``model`` with every joint shift replaced by :class:`_FlatShift`, checked to
+    give bit-identical logits on ``example``."""
+    import copy
+
+    from lastexp.models.components import RandomJointShift
+
+    twin = copy.deepcopy(model).cpu().eval()
+    for module in list(twin.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, RandomJointShift):
+                setattr(module, child_name, _FlatShift(child.index))
+    with torch.no_grad():
+        if not torch.equal(model.cpu().eval()(example), twin(example)):
+            raise ExportError("the TFLite form of the joint shift is not bit-identical")
+    return twin
+
+
 def export_tflite(model: nn.Module, example: torch.Tensor, out_dir: Path,
                   calibration: list[np.ndarray], test_batches: list, name: str) -> dict[str, Any]:
     """``model.tflite`` (fp32) and ``model_int8.tflite`` (PT2E static INT8, per channel,
     calibrated on the same batches as the ONNX model) through LiteRT's PyTorch converter;
     both run on the test split in the LiteRT interpreter."""
     lt = _litert()
-    model = model.cpu().eval()
+    model = tflite_friendly(model, example)
     fp32_path, int8_path = out_dir / "model.tflite", out_dir / "model_int8.tflite"
     batch = int(example.shape[0])
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -494,8 +547,13 @@ def export_tflite(model: nn.Module, example: torch.Tensor, out_dir: Path,
             raise ExportError(f"TFLite conversion of model {name!r} failed: "
                               f"{f'unsupported operator {op}' if op else first}") from None
         try:
-            qmodel = _pt2e_int8(lt, model, example, calibration)
-            lt.convert(qmodel, (example,)).export(str(int8_path))
+            quantizer = _quantizer(lt)
+            qmodel = _pt2e_int8(quantizer, model, example, calibration)
+            qc = __import__(f"{lt.__name__}.quantize.quant_config", fromlist=["QuantConfig"])
+            # the quantizer that annotated the graph, so the converter stores int8 weights
+            lt.convert(qmodel, (example,),
+                       quant_config=qc.QuantConfig(pt2e_quantizer=quantizer)).export(
+                str(int8_path))
         except ExportError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -516,7 +574,7 @@ def _quantizer(lt: Any) -> Any:
         q.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
 
 
-def _pt2e_int8(lt: Any, model: nn.Module, example: torch.Tensor,
+def _pt2e_int8(quantizer: Any, model: nn.Module, example: torch.Tensor,
                calibration: list[np.ndarray]) -> nn.Module:
     try:
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -524,7 +582,7 @@ def _pt2e_int8(lt: Any, model: nn.Module, example: torch.Tensor,
         from torch.ao.quantization.quantize_pt2e import convert_pt2e, prepare_pt2e
     batch = int(example.shape[0])
     gm = torch.export.export(model, (example,)).module()
-    gm = prepare_pt2e(gm, _quantizer(lt))
+    gm = prepare_pt2e(gm, quantizer)
     with torch.no_grad():
         for x in calibration:
             for i in range(0, len(x) - batch + 1, batch):

@@ -203,3 +203,16 @@ def test_int8_file_size_at_real_widths(name, limit, tmp_path):
     runs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"x": x})
             for p in (raw, fp32)]
     assert np.array_equal(runs[0][0], runs[1][0])
+
+
+@pytest.mark.parametrize("flags", [{}, {"body_region_shift": True}])
+def test_tflite_form_of_the_shift_is_bit_identical(flags):
+    from lastexp.export import _FlatShift, tflite_friendly
+    from lastexp.models import build_model
+
+    model = build_model("last_lite_nano", num_classes=60, **flags).eval()
+    x = torch.randn(3, 3, 32, 25, 1)
+    twin = tflite_friendly(model, x[:2])
+    assert sum(isinstance(m, _FlatShift) for m in twin.modules()) == 4
+    with torch.no_grad():
+        assert torch.equal(model(x), twin(x))
