@@ -183,10 +183,17 @@ def run_job(cfg: DictConfig) -> float | None:
     existed_before = bool(entries_before & {"metrics.json", "checkpoints"})
     main = int(os.environ.get("RANK", "0")) == 0  # DDP: rank 0 holds the run's lock
     lock_existed = lock_path(run_dir, cfg.paths.runs).exists()
+    metrics_stamp = _stamp(run_dir / "metrics.json")
     try:
         with run_lock(run_dir, cfg.paths.runs) if main else contextlib.nullcontext():
             refuse_foreign_metrics(run_dir)
-            return fit(cfg, run_dir, sweep_dir=Path(hc.sweep.dir) if multirun else None)
+            result = fit(cfg, run_dir, sweep_dir=Path(hc.sweep.dir) if multirun else None)
+        if main and metrics_stamp and metrics_stamp == _stamp(run_dir / "metrics.json") and \
+                set(os.listdir(run_dir)) <= entries_before:  # skipped: leave it as it was
+            remove_own_log(run_dir)
+            if not lock_existed:
+                discard_lock(run_dir, cfg.paths.runs)
+        return result
     except RunLockedError as exc:  # the other command owns the directory: touch nothing
         print(f"lastexp: error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -212,6 +219,14 @@ def run_job(cfg: DictConfig) -> float | None:
             discard_lock(run_dir, cfg.paths.runs)
         print(f"lastexp: error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def remove_own_log(run_dir: Path) -> None:

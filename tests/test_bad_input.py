@@ -353,3 +353,13 @@ def test_results_paths_that_are_files(tmp_path, flag):
     r = run_cli([flag, "afile"], tmp_path, module="lastexp.results")
     refused(r, flag, "is a file")
     assert snapshot(tmp_path) == before
+
+
+def test_rerunning_a_completed_run_leaves_the_store_as_it_was(workdir):
+    """The same command again skips the finished run: no lock file, no Hydra log, no byte
+    changed (a careless rerun is harmless)."""
+    before = snapshot(workdir)
+    r = run_cli(["run_name=done_run", "logger=none", "debug=tiny"], workdir)
+    assert r.returncode == 0 and "already completed, skipping" in r.stdout, r.stderr[-1500:]
+    assert snapshot(workdir) == before
+    assert sorted(p.name for p in (workdir / "runs").rglob("*")) == ["done_run", "metrics.json"]
