@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -33,3 +34,24 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path) as f:
         return json.load(f)
+
+
+# atomic_write's temporary names: ".<target name>.<8 characters of mkstemp>.tmp"
+_TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_orphan_temps(folder: str | os.PathLike) -> list[str]:
+    """Delete the temporary files :func:`atomic_write` left in ``folder`` when its process was
+    killed between writing and renaming (their target is intact: the rename never happened).
+    Only names of that exact form are touched; the caller holds the folder's lock. Returns
+    the names removed."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if _TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            Path(entry.path).unlink(missing_ok=True)
+            removed.append(entry.name)
+    return removed

@@ -34,7 +34,7 @@ from lastexp.config import (
     swa_start_epoch,
     validate,
 )
-from lastexp.io import atomic_write, read_json, write_json
+from lastexp.io import atomic_write, read_json, remove_orphan_temps, write_json
 from lastexp.runstore import RunLockedError, discard_lock, lock_path, run_lock
 from lastexp.train.early_stopping import EarlyStopping
 from lastexp.train.fastpath import Precision, compiled, to_channels_last, unwrap
@@ -349,6 +349,8 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
             return prev.get("final_top1")
     if cfg.fresh:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
+    for folder in (run_dir, ckpt_dir, run_dir / ".hydra"):  # a killed run's half-written files
+        remove_orphan_temps(folder)  # (this command holds the run's lock)
     if not os.access(run_dir, os.W_OK):
         raise ConfigError(f"run directory {run_dir} is not writable; change paths.runs")
     if cfg.ensemble.of:
@@ -528,6 +530,10 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
     }
     if resumed_from is not None:
         metrics["resumed_from_epoch"] = resumed_from
+    if history:  # as the killed run left them, also when it died before rewriting them
+        metrics["epochs_done"] = len(history)
+        if dinfo.main:
+            write_history(run_dir / "history.csv", history)
     put_json(metrics_path, metrics)
 
     loggers = []
@@ -638,6 +644,8 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
             es = epoch_seed(cfg.seed, epoch)
             torch.manual_seed(es)
             aug_gen.manual_seed(es)
+            # causal-mode draws too: an epoch-end checkpoint then resumes them exactly
+            causal_rng = np.random.default_rng(es)
             if hasattr(data.train, "set_epoch"):
                 data.train.set_epoch(epoch)
             progress = None
@@ -690,9 +698,11 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
                 best_top1, best_epoch = ev["val_top1"], epoch + 1
             ckpt_dir.mkdir(parents=True, exist_ok=True)
             state = checkpoint_state(epoch + 1)
-            put_ckpt(last_path, state)
+            # best.pt before last.pt: a kill between the two resumes from the epoch before,
+            # which replays this epoch and writes the same best.pt again
             if improved:
                 put_ckpt(best_path, state)
+            put_ckpt(last_path, state)
             if tcfg.save_interval and (epoch + 1) % tcfg.save_interval == 0:
                 put_ckpt(ckpt_dir / f"epoch_{epoch + 1:04d}.pt", state)
             if dinfo.main:
@@ -736,8 +746,13 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         ev = evaluate(eval_model, test_loader, device=device, transform=test_tf,
                       amp_dtype=precision.dtype, keep_scores=True)
         metrics.update(final_top1=ev["val_top1"], final_loss=ev["val_loss"])
+        # the finish draws randomness (dropout while SWA's BN statistics are recomputed) from
+        # (seed, epochs) alone, so a run killed in this phase finishes the same on resume
+        torch.manual_seed(epoch_seed(cfg.seed, tcfg.epochs))
         if swa is not None:  # the averaged weights, BN statistics recomputed
             sampler.set_epoch(tcfg.epochs)  # all training inputs for the BN statistics
+            if hasattr(data.train, "set_epoch"):  # their clips drawn for this phase, not for
+                data.train.set_epoch(tcfg.epochs)  # whichever epoch this process ran last
             swa_model = swa.finalize(train_loader, test_tf, device)
             put_ckpt(ckpt_dir / "swa.pt", {**checkpoint_state(tcfg.epochs),
                                            "model": swa_model.state_dict()})

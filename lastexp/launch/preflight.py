@@ -1,4 +1,5 @@
-"""Preflight for SLURM sweeps: is the cluster reachable, does the partition exist?
+"""Preflight for SLURM sweeps: is the cluster reachable, does the partition exist, and can
+its nodes meet what each job asks for (GPUs, CPUs, memory)?
 
 Without it, ``python -m lastexp --multirun hydra/launcher=submitit_slurm ...`` against an
 unreachable controller or a wrong partition ends in a submitit traceback (after sbatch's own
@@ -12,11 +13,17 @@ it before Hydra composes anything.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
 
 LAUNCHER = "submitit_slurm"
 SINFO_TIMEOUT_S = 20.0
+PRESET = Path(__file__).resolve().parents[2] / "conf" / "hydra" / "launcher" / f"{LAUNCHER}.yaml"
 
 
 class SlurmUnavailable(RuntimeError):
@@ -113,8 +120,99 @@ def slurm_problem(argv: list[str], timeout: float = SINFO_TIMEOUT_S) -> str | No
         return None
     if not wants_slurm(argv):
         return None
+    partition = requested_partition(argv)
     try:
-        check_slurm(requested_partition(argv), timeout=timeout)
+        check_slurm(partition, timeout=timeout)
     except SlurmUnavailable as exc:
         return str(exc)
+    if partition is not None and "," in partition:
+        return None  # several partitions: SLURM picks one that fits
+    return resource_problem(partition, requested_resources(argv),
+                            partition_nodes(partition, timeout))
+
+
+@dataclass(frozen=True)
+class NodeShape:
+    """What one node of a partition offers, as sinfo reports it."""
+
+    cpus: int
+    mem_mb: int
+    gpus: int
+
+
+def _gpus(gres: str) -> int:
+    """GPUs in a sinfo GRES field such as ``gpu:4``, ``gpu:a100:8(S:0-1)``, ``(null)``."""
+    total = 0
+    for item in gres.split(","):
+        parts = item.split("(")[0].split(":")
+        if parts[0] == "gpu":
+            count = parts[-1] if len(parts) > 1 else "1"
+            total += int(count) if count.isdigit() else 1
+    return total
+
+
+def partition_nodes(partition: str | None, timeout: float = SINFO_TIMEOUT_S,
+                    sinfo: str | None = None) -> list[NodeShape]:
+    """The node shapes of ``partition`` (None: the default one); [] when sinfo cannot say."""
+    prog = sinfo or shutil.which("sinfo")
+    if prog is None:
+        return []
+    cmd = [prog, "-h", "-o", "%P|%c|%m|%G"]
+    if partition:
+        cmd += ["-p", partition]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except (subprocess.TimeoutExpired, OSError):
+        return []
+    nodes = []
+    for line in proc.stdout.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 4 or (partition is None and not fields[0].endswith("*")):
+            continue
+        cpus, mem = re.sub(r"\D", "", fields[1]), re.sub(r"\D", "", fields[2])
+        if cpus and mem:
+            nodes.append(NodeShape(int(cpus), int(mem), _gpus(fields[3])))
+    return nodes
+
+
+def requested_resources(argv: list[str]) -> dict[str, float]:
+    """``gpus_per_node``, ``cpus_per_task`` and ``mem_gb`` a job asks for: the command line's
+    ``hydra.launcher.*`` values, else the preset's (null counts as 0)."""
+    preset = OmegaConf.load(PRESET)
+    wanted: dict[str, float] = {}
+    for key in ("gpus_per_node", "cpus_per_task", "mem_gb"):
+        value = preset.get(key)
+        for arg in argv:
+            kv = _override(arg)
+            if kv and kv[0] == f"hydra.launcher.{key}" and "," not in kv[1]:
+                value = kv[1].strip().strip("'\"")
+        try:
+            wanted[key] = float(value) if value not in (None, "", "null", "None") else 0.0
+        except ValueError:
+            continue  # not a number: Hydra's own check reports it
+    return wanted
+
+
+def resource_problem(partition: str | None, wanted: dict[str, float],
+                     nodes: list[NodeShape]) -> str | None:
+    """One line naming the first request no node of the partition can meet, and the fix."""
+    if not nodes:
+        return None
+    where = f"partition {partition}" if partition else "the default partition"
+    gpus = max(n.gpus for n in nodes)
+    if wanted.get("gpus_per_node", 0) > gpus:
+        fix = ("hydra.launcher.gpus_per_node=0 (a CPU partition)" if gpus == 0 else
+               f"hydra.launcher.gpus_per_node={gpus} at most")
+        return (f"hydra.launcher.gpus_per_node={wanted['gpus_per_node']:g}: the nodes of {where}"
+                f" have {gpus} GPUs; use {fix}, or choose a GPU partition with "
+                "hydra.launcher.partition=...")
+    cpus = max(n.cpus for n in nodes)
+    if wanted.get("cpus_per_task", 0) > cpus:
+        return (f"hydra.launcher.cpus_per_task={wanted['cpus_per_task']:g}: the nodes of {where}"
+                f" have {cpus} CPUs; use hydra.launcher.cpus_per_task={cpus} or fewer")
+    mem_gb = max(n.mem_mb for n in nodes) / 1024
+    if wanted.get("mem_gb", 0) > mem_gb:
+        return (f"hydra.launcher.mem_gb={wanted['mem_gb']:g}: the nodes of {where} have "
+                f"{mem_gb:.1f} GB; use hydra.launcher.mem_gb={int(mem_gb)} or less")
     return None

@@ -24,9 +24,13 @@ from pathlib import Path
 import pytest
 
 from lastexp.launch.preflight import (
+    NodeShape,
     SlurmUnavailable,
     check_slurm,
+    partition_nodes,
     requested_partition,
+    requested_resources,
+    resource_problem,
     slurm_problem,
     wants_slurm,
 )
@@ -488,7 +492,49 @@ def test_missing_dependency_fails_before_submitting(tmp_path):
     assert set(_cmd("squeue", "-h", "-o", "%i").split()) <= set(before.split())
 
 
+@slurm
+@cluster
+@pytest.mark.parametrize("extra, needle", [
+    ([], "hydra.launcher.gpus_per_node=1: the nodes of partition debug have 0 GPUs; use "
+         "hydra.launcher.gpus_per_node=0 (a CPU partition)"),
+    (["hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=512"],
+     "hydra.launcher.cpus_per_task=512: the nodes of partition debug have"),
+    (["hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1",
+      "hydra.launcher.mem_gb=100000"], "hydra.launcher.mem_gb=100000: the nodes of partition"),
+])
+def test_a_request_the_partition_cannot_meet_is_refused_before_submitting(tmp_path, extra,
+                                                                          needle):
+    # the preset asks for one GPU; the local test cluster's node has none (a CPU partition)
+    before = _cmd("squeue", "-h", "-o", "%i")
+    proc = subprocess.run(
+        [sys.executable, "-m", "lastexp", "--multirun", "hydra/launcher=submitit_slurm",
+         "hydra.launcher.partition=debug", *extra, "debug=tiny", "seed=1,2",
+         f"paths.runs={tmp_path / 'runs'}"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1 and needle in errors[0], proc.stderr
+    assert not (tmp_path / "runs" / ".submitit").exists()
+    assert set(_cmd("squeue", "-h", "-o", "%i").split()) <= set(before.split())
+
+
 # ------------------------------------------------ preflight unit tests (no cluster needed)
+
+
+def test_partition_shapes_and_requests_are_compared(tmp_path):
+    sinfo = _fake_sinfo(tmp_path, "printf 'cpu*|64|256000|(null)\ngpu|32|512000|gpu:a100:4(S:0-1)"
+                                  "\n'")
+    assert partition_nodes(None, sinfo=sinfo) == [NodeShape(64, 256000, 0)]
+    gpu_nodes = [NodeShape(32, 512000, 4)]
+    preset = requested_resources([])  # conf/hydra/launcher/submitit_slurm.yaml
+    assert preset == {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 48}
+    assert resource_problem("gpu", preset, gpu_nodes) is None
+    assert "hydra.launcher.gpus_per_node=0 (a CPU partition)" in resource_problem(
+        None, preset, [NodeShape(64, 256000, 0)])
+    many = requested_resources(["hydra.launcher.gpus_per_node=8"])
+    assert "use hydra.launcher.gpus_per_node=4 at most" in resource_problem("gpu", many, gpu_nodes)
+    assert requested_resources(["hydra.launcher.gpus_per_node=null"])["gpus_per_node"] == 0
+    assert resource_problem("gpu", preset, []) is None  # sinfo could not say: SLURM decides
 
 
 def _fake_sinfo(tmp_path: Path, body: str) -> str:
