@@ -39,11 +39,6 @@ from lastexp.runstore import RunLockedError, discard_lock, lock_path, run_lock
 from lastexp.train.early_stopping import EarlyStopping
 from lastexp.train.fastpath import Precision, compiled, to_channels_last, unwrap
 
-
-class UserError(Exception):
-    """Raised for any error whose message alone tells the user what to fix."""
-
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -121,9 +116,6 @@ class StopFlag:
         elif prev == signal.SIG_DFL:  # nobody else listens: die of the signal, as asked
             os.kill(os.getpid(), self.signum)
 
-    def __call__(self) -> bool:
-        return self.requested
-
 
 # --------------------------------------------------------------------------- builders
 
@@ -197,10 +189,10 @@ def run_job(cfg: DictConfig) -> float | None:
     except RunLockedError as exc:  # the other command owns the directory: touch nothing
         print(f"lastexp: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except (ConfigError, UserError, ValueError) as exc:
+    except (ConfigError, ValueError) as exc:
         from lastexp.data import DataError
 
-        user = isinstance(exc, (ConfigError, UserError, DataError))
+        user = isinstance(exc, (ConfigError, DataError))
         if not user:
             raise
         if multirun:  # a sweep's job: record why it failed, the other jobs go on
@@ -254,7 +246,8 @@ def refuse_foreign_metrics(run_dir: Path) -> None:
 
 
 HYDRA_LOG = "__main__.log"  # Hydra creates it with the run directory, before the job starts
-TRAINED = ("checkpoints", "history.csv")  # what only a run that started training writes
+TRAINED = ("checkpoints", "history.csv", ".hydra")  # what only a run that started training
+# writes (.hydra: save_hydra_files, once data, model and checkpoints are in hand)
 
 
 def trained_here(run_dir: Path, before: set[str]) -> bool:

@@ -26,7 +26,6 @@ from lastexp.results.store import Problem
 
 DATASET_ORDER = ["synthetic", "ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset"]
 STREAM_ORDER = ["joint", "bone", "velocity", "bone_velocity"]
-VARIANT_FIELDS = ("model", "stream", "preprocessing")
 INCOMPLETE = ("failed", "interrupted", "running")
 MASKCLR_THRESHOLD = 88.0  # seed 001 §4: below EfficientGCN-B0's 88.3 → add MaskCLR
 DASH = "—"

@@ -20,12 +20,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Seed 001 §3 "Distillation Hyperparameters" (label smoothing 0.0 for both).
-PRESETS: dict[str, dict[str, float]] = {
-    "nano": {"alpha": 0.3, "beta": 0.7, "gamma": 0.1, "tau": 4.0},
-    "small": {"alpha": 0.5, "beta": 0.5, "gamma": 0.1, "tau": 4.0},
-}
-
 
 class FeatureProjector(nn.Module):
     """One 1x1 Conv2d per stage: student stage width -> teacher stage width."""
@@ -333,17 +327,7 @@ class _IndexedBatches:
             self.distiller.batch_index = None
 
 
-def make_distill_loss(
-    teacher: nn.Module | TeacherMember | Sequence[TeacherMember],
-    projector: FeatureProjector | None,
-    **kwargs: Any,
-) -> Distiller:
-    """``loss_fn(model, x, y) -> (loss, logits)`` for ``StepContext.loss_fn``; see Distiller."""
-    return Distiller(teacher, projector, **kwargs)
-
-
 __all__ = [
-    "PRESETS",
     "Distiller",
     "FeatureProjector",
     "IndexedDataset",
@@ -353,5 +337,4 @@ __all__ = [
     "feature_mimicry_loss",
     "freeze",
     "kd_loss",
-    "make_distill_loss",
 ]

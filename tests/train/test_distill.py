@@ -14,7 +14,6 @@ from lastexp.io import write_json
 from lastexp.models import build_model
 from lastexp.teachers import TeacherError, load_teacher
 from lastexp.train.distill import (
-    PRESETS,
     Distiller,
     FeatureProjector,
     IndexedDataset,
@@ -40,9 +39,15 @@ def _softmax(v: list[float]) -> list[float]:
     return [a / sum(e) for a in e]
 
 
-def test_presets_match_seed():
-    assert PRESETS["nano"] == {"alpha": 0.3, "beta": 0.7, "gamma": 0.1, "tau": 4.0}
-    assert PRESETS["small"] == {"alpha": 0.5, "beta": 0.5, "gamma": 0.1, "tau": 4.0}
+def test_student_columns_match_the_plan():
+    # the training plan §3 "Distillation Hyperparameters": nano 0.3 / 0.7, small 0.5 / 0.5,
+    # feature weight 0.1, temperature 4, from the composed config the run trains with
+    from tests.conftest import compose
+
+    for model, (alpha, beta) in (("last_lite_nano", (0.3, 0.7)),
+                                 ("last_lite_small", (0.5, 0.5))):
+        d = compose(["distill=from_base", f"model={model}"]).distill
+        assert (d.alpha, d.beta, d.gamma, d.tau) == (alpha, beta, 0.1, 4.0), model
 
 
 def test_kd_with_temperature_by_hand():
@@ -100,7 +105,7 @@ def test_distill_step_leaves_teacher_frozen_and_trains_student_and_projector():
     teacher.train()  # the distiller must put it in eval mode itself
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     proj = FeatureProjector.between(student, teacher)
-    loss_fn = Distiller(teacher, proj, **PRESETS["nano"])
+    loss_fn = Distiller(teacher, proj, alpha=0.3, beta=0.7, gamma=0.1, tau=4.0)
     opt = torch.optim.SGD([*student.parameters(), *proj.parameters()], lr=0.1)
     x, y = batch()
     student.train()
