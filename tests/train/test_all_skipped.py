@@ -23,3 +23,26 @@ def test_one_finite_batch_is_enough():
     data[0] = (torch.full_like(data[0][0], float("nan")), data[0][1])
     out = train_one_epoch(model, data, ctx_for(model))
     assert out["progress"].seen == 12
+
+
+def test_a_run_whose_every_batch_overflows_ends_failed(tmp_path):
+    """Coordinates near float32's limit pass the npz checks but every batch sums to inf: the
+    guard skips them all, and the run ends failed with one line instead of completing."""
+    import json
+
+    import numpy as np
+
+    from tests.conftest import run_cli
+
+    x = np.full((8, 10, 150), 3e38, dtype=np.float32)
+    y = np.eye(60)[list(range(8))]
+    np.savez(tmp_path / "huge.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+    r = run_cli(["dataset=ntu60_xview", "dataset.npz=huge.npz", f"paths.data={tmp_path / 'd'}",
+                 "logger=none", "debug=tiny", "run_name=huge"], tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-1500:]
+    assert [ln for ln in r.stderr.splitlines() if ln.strip()] == [
+        "lastexp: error: all 1 training batches of the epoch were skipped as non-finite (1 NaN/inf "
+        "inputs, 0 losses so far); check the data (dataset.npz / dataset.raw_dir) or lower "
+        "optimizer.lr"]
+    metrics = json.loads((tmp_path / "runs" / "huge" / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "skipped as non-finite" in metrics["error"]
