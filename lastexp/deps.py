@@ -54,6 +54,16 @@ def teacher_streams(cfg: DictConfig) -> list[str]:
     return [own, *(s for s in streams if s != own)]
 
 
+def debug_of(cfg: DictConfig) -> str | None:
+    """The debug preset a config was composed with (part of a run's identity in the store):
+    from its ``hydra`` node, which ``compose(..., return_hydra_config=True)`` and a running
+    job carry; None when composed without one."""
+    try:
+        return cfg.hydra.runtime.choices.get("debug")
+    except Exception:  # noqa: BLE001 -- composed without the hydra node
+        return None
+
+
 def debug_choice() -> str | None:
     try:
         from hydra.core.hydra_config import HydraConfig

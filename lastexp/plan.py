@@ -21,7 +21,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from lastexp.config import normalize_overrides, register_configs, register_resolvers, run_dir_name
-from lastexp.deps import is_path, requirements
+from lastexp.deps import debug_of, is_path, requirements
 from lastexp.runstore import find_completed, iter_runs, produce_command
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -34,13 +34,19 @@ class Dependency:
     dataset: str
     stream: str
     seed: int
+    debug: str | None = None  # the debug preset: a debug=tiny teacher serves debug=tiny runs
     run_dir: Path | None = None
     in_sweep: bool = False
 
     @property
+    def key(self) -> tuple:
+        return (self.ablation, self.dataset, self.stream, self.seed, self.debug)
+
+    @property
     def command(self) -> str:
         return produce_command(ablation=self.ablation, dataset=self.dataset,
-                               stream=self.stream, seed=self.seed)
+                               stream=self.stream, seed=self.seed,
+                               extra=[f"debug={self.debug}"] if self.debug else None)
 
 
 @dataclass
@@ -55,7 +61,7 @@ class Job:
     @property
     def key(self) -> tuple:
         c = self.cfg
-        return (c.ablation, c.dataset.name, c.stream.name, c.seed)
+        return (c.ablation, c.dataset.name, c.stream.name, c.seed, debug_of(c))
 
 
 def expand(args: list[str]) -> list[list[str]]:
@@ -82,7 +88,7 @@ def expand(args: list[str]) -> list[list[str]]:
 def dependencies(cfg: DictConfig) -> list[Dependency]:
     """The runs this job reads (deps.requirements, the rule run.py and the launcher use)."""
     return [Dependency("member" if role == "ensemble member" else role, ref, cfg.dataset.name,
-                       stream, cfg.seed)
+                       stream, cfg.seed, debug_of(cfg))
             for role, ref, stream in requirements(cfg) if not is_path(ref)]
 
 
@@ -114,7 +120,8 @@ def build_plan(args: list[str]) -> list[Job]:
             # training.epochs=5) are set on a copy, as Hydra itself applies them last.
             groups = tuple(o for o in overrides if not _is_value_override(o))
             if groups not in composed:
-                composed[groups] = compose("config", overrides=list(groups))
+                composed[groups] = compose("config", overrides=list(groups),
+                                           return_hydra_config=True)
             cfg = composed[groups].copy()
             for o in overrides:
                 if _is_value_override(o):
@@ -137,9 +144,10 @@ def build_plan(args: list[str]) -> list[Job]:
     for job in jobs:
         for dep in job.needs:
             found = find_completed(job.cfg.paths.runs, ablation=dep.ablation,
-                                   dataset=dep.dataset, stream=dep.stream, seed=dep.seed)
+                                   dataset=dep.dataset, stream=dep.stream, seed=dep.seed,
+                                   debug=dep.debug)
             dep.run_dir = found.run_dir if found else None
-            dep.in_sweep = (dep.ablation, dep.dataset, dep.stream, dep.seed) in planned
+            dep.in_sweep = dep.key in planned
     return jobs
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from omegaconf import DictConfig
 
 from lastexp.config import ConfigError, normalize_overrides
-from lastexp.deps import is_path, requirements, shared_overrides
+from lastexp.deps import debug_of, is_path, requirements, shared_overrides
 from lastexp.runstore import find_completed, produce_args, produce_command
 
 
@@ -44,18 +44,11 @@ class PlannedJob:
     reason: str = ""  # for an extra job: who needs it
 
 
-def _debug(cfg: DictConfig) -> str | None:
-    try:
-        return cfg.hydra.runtime.choices.get("debug")
-    except Exception:  # composed without the hydra node (tests)
-        return None
-
-
 def run_id(cfg: DictConfig) -> RunId | None:
     if not cfg.get("ablation") or "dataset" not in cfg:
         return None
     return RunId(str(cfg.ablation), str(cfg.dataset.name), str(cfg.stream.name), int(cfg.seed),
-                 _debug(cfg))
+                 debug_of(cfg))
 
 
 def plan(job_overrides: Sequence[Sequence[str]],
@@ -78,7 +71,7 @@ def plan(job_overrides: Sequence[Sequence[str]],
         for role, ref, stream in requirements(cfg):
             if is_path(ref):
                 continue  # a run directory given by path: the job checks it itself
-            need = RunId(ref, str(cfg.dataset.name), stream, int(cfg.seed), _debug(cfg))
+            need = RunId(ref, str(cfg.dataset.name), stream, int(cfg.seed), debug_of(cfg))
             if need in producer:
                 if producer[need] != i:
                     job.after.append(producer[need])
