@@ -583,6 +583,23 @@ def _pt2e_int8(quantizer: Any, model: nn.Module, example: torch.Tensor,
     batch = int(example.shape[0])
     gm = torch.export.export(model, (example,)).module()
     gm = prepare_pt2e(gm, quantizer)
+    # the quantizer annotates every mul, also integer index arithmetic (arange * stride in the
+    # gates); an observer on an int64 tensor fails ("histogram_cpu" not implemented for
+    # 'Long') and such a tensor has nothing to quantize: those observers are taken out
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or "activation_post_process" not in str(node.target):
+            continue
+        src = node.args[0] if node.args else None
+        val = getattr(src, "meta", {}).get("val") if src is not None else None
+        if val is None and getattr(src, "op", None) == "get_attr":  # a constant (no meta)
+            val = gm
+            for part in str(src.target).split("."):
+                val = getattr(val, part, None)
+        if isinstance(val, torch.Tensor) and not val.dtype.is_floating_point:
+            node.replace_all_uses_with(src)
+            gm.graph.erase_node(node)
+    gm.graph.lint()
+    gm.recompile()
     with torch.no_grad():
         for x in calibration:
             for i in range(0, len(x) - batch + 1, batch):
