@@ -751,7 +751,9 @@ def export_run(
             added["tflite_error"] = str(exc)
     added["export_seconds"] = time.time() - t0
     write_json(out_dir / "export.json", added)
-    write_json(metrics_path, {**read_json(metrics_path), **added})
+    # TFLite keys of an earlier export describe files this one did not write: they go
+    previous = {k: v for k, v in read_json(metrics_path).items() if not k.startswith("tflite_")}
+    write_json(metrics_path, {**previous, **added})
     if tflite_error is not None:
         raise tflite_error
     if not added["int8_within_limit"]:

@@ -211,7 +211,7 @@ def test_tflite_form_of_the_shift_is_bit_identical(flags):
     from lastexp.models import build_model
 
     model = build_model("last_lite_nano", num_classes=60, **flags).eval()
-    x = torch.randn(3, 3, 32, 25, 1)
+    x = torch.randn(3, 3, 16, 25, 1)
     twin = tflite_friendly(model, x[:2])
     assert sum(isinstance(m, _FlatShift) for m in twin.modules()) == 4
     with torch.no_grad():
