@@ -1,4 +1,5 @@
-"""The ablation catalog of seed 001 §9: the one place its IDs, texts, baselines and budgets live.
+"""The ablation catalog of the training plan §9: the one place its IDs, texts, baselines and
+budgets live.
 
 The results tables, the sweep planner and the configs all read this module, so a renamed row
 or a changed budget is edited here and nowhere else. No torch, no Hydra: importing it is free.
@@ -35,19 +36,19 @@ class Ablation:
 
     id: str
     table: TableName
-    title: str  # the seed's "Experiment" column
-    changes: str  # the seed's "What changes" column
+    title: str  # the plan's "Experiment" column
+    changes: str  # the plan's "What changes" column
     purpose: str
-    gpu_hours: float  # the seed's budget for this row
+    gpu_hours: float  # the plan's budget for this row
     baseline: str | None
     selection: Selection = "best"  # which weights its cells report (SELECTION_KEY)
 
 
 @dataclass(frozen=True)
 class Table:
-    """One ablation table: its heading and the seed's stated GPU budget for the whole table.
+    """One ablation table: its heading and the plan's stated GPU budget for the whole table.
 
-    ``budget_hours`` is the seed's own total ("~217h"); it need not equal the sum of the rows
+    ``budget_hours`` is the plan's own total ("~217h"); it need not equal the sum of the rows
     (for the Base table the rows add up to 237 h), see :func:`rows_budget`.
     """
 
@@ -67,7 +68,8 @@ _TABLE_OF_PREFIX: dict[str, TableName] = {"B": "base", "L": "lite", "P": "prepro
 
 
 def _baseline(ablation_id: str) -> str | None:
-    """Δ reference of seed 001 §9: additions vs the bare baseline, removals vs the full model."""
+    """Δ reference of the training plan §9: additions vs the bare baseline, removals vs the
+    full model."""
     prefix, num = ablation_id[0], int(ablation_id[1:])
     if num == 0:
         return None
@@ -150,5 +152,5 @@ def get(ablation_id: str) -> Ablation:
 
 
 def rows_budget(table: str) -> float:
-    """Sum of the per-row GPU-hour budgets of ``table`` (may differ from the seed's total)."""
+    """Sum of the per-row GPU-hour budgets of ``table`` (may differ from the plan's total)."""
     return sum(ABLATIONS[i].gpu_hours for i in ids(table))

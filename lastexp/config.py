@@ -33,7 +33,7 @@ class ModelConfig:
     drop_path_rate: float = 0.0
     dropout: float = 0.0
     use_st_att: list[bool] = field(default_factory=lambda: [False, False, True])
-    # LAST-Base components (seed 001 §9A); ignored by families that lack them.
+    # LAST-Base components (the training plan §9A); ignored by families that lack them.
     cross_temporal: bool = False
     prototype_graph: bool = False
     num_prototypes: int = 15
@@ -42,7 +42,7 @@ class ModelConfig:
     hbra: bool = False
     factorized_att: bool = False
     ib_head: bool = False
-    # LAST-Lite components (seed 001 §9B).
+    # LAST-Lite components (the training plan §9B).
     joint_embed: bool = False
     frame_gate: bool = False
     body_region_shift: bool = False
@@ -92,7 +92,7 @@ class DistillConfig:
 
 @dataclass
 class PretrainConfig:
-    """MaskCLR (seed 001 §4): when enabled, runs before the main training phase."""
+    """MaskCLR (the training plan §4): when enabled, runs before the main training phase."""
 
     enabled: bool = False
     epochs: int = 100
@@ -459,7 +459,7 @@ def _normalize(arg: str) -> str:
 
 
 def normalize_overrides(argv: list[str]) -> list[str]:
-    """Overrides as Hydra composes them: SPEC's ``+ablation=<ID>`` for the ``ablation`` group,
+    """Overrides as Hydra composes them: the README's ``+ablation=<ID>`` for the ``ablation`` group,
     the notes' key names (:data:`KEY_ALIASES`), bracket-less lists (:data:`LIST_KEYS`) and
     ``logger=[wandb,tensorboard]`` (the ``wandb_tensorboard`` option).
 

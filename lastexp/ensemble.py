@@ -1,4 +1,4 @@
-"""Multi-stream score ensembles (seed 001 B14, the "4s" rows of §10), CTR-GCN style.
+"""Multi-stream score ensembles (the training plan B14, the "4s" rows of §10), CTR-GCN style.
 
 The ensemble score of a test sample is the weighted sum of the members' raw logits (as CTR-GCN's
 ``ensemble.py`` sums raw scores; no softmax), read from each finished run's

@@ -35,7 +35,10 @@ def with_env(argv: list[str], environ: Mapping[str, str] | None = None,
     if any(a in ("--help", "-h", "--hydra-help", "--info") for a in argv):
         return argv
     env = detect_env(argv, os.environ if environ is None else environ, kaggle_root)
-    return [*argv, f"env={env}"]
+    # beside the other overrides: argparse takes the overrides as one run of positionals
+    first = next((i for i, a in enumerate(argv) if "=" in a and not a.startswith("-")),
+                 len(argv))
+    return [*argv[:first], f"env={env}", *argv[first:]]
 
 
 def slurm_workers(environ: Mapping[str, str] | None = None) -> int:

@@ -3,7 +3,7 @@
 For every job the same overrides would start (``+sweep=base seed=1,2,3``, ``+ablation=L11``,
 ``stream=joint,bone``): its run directory, whether it is done, failed, interrupted or missing,
 the runs it depends on (distillation teachers, ensemble members) and whether those exist, and
-GPU hours: the seed's budget per row and per table next to the hours the run store has spent.
+GPU hours: the plan's budget per row and per table next to the hours the run store has spent.
 
 Jobs are expanded exactly as Hydra's basic sweeper does (sweeper params first, then the
 command line, cartesian product), and composed with Hydra's compose API; no torch import.
@@ -197,7 +197,7 @@ def render(jobs: list[Job]) -> str:
         table = catalog.TABLES[name]
         ids = catalog.ids(name)
         used = sum(spent.get(i, 0.0) for i in ids)
-        out.append(f"GPU hours, {table.title}: {used:.1f} h spent of the seed's "
+        out.append(f"GPU hours, {table.title}: {used:.1f} h spent of the plan's "
                    f"~{table.budget_hours:.0f} h budget")
     if "lite" in tables:
         note = maskclr_due_note(runs_root)
@@ -207,14 +207,14 @@ def render(jobs: list[Job]) -> str:
 
 
 def maskclr_due_note(runs_root: str) -> str | None:
-    """Seed 001 §4: when the best Lite distillation (L10/L11) on NTU-60 xsub is below 88%,
+    """The training plan §4: when the best Lite distillation (L10/L11) on NTU-60 xsub is below 88%,
     MaskCLR pretraining (L12) is due."""
     best = [float(r.metrics.get("best_top1") or 0) for r in iter_runs(runs_root)
             if r.metrics.get("ablation") in ("L10", "L11") and r.status == "completed"
             and r.metrics.get("dataset") == "ntu60_xsub"]
     if best and max(best) < 88.0:
-        return (f"MaskCLR is due (seed 001 §4): the best Lite distillation on NTU-60 xsub is "
-                f"{max(best):.1f}% < 88%; run L12")
+        return (f"MaskCLR is due (the training plan §4): the best Lite distillation on NTU-60 "
+                f"xsub is {max(best):.1f}% < 88%; run L12")
     return None
 
 

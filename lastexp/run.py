@@ -1,8 +1,8 @@
 """One run: validate, build data and model, fit with resume, write the run directory.
 
-The run directory (SPEC §5) is Hydra's output directory, named from the config so that the
-same config always lands in the same place: a finished run is skipped, an interrupted one
-resumes from ``checkpoints/last.pt``.
+The run directory (README, "Runs and results") is Hydra's output directory, named from the
+config so that the same config always lands in the same place: a finished run is skipped, an
+interrupted one resumes from ``checkpoints/last.pt``.
 """
 
 from __future__ import annotations
@@ -841,7 +841,7 @@ def init_encoder(model: nn.Module, state: dict, path: Path) -> list[str]:
 
 def pretrain_phase(cfg: DictConfig, model: nn.Module, data, device: torch.device,
                    path: Path, dinfo: Any = None) -> dict:
-    """MaskCLR (seed 001 §4) before the main phase; its encoder is kept, so a restarted run
+    """MaskCLR (the training plan §4) before the main phase; its encoder is kept, so a restarted run
     does not pretrain again."""
     from lastexp.train.checkpoint import load_checkpoint
     from lastexp.train.pretrain import pretrain, save_encoder

@@ -1,4 +1,5 @@
-"""Frozen teachers from finished run directories (seed 001 §3: distillation from a checkpoint).
+"""Frozen teachers from finished run directories (the training plan §3: distillation from a
+checkpoint).
 
 A teacher is refused, with a one-line reason, unless its run completed, its checkpoint exists,
 its number of classes matches the student's and (when asked) it was trained on the same

@@ -1,5 +1,5 @@
 """The ablation catalog as configs: every ID composes, and each row differs from its
-baseline in exactly the component the seed's "What changes" column names."""
+baseline in exactly the component the plan's "What changes" column names."""
 
 from __future__ import annotations
 

@@ -19,7 +19,11 @@ def test_detection_follows_the_plan_and_adds_slurm(tmp_path):
     assert detect_env(["--multirun", "hydra/launcher=submitit_slurm"], {}, no_kaggle) == "slurm"
     # an explicit choice wins over detection (the plan's --env flag)
     assert with_env(["env=local"], {"SLURM_JOB_ID": "1"}, kaggle) == ["env=local"]
-    assert with_env(["seed=2"], {}, kaggle) == ["seed=2", "env=kaggle"]
+    assert with_env(["seed=2"], {}, kaggle) == ["env=kaggle", "seed=2"]
+    # after a flag with a value (--cfg job) the overrides must stay one run of positionals
+    assert with_env(["seed=2", "--cfg", "job"], {}, no_kaggle) == ["env=local", "seed=2",
+                                                                   "--cfg", "job"]
+    assert with_env(["--cfg", "job"], {}, no_kaggle) == ["--cfg", "job", "env=local"]
 
 
 def test_each_env_sets_paths_and_loader_workers(monkeypatch):

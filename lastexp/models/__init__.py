@@ -43,7 +43,7 @@ _CANONICAL: dict[str, Callable[..., nn.Module]] = {
     "last_lite_small": last_lite_small,
     "last_v2_base": last_v2_base,
 }
-_ALIASES = {  # names the seed's training commands use
+_ALIASES = {  # names the plan's training commands use
     "nano_e_v3": "last_e_nano",
     "small_e_v3": "last_e_small",
     "base_e_v3": "last_e_base",

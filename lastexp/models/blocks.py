@@ -4,7 +4,7 @@ Tensors inside a network are laid out ``(N, C, T, V)`` with the persons folded i
 (``N*M`` samples); only the head sees ``M`` again. Parameters that the trainer must keep out of
 weight decay end in ``alpha``, ``edge`` or ``pool_gate`` (see ``LastE.no_weight_decay``).
 
-Causal mode (seed 001 §8, Idea E): every layer that mixes frames has a ``causal`` attribute
+Causal mode (the training plan §8, Idea E): every layer that mixes frames has a ``causal`` attribute
 (default False) that the trainer flips per batch (``set_causal``); when True, output frame t
 reads input frames <= t only (left padding, cumulative means). Eval-mode BN is per frame; in
 train mode BN's batch statistics still pool over time, as in any BN network.

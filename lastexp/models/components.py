@@ -1,4 +1,4 @@
-"""Switchable layers of LAST-Base and LAST-Lite (seed 001 §9) and the protocol base class.
+"""Switchable layers of LAST-Base and LAST-Lite (the training plan §9) and the protocol base class.
 
 Each component sits behind one typed constructor flag of its family. Layers that mix frames
 have a ``causal`` attribute (Idea E): when True, output frame t depends on frames <= t only.
@@ -25,7 +25,8 @@ from .blocks import (
 )
 from .graph import BODY_REGIONS, NUM_JOINTS
 
-# Seed 000: structural parameters free to move away from their initial value (no weight decay).
+# The training recipe: structural parameters free to move away from their initial value (no
+# weight decay).
 NO_DECAY_SUFFIXES = ("alpha", "A_learned", "pool_gate", "edge")
 BASE_FLAGS = frozenset(
     {"cross_temporal", "prototype_graph", "freq_gate", "partitioned_attention", "hbra"}

@@ -1,11 +1,11 @@
-"""LAST-Base (seed 001 §2, ablations B0-B14): the ~4.2M-parameter teacher.
+"""LAST-Base (the training plan §2, ablations B0-B14): the ~4.2M-parameter teacher.
 
 data BN -> 1x1 stem -> 3 stages (128/256/384 channels, 2/3/4 blocks, temporal stride 2 entering
 stages 2 and 3) of [graph conv -> multi-scale TCN (-> FreqTemporalGate)] blocks with residuals
 and DropPath, then per stage the optional attentions (PartitionedAttention, STJointAtt, HBRA)
 -> gated pooling head (optionally InfoGCN's IB, 256-d z). B0 = every flag False; each flag adds
 one component. At 60 classes B0 has ~3.88M parameters and the full model B7 ~4.65M: both within
-15% of the seed's ~4.2M (tests/models/test_zoo.py checks both).
+15% of the plan's ~4.2M (tests/models/test_zoo.py checks both).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""LAST-E v3: an efficient GCN for skeleton action recognition (seed 000).
+"""LAST-E v3: an efficient GCN for skeleton action recognition (the training recipe).
 
 data BN -> 1x1 stem -> 3 stages of [SpatialGCN -> MultiScaleTCN] blocks with residuals and
 DropPath (temporal stride 2 entering stages 2 and 3), an optional ST-joint attention at the end of

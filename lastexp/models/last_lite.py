@@ -1,4 +1,4 @@
-"""LAST-Lite / ShiftFuse-GCN (seed 001 §3, ablations L0-L12): the distillation student.
+"""LAST-Lite / ShiftFuse-GCN (the training plan §3, ablations L0-L12): the distillation student.
 
 data BN -> 1x1 stem (+ JointEmbed) -> 3 stages of [joint shift -> 1x1 conv -> EpSepTCN] blocks
 with residuals (temporal stride 2 entering stages 2 and 3), then per stage the optional

@@ -1,4 +1,4 @@
-"""LAST-v2 base (seed 000, ``base``): the older ~9.2M-parameter CTR-GCN-like teacher.
+"""LAST-v2 base (the training recipe, ``base``): the older ~9.2M-parameter CTR-GCN-like teacher.
 
 data BN -> 1x1 stem -> 3 stages of [CTR graph conv (adaptive ``A_learned`` + channel-wise
 topology refinement) -> MultiScaleTCN] blocks with residuals -> gated pooling head.

@@ -16,8 +16,8 @@ PRINTED = ("base.md", "lite.md", "preprocessing.md", "paper.md", "other.md")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m lastexp.results",
-        description="Aggregate finished runs into the ablation tables (seed 001 §9) and the "
-        "paper tables (§10): .md, .csv and .tex files.",
+        description="Aggregate finished runs into the ablation tables (the training plan §9) "
+        "and the paper tables (§10): .md, .csv and .tex files.",
     )
     parser.add_argument("--runs", default="runs", help="runs root to scan (default: runs)")
     parser.add_argument("--out", default="results", help="output folder (default: results)")

@@ -1,4 +1,4 @@
-"""Turns the run store into the ablation tables of seed 001 §9 and the paper tables of §10.
+"""Turns the run store into the ablation tables of the training plan §9 and the paper tables of §10.
 
 Everything here is a pure function of the loaded runs (plus a provenance string), so the same
 store always yields the same bytes: rows follow the catalog, floats use fixed formats, and the
@@ -27,11 +27,11 @@ from lastexp.results.store import Problem
 DATASET_ORDER = ["synthetic", "ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset"]
 STREAM_ORDER = ["joint", "bone", "velocity", "bone_velocity"]
 INCOMPLETE = ("failed", "interrupted", "running")
-MASKCLR_THRESHOLD = 88.0  # seed 001 §4: below EfficientGCN-B0's 88.3 → add MaskCLR
+MASKCLR_THRESHOLD = 88.0  # the training plan §4: below EfficientGCN-B0's 88.3 → add MaskCLR
 DASH = "—"
 NO_RUNS = "(no runs)"
 
-# Seed 001 §10, verbatim: the literature rows and the placeholders of our own rows.
+# The training plan §10, verbatim: the literature rows and the placeholders of our own rows.
 PAPER_BASE_HEADER = ["Model", "NTU-60 xsub", "NTU-60 xview", "NTU-120 xsub", "NTU-120 xset",
                      "Params"]  # fmt: skip
 PAPER_BASE_DATASETS = ["ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset"]
@@ -519,7 +519,7 @@ def git_provenance(cwd: str | os.PathLike[str] | None = None) -> str:
 
 
 def maskclr_verdict(runs: Runs) -> str:
-    """Seed 001 §4's rule, evaluated on the best L10/L11 mean on ntu60_xsub."""
+    """The training plan §4's rule, evaluated on the best L10/L11 mean on ntu60_xsub."""
     best: tuple[float, str] | None = None
     for ab_id in ("L10", "L11"):
         for row in table_rows_cache(runs, "lite"):
@@ -528,15 +528,17 @@ def maskclr_verdict(runs: Runs) -> str:
                 if best is None or m > best[0]:
                     best = (m, ab_id)
     if best is None:
-        return "MaskCLR rule (seed 001 §4): undecided — no completed L10/L11 run on ntu60_xsub yet."
+        return ("MaskCLR rule (the training plan §4): undecided — no completed L10/L11 run on "
+                "ntu60_xsub yet.")
     if best[0] < MASKCLR_THRESHOLD:
         return (
-            f"MaskCLR rule (seed 001 §4): **MaskCLR (L12) is due** — the best distilled Lite "
-            f"result is {best[1]} at {best[0]:.1f}% on ntu60_xsub, below {MASKCLR_THRESHOLD:.0f}%."
+            f"MaskCLR rule (the training plan §4): **MaskCLR (L12) is due** — the best "
+            f"distilled Lite result is {best[1]} at {best[0]:.1f}% on ntu60_xsub, below "
+            f"{MASKCLR_THRESHOLD:.0f}%."
         )
     return (
-        f"MaskCLR rule (seed 001 §4): not needed — the best distilled Lite result is {best[1]} "
-        f"at {best[0]:.1f}% on ntu60_xsub (≥ {MASKCLR_THRESHOLD:.0f}%)."
+        f"MaskCLR rule (the training plan §4): not needed — the best distilled Lite result is "
+        f"{best[1]} at {best[0]:.1f}% on ntu60_xsub (≥ {MASKCLR_THRESHOLD:.0f}%)."
     )
 
 
@@ -609,7 +611,7 @@ def ablation_table(runs: Runs, table: str) -> dict[str, str]:
     _bold_best(md_rows, means, [3 + 2 * j for j in range(len(datasets))])
     used = sum(r.gpu_seconds for r in rows) / 3600
     budget_line = (
-        f"GPU hours: {used:.1f} used of the seed's ~{meta.budget_hours:g} h budget "
+        f"GPU hours: {used:.1f} used of the plan's ~{meta.budget_hours:g} h budget "
         f"(its rows sum to {catalog.rows_budget(table):g} h)."
     )
     extra = [
@@ -623,7 +625,7 @@ def ablation_table(runs: Runs, table: str) -> dict[str, str]:
     if table == "lite":
         extra.append(maskclr_verdict(runs))
         extra.append(teacher_note(mine))
-    title = f"{meta.title} (seed 001 §{meta.section})"
+    title = f"{meta.title} (the training plan §{meta.section})"
     figures = "".join(f"\n![{cap}]({name})\n" for cap, name in runs.figures.get(table, []))
     md = f"# {title}\n\n" + render_md(header, md_rows) + figures
     md += _notes_md(_notes(runs, mine, extra))
@@ -663,8 +665,8 @@ def other_table(runs: Runs) -> dict[str, str]:
                              _num(row.gpu_seconds / 3600, "{:.2f}")])  # fmt: skip
     _bold_best(md_rows, means, [4 + j for j in range(len(datasets))])
     extra = [
-        "Runs with no ablation ID (—) or an ID outside seed 001 §9, keyed by model, stream and "
-        "preprocessing; cells as in base.md."
+        "Runs with no ablation ID (—) or an ID outside the training plan §9, keyed by model, "
+        "stream and preprocessing; cells as in base.md."
     ]
     body = render_md(header, md_rows) if md_rows else "No runs outside the ablation tables.\n"
     md = "# Other runs\n\n" + body + _notes_md(_notes(runs, mine, extra))
@@ -706,7 +708,8 @@ def _paper_cell(runs: Runs, selected: list[dict], dataset: str, ablation: str) -
 
 
 def paper_tables(runs: Runs) -> dict[str, str]:
-    """``paper.md``/``.csv``/``.tex``: the two tables of seed 001 §10, literature rows kept."""
+    """``paper.md``/``.csv``/``.tex``: the two tables of the training plan §10, literature
+    rows kept."""
     base_rows: list[list[str]] = []
     for label, ab, model, stream, params_ph in PAPER_BASE_OURS:
         sel = _select(runs, ab, model, stream)
@@ -727,7 +730,7 @@ def paper_tables(runs: Runs) -> dict[str, str]:
             fmt_flops(_median([r["flops"] for r in shown])) or f_ph,
             fmt_kb(_median([r["int8_bytes"] for r in shown])) or i_ph,
         ])  # fmt: skip
-    md = ["# Results tables (seed 001 §10)", "", "## LAST-Base Results", ""]
+    md = ["# Results tables (the training plan §10)", "", "## LAST-Base Results", ""]
     md += render_md(PAPER_BASE_HEADER, [])[:-1].split("\n")
     md += PAPER_BASE_LITERATURE
     md += render_md(PAPER_BASE_HEADER, base_rows).split("\n")[2:-1]
@@ -737,12 +740,13 @@ def paper_tables(runs: Runs) -> dict[str, str]:
     md += render_md(PAPER_LITE_HEADER, lite_rows).split("\n")[2:-1]
     ntu = [d for d in runs.datasets() if d.startswith("ntu")]
     extra = [
-        "Literature rows are copied from seed 001 §10. LAST-Base (1s) = B7 on the joint stream, "
-        "LAST-Base (4s) = B14; Lite rows: standalone = L5 with last_lite_nano / last_lite_small, "
-        "+ distill (existing model) = L10, + distill (Base) = L11, + MaskCLR + distill = L12. "
+        "Literature rows are copied from the training plan §10. LAST-Base (1s) = B7 on the joint "
+        "stream, LAST-Base (4s) = B14; Lite rows: standalone = L5 with last_lite_nano / "
+        "last_lite_small, + distill (existing model) = L10, + distill (Base) = L11, "
+        "+ MaskCLR + distill = L12. "
         "Cells are best-epoch top-1 (%), except LAST-Base (4s): the ensemble of its members' "
         "final weights; mean ± std over seeds (n); Params, FLOPs and INT8 size "
-        "are measured on the runs when present, otherwise the seed's placeholders (~).",
+        "are measured on the runs when present, otherwise the plan's placeholders (~).",
         maskclr_verdict(runs),
     ]
     if not ntu:

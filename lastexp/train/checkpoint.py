@@ -47,7 +47,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def check_compatible(state: dict[str, Any], model: nn.Module, model_name: str, path: Path) -> None:
-    """Refuse a checkpoint written by another architecture (seed 002's --force-fresh rule)."""
+    """Refuse a checkpoint written by another architecture (the pipeline-improvements guide's
+    --force-fresh rule)."""
     theirs = state.get("architecture") or {
         k: list(v.shape) for k, v in state.get("model", {}).items()
     }

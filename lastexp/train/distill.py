@@ -1,4 +1,4 @@
-"""Knowledge distillation (seed 001 §3): CE + temperature KD + per-stage feature mimicry.
+"""Knowledge distillation (the training plan §3): CE + temperature KD + per-stage feature mimicry.
 
 ``L = alpha * CE + beta * tau^2 * KL(softmax(t / tau) || softmax(s / tau)) + gamma * L_feat``,
 ``L_feat = sum_s MSE(proj_s(student_s), teacher_s)``. A term whose weight is 0 is not computed

@@ -39,7 +39,8 @@ class NonFiniteError(ConfigError):
 
 @dataclass
 class NanGuard:
-    """Two-level guard of seed 000: skip non-finite inputs; skip non-finite losses and reset BN."""
+    """Two-level guard of the training recipe: skip non-finite inputs; skip non-finite losses
+    and reset BN."""
 
     max_consecutive: int = 20
     consecutive: int = 0

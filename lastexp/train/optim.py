@@ -1,4 +1,4 @@
-"""Optimizers with seed 000's weight-decay exclusions."""
+"""Optimizers with the training recipe's weight-decay exclusions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-from lastexp.models.components import NO_DECAY_SUFFIXES  # seed 000's structural parameters
+# the training recipe's structural parameters
+from lastexp.models.components import NO_DECAY_SUFFIXES
 
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 

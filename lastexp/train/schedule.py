@@ -1,7 +1,7 @@
-"""Per-epoch learning-rate schedules of seed 000, built from torch's own schedulers.
+"""Per-epoch learning-rate schedules of the training recipe, built from torch's own schedulers.
 
-The scheduler steps once per epoch, after validation (seed 002), so ``lr(epoch)`` is the
-rate used throughout that epoch.
+The scheduler steps once per epoch, after validation (the pipeline-improvements guide), so
+``lr(epoch)`` is the rate used throughout that epoch.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def build_scheduler(
     - ``cosine_warmup``: CosineAnnealingLR from ``lr`` to ``min_lr`` on the last epoch;
     - ``cosine_warmup_restart``: SGDR, CosineAnnealingWarmRestarts(T_0, T_mult, eta_min);
     - ``multistep_warmup``: MultiStepLR with ``milestones`` counted in absolute epochs;
-    - ``cosine``: seed 002's CosineAnnealingLR(T_max=epochs, eta_min=min_lr), no warmup.
+    - ``cosine``: the pipeline-improvements guide's CosineAnnealingLR(T_max=epochs,
+      eta_min=min_lr), no warmup.
     """
     if name == "cosine":
         return CosineAnnealingLR(optimizer, T_max=max(epochs, 1), eta_min=min_lr)

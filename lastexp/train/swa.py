@@ -1,4 +1,4 @@
-"""Stochastic weight averaging (seed 001 §7, ablation B13) over ``torch.optim.swa_utils``.
+"""Stochastic weight averaging (the training plan §7, ablation B13) over ``torch.optim.swa_utils``.
 
 The average starts at ``training.swa_start`` (an epoch index, 0-based: the weights after
 epoch ``swa_start + 1`` are the first averaged). BatchNorm statistics of the averaged weights

@@ -109,7 +109,8 @@ def test_param_count_near_target(name):
     assert low <= count_params(model) <= high, f"{name}: {count_params(model)}"
 
 
-FULL_BASE = {  # seed 001: "LAST-Base (1s) ~4.2M" is the full model; B0 must stay near it too
+# the training plan: "LAST-Base (1s) ~4.2M" is the full model; B0 must stay near it too
+FULL_BASE = {
     "B0": {},
     "B7": dict.fromkeys([f for f in BASE_FLAGS if f != "factorized_att"], True),  # all six
     "B11": {**dict.fromkeys(BASE_FLAGS, True), "partitioned_attention": False},

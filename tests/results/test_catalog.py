@@ -1,4 +1,4 @@
-"""The ablation catalog mirrors seed 001 §9: 32 IDs in order, baselines, budgets."""
+"""The ablation catalog mirrors the training plan §9: 32 IDs in order, baselines, budgets."""
 
 import pytest
 
@@ -16,7 +16,7 @@ def test_32_ids_in_seed_order():
 
 
 def test_budgets_match_the_seed():
-    # Row sums computed from the seed's rows; the seed's own totals are ~217h / ~46h / ~26h.
+    # Row sums computed from the plan's rows; the plan's own totals are ~217h / ~46h / ~26h.
     assert catalog.rows_budget("base") == 8 + 10 * 4 + 12 * 2 + 15 * 7 + 60  # 237
     assert catalog.rows_budget("lite") == 3 * 10 + 4 + 4 + 8  # 46
     assert catalog.rows_budget("preprocessing") == 6 + 6 + 8 + 6  # 26

@@ -133,7 +133,7 @@ def test_missing_failed_and_running(store: Path):
     assert "Provenance: code commit test" in notes and "2025-01-01 to 2025-01-02" in notes
     # GPU hours count every run of the row, failed ones too: 2 × 1800 s.
     assert table_line(md, "B3")[-2:] == ["1.0", "10"]
-    assert "GPU hours: 4.5 used of the seed's ~217 h budget (its rows sum to 237 h)." in md
+    assert "GPU hours: 4.5 used of the plan's ~217 h budget (its rows sum to 237 h)." in md
 
 
 def test_truncated_metrics_reported_and_skipped(store: Path, capsys):

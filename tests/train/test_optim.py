@@ -1,4 +1,4 @@
-"""Weight-decay exclusions of seed 000, decided by parameter name and module kind."""
+"""Weight-decay exclusions of the training recipe, decided by parameter name and module kind."""
 
 import torch
 from torch import nn

@@ -1,4 +1,4 @@
-"""Seed 000's learning-rate schedules, checked at the epochs the seed names."""
+"""The training recipe's learning-rate schedules, checked at the epochs the seed names."""
 
 import math
 
