@@ -561,8 +561,17 @@ def export_tflite(model: nn.Module, example: torch.Tensor, out_dir: Path,
             first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
             raise ExportError(f"TFLite INT8 conversion of model {name!r} failed: "
                               f"{f'unsupported operator {op}' if op else first}") from None
-    fp32_top1, fp32_diff = _tflite_top1(fp32_path, batch, test_batches, model)
-    int8_top1, int8_diff = _tflite_top1(int8_path, batch, test_batches, model)
+    results = []
+    for what, path in (("", fp32_path), (" INT8", int8_path)):
+        try:
+            results.append(_tflite_top1(path, batch, test_batches, model))
+        except ExportError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. an int8 SOFTMAX scale LiteRT refuses
+            first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
+            raise ExportError(f"the TFLite{what} model of {name!r} does not run in the LiteRT "
+                              f"interpreter: {first}") from None
+    (fp32_top1, fp32_diff), (int8_top1, int8_diff) = results
     return {"tflite_bytes": fp32_path.stat().st_size, "tflite_top1": fp32_top1,
             "tflite_max_abs_diff": fp32_diff, "tflite_int8_bytes": int8_path.stat().st_size,
             "tflite_int8_top1": int8_top1, "tflite_int8_max_abs_diff": int8_diff}
