@@ -24,7 +24,7 @@ def family_runs(tmp_path_factory, shared_data):
     return sorted((root / "runs").glob("*_s1_*"))
 
 
-@pytest.mark.slow
+@pytest.mark.learn  # every family trained, exported and quantized: ~4 min on 2 cores
 def test_every_family_exports(family_runs):
     models = set()
     for run in family_runs:
