@@ -3,7 +3,7 @@
 ``python -m lastexp.results [--runs DIR] [--out DIR]``; no torch is imported here.
 """
 
+from lastexp.results.report import build_report, write_tables
 from lastexp.results.store import Problem, load_store
-from lastexp.results.tables import build_report, write_tables
 
 __all__ = ["Problem", "build_report", "load_store", "write_tables"]

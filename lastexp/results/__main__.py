@@ -6,9 +6,9 @@ import argparse
 import os
 import sys
 
+from lastexp.results.report import table_part, write_tables
 from lastexp.results.search import SEARCH_MD, write_search
 from lastexp.results.store import load_store
-from lastexp.results.tables import table_part, write_tables
 
 PRINTED = ("base.md", "lite.md", "preprocessing.md", "paper.md", "other.md")
 

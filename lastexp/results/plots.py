@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lastexp.results.aggregate import DATASET_ORDER, Runs, delta, table_rows_cache
 from lastexp.results.store import load_history
-from lastexp.results.tables import DATASET_ORDER, Runs, delta, table_rows_cache
 
 # (baseline, full model) whose validation curves are compared per table.
 CURVE_PAIRS = {"base": ("B0", "B7"), "lite": ("L0", "L5"), "preprocessing": ("P0", "P1")}

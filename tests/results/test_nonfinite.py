@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from lastexp.results import build_report, load_store
-from lastexp.results.tables import _bold_best
+from lastexp.results.render import bold_best
 from tests.conftest import run_cli
 from tests.results.test_results import table_line, write_run
 
 
 def test_bold_best_ignores_non_finite_means():
     rows = [["a", "x"], ["b", "y"], ["c", "z"]]
-    _bold_best(rows, [[float("inf")], [91.0], [float("nan")]], [1])
+    bold_best(rows, [[float("inf")], [91.0], [float("nan")]], [1])
     assert [r[1] for r in rows] == ["x", "**y**", "z"]
 
 

@@ -13,7 +13,7 @@ import pytest
 from scipy.special import betainc
 
 from lastexp.results import build_report, load_store, write_tables
-from lastexp.results.tables import welch
+from lastexp.results.stats import welch
 
 B0 = [90.0, 91.0, 92.5]
 B1 = [92.0, 93.0, 94.0]

@@ -1,0 +1,139 @@
+"""The numbered notes under every table: what the cells mean, the selection rule, the MaskCLR
+decision, the teachers, incomplete / duplicate / unreadable runs, and the provenance line.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from lastexp import catalog
+from lastexp.results.aggregate import INCOMPLETE, Runs, as_text, table_rows_cache
+from lastexp.results.render import fmt_num
+
+MASKCLR_THRESHOLD = 88.0  # the training plan §4: below EfficientGCN-B0's 88.3 → add MaskCLR
+
+
+def maskclr_verdict(runs: Runs) -> str:
+    """The training plan §4's rule, evaluated on the best L10/L11 mean on ntu60_xsub."""
+    best: tuple[float, str] | None = None
+    for ab_id in ("L10", "L11"):
+        for row in table_rows_cache(runs, "lite"):
+            if row.label == ab_id and row.cell("ntu60_xsub").values:
+                m = row.cell("ntu60_xsub").mean
+                if best is None or m > best[0]:
+                    best = (m, ab_id)
+    if best is None:
+        return ("MaskCLR rule (the training plan §4): undecided — no completed L10/L11 run on "
+                "ntu60_xsub yet.")
+    if best[0] < MASKCLR_THRESHOLD:
+        return (
+            f"MaskCLR rule (the training plan §4): **MaskCLR (L12) is due** — the best "
+            f"distilled Lite result is {best[1]} at {best[0]:.1f}% on ntu60_xsub, below "
+            f"{MASKCLR_THRESHOLD:.0f}%."
+        )
+    return (
+        f"MaskCLR rule (the training plan §4): not needed — the best distilled Lite result is "
+        f"{best[1]} at {best[0]:.1f}% on ntu60_xsub (≥ {MASKCLR_THRESHOLD:.0f}%)."
+    )
+
+
+def teacher_note(mine: list[dict]) -> str:
+    """Which teacher L10-L12 distilled from: one run of the student's stream, or an ensemble."""
+    ensembles = sorted({r["ablation"] for r in mine
+                        if r["ablation"] in ("L10", "L11", "L12")
+                        and isinstance(r.get("teacher_members"), list)})
+    text = ("Teachers: L10 distils from the same-stream P0 run, L11 and L12 from the same-stream "
+            "B7 run (the training plan's §3 command)")
+    if ensembles:
+        text += (f"; {', '.join(ensembles)} include runs distilled from the four-stream ensemble "
+                 "of §3A (distill.teacher_streams)")
+    return text + "."
+
+
+def selection_note(table: str) -> str:
+    """The table's selection rule: which weights each row reports, and what a Δ compares."""
+    rules = {i: catalog.get(i).selection for i in catalog.ids(table)}
+    text = f"Selection rule: {catalog.SELECTION_TEXT['best']}"
+    others = {i: r for i, r in rules.items() if r != "best"}
+    if not others:
+        return text + " for every row, and for both sides of every Δ."
+    text += ", except " + "; ".join(
+        f"{i}: {catalog.SELECTION_TEXT[r]}" for i, r in others.items()
+    )
+    return text + (". A Δ of those rows compares with the baseline's final weights (the model "
+                   "its training ends with), so neither side picks an epoch on the test split; "
+                   "every other Δ compares best epochs.")
+
+
+def _run_line(r: dict) -> str:
+    bits = [r["ablation"] or "no ablation", r["model"], r["stream"], r["dataset"],
+            r["preprocessing"], f"seed {fmt_num(r['seed'], '{:.0f}') or '?'}"]  # fmt: skip
+    text = f"`{r['run_dir']}` ({' · '.join(b for b in bits if b)}): {r['status'] or '?'}"
+    err = as_text(r["error"]).strip().replace("\n", " ")
+    if err:
+        text += f" — {err[:200]}{'…' if len(err) > 200 else ''}"
+    return text
+
+
+def notes(runs: Runs, mine: list[dict], extra: list[str]) -> list[str]:
+    """The note paragraphs of one file: ``extra`` (the file's own), then those every file
+    shares: its incomplete runs and duplicates, the unreadable run dirs, the provenance."""
+    out = list(extra)
+    incomplete = [r for r in mine if r["status"] in INCOMPLETE]
+    if incomplete:
+        out.append(
+            f"Incomplete runs ({len(incomplete)}; counted in their cells, not in the means):\n"
+            + "\n".join(f"   - {_run_line(r)}" for r in incomplete)
+        )
+    dirs = {r["run_dir"] for r in mine}
+    dups = [(k, d) for k, d in runs.duplicates if k["run_dir"] in dirs]
+    if dups:
+        out.append(
+            f"Duplicate seeds ({len(dups)}; the newest run is used, the others ignored):\n"
+            + "\n".join(
+                f"   - kept `{k['run_dir']}`, ignored "
+                + ", ".join(f"`{d['run_dir']}`" for d in dropped)
+                for k, dropped in dups
+            )
+        )
+    if runs.problems:
+        out.append(
+            f"Unreadable run dirs ({len(runs.problems)}; skipped):\n"
+            + "\n".join(f"   - `{p.run_dir}`: {p.message}" for p in runs.problems)
+        )
+    out.append(provenance_line(runs))
+    return out
+
+
+def notes_md(paragraphs: list[str]) -> str:
+    """The ``**Notes**`` section of a Markdown file, numbered from 1."""
+    return "\n**Notes**\n\n" + "\n".join(f"{i}. {n}" for i, n in enumerate(paragraphs, 1)) + "\n"
+
+
+def provenance_line(runs: Runs) -> str:
+    starts = [as_text(r["started_at"])[:10] for r in runs.all if as_text(r["started_at"])]
+    ends = [as_text(r["finished_at"])[:10] for r in runs.all if as_text(r["finished_at"])]
+    dates = starts + ends
+    span = f"{min(dates)} to {max(dates)}" if dates else "unknown dates"
+    datasets = ", ".join(runs.datasets()) or "none"
+    return (
+        f"Provenance: code {runs.provenance or 'unknown'}; {len(runs.all)} runs read "
+        f"({len(runs.completed)} completed after de-duplication), {span}; datasets: {datasets}."
+    )
+
+
+def git_provenance(cwd: str | os.PathLike[str] | None = None) -> str:
+    """``commit abc1234`` (+ ``, dirty``) of the repo at ``cwd``; ``unknown`` outside one."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True,
+            timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "commit unknown"
+    return f"commit {head}{' (dirty)' if dirty else ''}" if head else "commit unknown"
