@@ -7,8 +7,11 @@ or a changed budget is edited here and nowhere else. No torch, no Hydra: importi
 
 from __future__ import annotations
 
+import math
+import statistics
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 TableName = Literal["base", "lite", "preprocessing"]
 Selection = Literal["best", "final", "swa"]
@@ -154,3 +157,38 @@ def get(ablation_id: str) -> Ablation:
 def rows_budget(table: str) -> float:
     """Sum of the per-row GPU-hour budgets of ``table`` (may differ from the plan's total)."""
     return sum(ABLATIONS[i].gpu_hours for i in ids(table))
+
+
+# The training plan §4 "When to Activate": "If Phase 2 distillation gives LAST-Lite small < 88%
+# (below EfficientGCN-B0), add MaskCLR pretraining before distillation"; §11: "L12: MaskCLR +
+# distill (if L10/L11 < 88%)". EfficientGCN-B0's 88.3 is the NTU-60 xsub column of §10.
+MASKCLR_THRESHOLD = 88.0
+MASKCLR_ROWS = ("L10", "L11")  # Phase 2: distillation from the existing model, from LAST-Base
+MASKCLR_MODEL = "last_lite_small"
+MASKCLR_DATASET = "ntu60_xsub"
+
+
+def maskclr_decision(runs: Iterable[Mapping[str, Any]]) -> tuple[bool, str, float] | None:
+    """The training plan §4's MaskCLR rule over runs' metrics (plain dicts, as metrics.json
+    holds them): ``(due, row, mean)``, or None while no L10/L11 result exists.
+
+    A row's result is the mean over its completed runs of LAST-Lite small on NTU-60 xsub of the
+    number its selection rule reports (best_top1): the cell the §10 LAST-Lite table prints. The
+    better of L10 and L11 is Phase 2's result (the first on a tie); MaskCLR (L12) is due when it
+    is below 88%. Each run should be one seed (callers resolve duplicate seeds).
+    """
+    values: dict[str, list[float]] = {row: [] for row in MASKCLR_ROWS}
+    for m in runs:
+        row = m.get("ablation")
+        if (row not in values or m.get("status") != "completed"
+                or m.get("model") != MASKCLR_MODEL or m.get("dataset") != MASKCLR_DATASET):
+            continue
+        value = m.get(SELECTION_KEY[ABLATIONS[row].selection])
+        if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and math.isfinite(value):
+            values[row].append(float(value))
+    means = [(statistics.fmean(v), row) for row, v in values.items() if v]
+    if not means:
+        return None
+    mean, row = max(means, key=lambda t: t[0])  # max keeps the first of equal means
+    return mean < MASKCLR_THRESHOLD, row, mean

@@ -207,15 +207,17 @@ def render(jobs: list[Job]) -> str:
 
 
 def maskclr_due_note(runs_root: str) -> str | None:
-    """The training plan §4: when the best Lite distillation (L10/L11) on NTU-60 xsub is below 88%,
-    MaskCLR pretraining (L12) is due."""
-    best = [float(r.metrics.get("best_top1") or 0) for r in iter_runs(runs_root)
-            if r.metrics.get("ablation") in ("L10", "L11") and r.status == "completed"
-            and r.metrics.get("dataset") == "ntu60_xsub"]
-    if best and max(best) < 88.0:
-        return (f"MaskCLR is due (the training plan §4): the best Lite distillation on NTU-60 "
-                f"xsub is {max(best):.1f}% < 88%; run L12")
-    return None
+    """The training plan §4's MaskCLR rule (:func:`lastexp.catalog.maskclr_decision`, the one the
+    results tables state) on the store: a line when L12 is due, None otherwise."""
+    from lastexp import catalog
+
+    decision = catalog.maskclr_decision(r.metrics for r in iter_runs(runs_root))
+    if decision is None or not decision[0]:
+        return None
+    _, row, mean = decision
+    return (f"MaskCLR is due (the training plan §4): the best Lite distillation on NTU-60 xsub, "
+            f"{row} ({catalog.MASKCLR_MODEL}, mean over seeds), is {mean:.1f}% < "
+            f"{catalog.MASKCLR_THRESHOLD:.0f}%; run L12")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,33 +8,28 @@ import os
 import subprocess
 
 from lastexp import catalog
-from lastexp.results.aggregate import INCOMPLETE, Runs, as_text, table_rows_cache
+from lastexp.results.aggregate import INCOMPLETE, Runs, as_text
 from lastexp.results.render import fmt_num
-
-MASKCLR_THRESHOLD = 88.0  # the training plan §4: below EfficientGCN-B0's 88.3 → add MaskCLR
 
 
 def maskclr_verdict(runs: Runs) -> str:
-    """The training plan §4's rule, evaluated on the best L10/L11 mean on ntu60_xsub."""
-    best: tuple[float, str] | None = None
-    for ab_id in ("L10", "L11"):
-        for row in table_rows_cache(runs, "lite"):
-            if row.label == ab_id and row.cell("ntu60_xsub").values:
-                m = row.cell("ntu60_xsub").mean
-                if best is None or m > best[0]:
-                    best = (m, ab_id)
-    if best is None:
-        return ("MaskCLR rule (the training plan §4): undecided — no completed L10/L11 run on "
-                "ntu60_xsub yet.")
-    if best[0] < MASKCLR_THRESHOLD:
+    """The training plan §4's MaskCLR rule (:func:`lastexp.catalog.maskclr_decision`) on the
+    completed runs, duplicate seeds resolved: the L10/L11 cells of paper.md's LAST-Lite table."""
+    decision = catalog.maskclr_decision(runs.completed)
+    threshold = f"{catalog.MASKCLR_THRESHOLD:.0f}%"
+    if decision is None:
+        return ("MaskCLR rule (the training plan §4): undecided — no completed L10/L11 run of "
+                f"{catalog.MASKCLR_MODEL} on {catalog.MASKCLR_DATASET} yet.")
+    due, row, mean = decision
+    where = f"{row} at {mean:.1f}% on {catalog.MASKCLR_DATASET}"
+    if due:
         return (
             f"MaskCLR rule (the training plan §4): **MaskCLR (L12) is due** — the best "
-            f"distilled Lite result is {best[1]} at {best[0]:.1f}% on ntu60_xsub, below "
-            f"{MASKCLR_THRESHOLD:.0f}%."
+            f"distilled Lite result is {where}, below {threshold}."
         )
     return (
         f"MaskCLR rule (the training plan §4): not needed — the best distilled Lite result is "
-        f"{best[1]} at {best[0]:.1f}% on ntu60_xsub (≥ {MASKCLR_THRESHOLD:.0f}%)."
+        f"{where} (≥ {threshold})."
     )
 
 
