@@ -14,7 +14,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from lastexp.config import ConfigError
-from lastexp.runstore import find_completed, produce_args, produce_command
+from lastexp.runstore.identity import RunIdentity, debug_of
+from lastexp.runstore.walk import find_completed
 
 # Overrides of the dependent run that its dependency must share: where runs and data live,
 # the debug preset, dataset sources and logging. Recipes (training.*, model.*) are the
@@ -41,7 +42,7 @@ def requirements(cfg: DictConfig) -> list[tuple[str, str, str]]:
     ens, d = cfg.get("ensemble"), cfg.get("distill")  # (absent: not a lastexp config)
     if ens is not None and ens.get("of"):
         return [("ensemble member", str(ens.of), str(s)) for s in ens.streams]
-    if d is not None and d.name != "none" and (d.beta > 0 or d.gamma > 0) and d.teacher:
+    if d is not None and distillation_on(d) and d.teacher:
         return [("teacher", str(d.teacher), s) for s in teacher_streams(cfg)]
     return []
 
@@ -54,23 +55,9 @@ def teacher_streams(cfg: DictConfig) -> list[str]:
     return [own, *(s for s in streams if s != own)]
 
 
-def debug_of(cfg: DictConfig) -> str | None:
-    """The debug preset a config was composed with (part of a run's identity in the store):
-    from its ``hydra`` node, which ``compose(..., return_hydra_config=True)`` and a running
-    job carry; None when composed without one."""
-    try:
-        return cfg.hydra.runtime.choices.get("debug")
-    except Exception:  # noqa: BLE001 -- composed without the hydra node
-        return None
-
-
-def debug_choice() -> str | None:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return HydraConfig.get().runtime.choices.get("debug")
-    except (ImportError, ValueError):
-        return None
+def distillation_on(dcfg: DictConfig) -> bool:
+    """The one rule for "this run distils": a distill option with a KD or feature term."""
+    return dcfg.name != "none" and (dcfg.beta > 0 or dcfg.gamma > 0)
 
 
 def is_path(value: str) -> bool:
@@ -85,20 +72,20 @@ def resolve(cfg: DictConfig, *, ref: str, stream: str, role: str) -> Path:
         if not path.is_dir():
             raise ConfigError(f"{role} run directory {path} does not exist")
         return path
-    match = dict(ablation=ref, dataset=cfg.dataset.name, stream=stream, seed=cfg.seed)
-    found = find_completed(cfg.paths.runs, debug=debug_choice(), **match)
+    need = RunIdentity(ref, str(cfg.dataset.name), stream, int(cfg.seed), debug_of(cfg))
+    found = find_completed(cfg.paths.runs, need)
     if found is not None:
         return found.run_dir
     extra = shared_overrides()
-    cmd = produce_command(**match, extra=extra)
+    cmd = need.command(extra)
     if not cfg.run_dependencies:
         raise ConfigError(
             f"{role} {ref} ({cfg.dataset.name}, stream {stream}, seed {cfg.seed}) is not in the "
             f"run store {cfg.paths.runs}; produce it with: {cmd} (or pass run_dependencies=true)"
         )
     print(f"lastexp: running the missing {role} first: {cmd}", flush=True)
-    done = subprocess.run([sys.executable, "-m", "lastexp", *produce_args(**match, extra=extra)])
-    found = find_completed(cfg.paths.runs, debug=debug_choice(), **match)
+    done = subprocess.run([sys.executable, "-m", "lastexp", *need.args(extra)])
+    found = find_completed(cfg.paths.runs, need)
     if done.returncode != 0 or found is None:
         raise ConfigError(f"the {role} run failed (exit {done.returncode}): {cmd}")
     return found.run_dir

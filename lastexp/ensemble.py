@@ -11,7 +11,6 @@ a run directory of its own (``metrics.json`` with ``stream: "ensemble"``, ``test
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import sys
 from pathlib import Path
@@ -19,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from lastexp.io import atomic_write, read_json, write_json
+from lastexp.runstore import RunDir, RunError, open_finished, read_metrics, timestamp
+from lastexp.runstore.metrics import write_metrics
+from lastexp.runstore.scores import read_scores, write_scores
 
 # CTR-GCN's 4-stream weights (joint, bone, joint motion, bone motion).
 STREAM_WEIGHTS: dict[str, float] = {
@@ -36,24 +37,14 @@ class EnsembleError(ValueError):
 
 
 def _load_member(run_dir: Path) -> dict[str, Any]:
-    if not run_dir.is_dir():
-        raise EnsembleError(f"run directory {run_dir} does not exist")
     try:
-        metrics = read_json(run_dir / "metrics.json")
-    except (OSError, ValueError):
-        raise EnsembleError(f"{run_dir} has no readable metrics.json") from None
-    if not isinstance(metrics, dict):
-        raise EnsembleError(f"{run_dir / 'metrics.json'} holds a JSON {type(metrics).__name__}, "
-                            "not a run's metrics; name the directory of a finished run")
-    if metrics.get("status") != "completed":
-        raise EnsembleError(f"{run_dir} has status {metrics.get('status')!r}, not 'completed'")
-    path = run_dir / "test_scores.npz"
+        run = open_finished(run_dir, role="member")
+    except RunError as exc:
+        raise EnsembleError(str(exc)) from None
+    metrics, path = run.metrics, run.dir.scores
     if not path.is_file():
         raise EnsembleError(f"{run_dir} has no test_scores.npz")
-    with np.load(path, allow_pickle=False) as z:
-        scores = np.asarray(z["scores"], dtype=np.float64)
-        labels = np.asarray(z["labels"])
-        names = np.asarray(z["names"]).astype(str)
+    scores, labels, names = read_scores(path)
     if scores.ndim != 2 or len(scores) != len(labels):
         raise EnsembleError(f"{path}: scores {scores.shape} do not match labels {labels.shape}")
     return {"dir": run_dir, "metrics": metrics, "scores": scores, "labels": labels,
@@ -92,10 +83,7 @@ def _sum_or_none(values: list[Any]) -> Any:
 
 def _same_ensemble(out_dir: Path, dirs: list[str]) -> bool:
     """Whether ``out_dir`` holds this very ensemble (rewriting it is then a rerun)."""
-    try:
-        existing = read_json(out_dir / "metrics.json")
-    except (OSError, ValueError):
-        return False
+    existing = read_metrics(RunDir(out_dir).metrics)
     return isinstance(existing, dict) and existing.get("members") == dirs
 
 
@@ -129,10 +117,11 @@ def ensemble_runs(
         key = hashlib.sha1("|".join(dirs + [repr(list(weights))]).encode()).hexdigest()[:8]
         out_dir = Path(members[0]["dir"]).resolve().parent / f"ensemble_{key}"
     out_dir = Path(out_dir)
+    out = RunDir(out_dir)
     if out_dir.resolve() in {Path(d) for d in dirs}:
         raise EnsembleError(f"--out {out_dir} is one of the ensemble's members; name a new "
                             "directory (or leave --out out)")
-    if (out_dir / "metrics.json").exists() and not _same_ensemble(out_dir, dirs):
+    if out.metrics.exists() and not _same_ensemble(out_dir, dirs):
         raise EnsembleError(f"--out {out_dir} already holds another run; name a new directory "
                             "(or leave --out out)")
     first = members[0]["metrics"]
@@ -162,14 +151,10 @@ def ensemble_runs(
         "n_test": int(len(labels)),
         "num_classes": int(scores.shape[1]),
         "device": first.get("device"),
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": timestamp(),
     }
-    atomic_write(
-        out_dir / "test_scores.npz",
-        lambda f: np.savez(f, scores=scores.astype(np.float32), labels=labels, names=names),
-        mode="wb",
-    )
-    write_json(out_dir / "metrics.json", metrics)
+    write_scores(out.scores, scores, labels, names)
+    write_metrics(out.metrics, metrics)
     metrics["run_dir"] = str(out_dir)
     return metrics
 

@@ -60,6 +60,7 @@ import torch
 from torch import nn
 
 from lastexp.config import ConfigError
+from lastexp.runstore import RunDir, RunError, model_checkpoint, open_finished
 from lastexp.train.checkpoint import load_checkpoint
 
 MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear (the ``axis`` attribute) need 13
@@ -619,14 +620,14 @@ def _pt2e_int8(quantizer: Any, model: nn.Module, example: torch.Tensor,
 # --------------------------------------------------------------------------- the run
 
 
-def _data_root(run_dir: Path, hydra_cfg: Any) -> Path:
+def _data_root(run: RunDir, hydra_cfg: Any) -> Path:
     """``paths.data`` of the run; a relative path is relative to the run's launch directory."""
     from omegaconf import OmegaConf
 
     root = Path(str(OmegaConf.select(hydra_cfg, "paths.data", default="data")))
     if root.is_absolute():
         return root
-    hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
+    hydra_yaml = run.hydra / "hydra.yaml"
     if hydra_yaml.is_file():
         cwd = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.runtime.cwd", default=None)
         if cwd and (Path(cwd) / root).exists():
@@ -661,7 +662,7 @@ def export_run(
     from lastexp.data.streams import to_stream
     from lastexp.io import read_json, write_json
     from lastexp.models import count_params
-    from lastexp.teachers import checkpoint_path, model_from_checkpoint
+    from lastexp.runstore.models import model_from_checkpoint
     from lastexp.train.loop import evaluate
 
     opts = options or ExportOptions()
@@ -671,18 +672,14 @@ def export_run(
         raise ExportError(f"run directory {run_dir} does not exist")
     if opts.tflite:
         _litert()  # a missing converter is named before any work is done
-    metrics_path = run_dir / "metrics.json"
     try:
-        metrics = read_json(metrics_path)
-    except (OSError, ValueError):
-        raise ExportError(f"{run_dir} has no readable metrics.json") from None
-    if metrics.get("status") != "completed":
-        raise ExportError(f"{run_dir} has status {metrics.get('status')!r}; export needs a "
-                          "completed run")
-    ckpt = checkpoint_path(run_dir)
-    if ckpt is None:
-        raise ExportError(f"{run_dir} has no checkpoints/best.pt or checkpoints/last.pt")
-    hydra_cfg_path = run_dir / ".hydra" / "config.yaml"
+        finished = open_finished(run_dir, role="export of")
+        ckpt = model_checkpoint(finished, role="export of")
+    except RunError as exc:
+        raise ExportError(str(exc)) from None
+    run = finished.dir
+    metrics_path = run.metrics
+    hydra_cfg_path = run.hydra_config
     if not hydra_cfg_path.is_file():
         raise ExportError(f"{run_dir} has no .hydra/config.yaml (not a lastexp run directory)")
     try:
@@ -696,7 +693,7 @@ def export_run(
     name = state.get("model_name", "?")
     cfg = state.get("config") or {}
     hydra_cfg = OmegaConf.load(hydra_cfg_path)
-    root = Path(data_root) if data_root is not None else _data_root(run_dir, hydra_cfg)
+    root = Path(data_root) if data_root is not None else _data_root(run, hydra_cfg)
     data = load_data(cfg["dataset"], cfg["preprocessing"], str(root), seed=int(cfg["seed"]))
     stream = (cfg.get("stream") or {}).get("name") or state.get("stream", "joint")
     loader = torch.utils.data.DataLoader(data.test, batch_size=batch_size, shuffle=False)
@@ -708,7 +705,7 @@ def export_run(
     test = [(tf(x), y) for x, y in loader]
     fp32_top1 = evaluate(model, test, device=cpu, transform=lambda x: x)["val_top1"]
 
-    out_dir = run_dir / "export"
+    out_dir = run.export
     out_dir.mkdir(parents=True, exist_ok=True)
     x = test[0][0]
     example = x[: min(2, len(x))]

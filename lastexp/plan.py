@@ -21,8 +21,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from lastexp.config import normalize_overrides, register_configs, register_resolvers, run_dir_name
-from lastexp.deps import debug_of, is_path, requirements
-from lastexp.runstore import find_completed, iter_runs, produce_command
+from lastexp.deps import is_path, requirements
+from lastexp.runstore import RunDir, RunIdentity, debug_of, find_completed, iter_runs
+from lastexp.runstore.metrics import read_metrics
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -39,14 +40,12 @@ class Dependency:
     in_sweep: bool = False
 
     @property
-    def key(self) -> tuple:
-        return (self.ablation, self.dataset, self.stream, self.seed, self.debug)
+    def key(self) -> RunIdentity:
+        return RunIdentity(self.ablation, self.dataset, self.stream, self.seed, self.debug)
 
     @property
     def command(self) -> str:
-        return produce_command(ablation=self.ablation, dataset=self.dataset,
-                               stream=self.stream, seed=self.seed,
-                               extra=[f"debug={self.debug}"] if self.debug else None)
+        return self.key.command()
 
 
 @dataclass
@@ -59,9 +58,10 @@ class Job:
     needs: list[Dependency] = field(default_factory=list)
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> RunIdentity:
         c = self.cfg
-        return (c.ablation, c.dataset.name, c.stream.name, c.seed, debug_of(c))
+        return RunIdentity(str(c.ablation), str(c.dataset.name), str(c.stream.name),
+                           int(c.seed), debug_of(c))
 
 
 def expand(args: list[str]) -> list[list[str]]:
@@ -128,27 +128,26 @@ def build_plan(args: list[str]) -> list[Job]:
                     key, value = o.split("=", 1)
                     OmegaConf.update(cfg, key, _parse_value(value), merge=False)
             run_dir = Path(cfg.paths.runs) / run_dir_name(cfg)
-            status, hours = "missing", 0.0
-            metrics_path = run_dir / "metrics.json"
-            if metrics_path.exists():
-                import json
-
-                try:
-                    m = json.loads(metrics_path.read_text())
-                    status = m.get("status", "unknown")
-                    hours = float(m.get("train_seconds") or 0) / 3600
-                except ValueError:
-                    status = "corrupt"
+            status, hours = job_status(RunDir(run_dir))
             jobs.append(Job(overrides, cfg, run_dir, status, hours, dependencies(cfg)))
     planned = {j.key for j in jobs}
     for job in jobs:
         for dep in job.needs:
-            found = find_completed(job.cfg.paths.runs, ablation=dep.ablation,
-                                   dataset=dep.dataset, stream=dep.stream, seed=dep.seed,
-                                   debug=dep.debug)
+            found = find_completed(job.cfg.paths.runs, dep.key)
             dep.run_dir = found.run_dir if found else None
             dep.in_sweep = dep.key in planned
     return jobs
+
+
+def job_status(run: RunDir) -> tuple[str, float]:
+    """A planned job's run: its status (``missing``, ``corrupt``, or metrics.json's) and the
+    hours it has trained."""
+    if not run.metrics.exists():
+        return "missing", 0.0
+    m = read_metrics(run.metrics)
+    if isinstance(m, str):
+        return "corrupt", 0.0
+    return str(m.get("status", "unknown")), float(m.get("train_seconds") or 0) / 3600
 
 
 def spent_hours(runs_root: str) -> dict[str, float]:

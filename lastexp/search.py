@@ -19,6 +19,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lastexp.runstore import RunDir, read_metrics
+
 SEARCH_DIR = "search"  # below paths.runs: the studies' sqlite files
 OBJECTIVE = "best_top1"
 
@@ -67,11 +69,8 @@ def trial_value(value: Any) -> Any:
     hc = HydraConfig.get()
     if "optuna" not in str(OmegaConf.select(hc, "sweeper._target_") or "").lower():
         return value
-    path = Path(hc.runtime.output_dir) / "metrics.json"
-    try:
-        best = json.loads(path.read_text()).get(OBJECTIVE)
-    except (OSError, ValueError):
-        best = None
+    metrics = read_metrics(RunDir(Path(hc.runtime.output_dir)).metrics)
+    best = metrics.get(OBJECTIVE) if isinstance(metrics, dict) else None
     return value if best is None else float(best)
 
 

@@ -15,43 +15,14 @@ import torch
 from torch import nn
 
 from lastexp.config import ConfigError
+from lastexp.runstore.finished import RunError, model_checkpoint, open_finished
+from lastexp.runstore.models import model_from_checkpoint
 from lastexp.train.checkpoint import load_checkpoint
+from lastexp.train.distill import freeze
 
 
 class TeacherError(ValueError):
     """A run directory that cannot serve as a teacher; the message says why, on one line."""
-
-
-def checkpoint_path(run_dir: str | Path) -> Path | None:
-    """``checkpoints/best.pt``, else ``checkpoints/last.pt``, else None."""
-    ckpt = Path(run_dir) / "checkpoints"
-    for name in ("best.pt", "last.pt"):
-        if (ckpt / name).is_file():
-            return ckpt / name
-    return None
-
-
-def model_from_checkpoint(state: dict[str, Any]) -> nn.Module:
-    """Rebuild the model a run checkpoint was written by and load its weights.
-
-    The model comes from ``state["config"]["model"]`` (name + flags), with the IB head on when
-    the run trained with ``training.ib_loss_weight > 0`` (as ``run.build_model_from_cfg``
-    does), ``num_person`` from ``config["preprocessing"]`` and ``num_classes`` from the state.
-    """
-    from lastexp.models import build_model
-
-    cfg = state.get("config") or {}
-    kwargs = dict(cfg.get("model") or {})
-    if "name" not in kwargs:
-        raise ValueError("checkpoint has no config.model.name; it was not written by lastexp")
-    name = kwargs.pop("name")
-    ib_weight = float((cfg.get("training") or {}).get("ib_loss_weight") or 0.0)
-    kwargs["ib_head"] = bool(kwargs.get("ib_head")) or ib_weight > 0
-    num_person = int((cfg.get("preprocessing") or {}).get("num_person", 1))
-    model = build_model(name, num_classes=int(state["num_classes"]), num_person=num_person,
-                        **kwargs)
-    model.load_state_dict(state["model"])
-    return model
 
 
 def load_teacher(
@@ -67,25 +38,13 @@ def load_teacher(
     ``info`` holds ``run_dir``, ``checkpoint``, ``model``, ``stream``, ``dataset``, ``split``,
     ``num_classes``, ``best_top1``, ``final_top1``, ``epoch``.
     """
-    from lastexp.io import read_json
-    from lastexp.train.distill import freeze
-
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise TeacherError(f"teacher run directory {run_dir} does not exist")
-    metrics_path = run_dir / "metrics.json"
     try:
-        metrics = read_json(metrics_path)
-    except (OSError, ValueError):
-        raise TeacherError(f"teacher {run_dir} has no readable metrics.json") from None
-    if metrics.get("status") != "completed":
-        raise TeacherError(
-            f"teacher {run_dir} has status {metrics.get('status')!r}, not 'completed'; "
-            "finish that run first"
-        )
-    path = checkpoint_path(run_dir)
-    if path is None:
-        raise TeacherError(f"teacher {run_dir} has no checkpoints/best.pt or checkpoints/last.pt")
+        run = open_finished(run_dir, role="teacher")
+        path = model_checkpoint(run, role="teacher")
+    except RunError as exc:
+        raise TeacherError(str(exc)) from None
+    metrics = run.metrics
     try:
         state = load_checkpoint(path)
     except ConfigError as exc:
@@ -134,4 +93,4 @@ def load_teacher(
     return model, info
 
 
-__all__ = ["TeacherError", "checkpoint_path", "load_teacher", "model_from_checkpoint"]
+__all__ = ["TeacherError", "load_teacher"]

@@ -12,7 +12,7 @@ import pytest
 from lastexp.config import ConfigError
 from lastexp.launch.dependencies import plan as launcher_plan
 from lastexp.plan import build_plan
-from lastexp.runstore import find_completed
+from lastexp.runstore import RunIdentity, find_completed
 from tests.conftest import compose
 
 
@@ -51,6 +51,5 @@ def test_plan_launcher_and_run_agree_on_the_debug_preset(tmp_path, teacher_debug
         assert f"debug={student_debug}" in need.command
     assert launcher_satisfied(args) == satisfied  # hydra/launcher=submitit_slurm
     # the run's own lookup (deps.resolve), with the debug choice its job was composed with
-    found = find_completed(root, ablation="B7", dataset="synthetic", stream="joint", seed=1,
-                           debug=student_debug)
+    found = find_completed(root, RunIdentity("B7", "synthetic", "joint", 1, student_debug))
     assert (found is not None) == satisfied

@@ -9,10 +9,10 @@ import json
 import pytest
 import torch
 
+from lastexp import build
 from lastexp.config import ConfigError, normalize_overrides, swa_start_epoch, validate
 from lastexp.models import build_model, count_params
 from lastexp.models.blocks import DropPath
-from lastexp.run import build_model_from_cfg
 from lastexp.train.early_stopping import EarlyStopping
 from lastexp.train.schedule import build_scheduler
 from tests.conftest import compose, run_cli
@@ -40,7 +40,8 @@ def test_ib_loss_weight_follows_the_model(model, weight):
                                          ("base", 9.2e6)])
 def test_params_of_the_default_run_match_the_model_table(model, notes):
     cfg = compose([f"model={model}"])
-    params = count_params(build_model_from_cfg(cfg, num_classes=60, num_person=2))
+    params = count_params(build.model(cfg.model, num_classes=60, num_person=2,
+                                      ib_loss_weight=cfg.training.ib_loss_weight))
     assert abs(params - notes) / notes <= 0.15, params
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lastexp.run import remove_added
+from lastexp.runstore import RunDir
+from lastexp.runstore.guard import remove_added
 from tests.conftest import run_cli
 
 
@@ -56,13 +57,13 @@ def test_cleanup_keeps_anything_the_command_did_not_write(tmp_path):
     (mine / ".hydra").mkdir(parents=True)
     for f in ("config.yaml", "hydra.yaml", "overrides.yaml"):
         (mine / ".hydra" / f).write_text("x")
-    remove_added(mine, set())  # all of it written by the failed command
+    remove_added(RunDir(mine), set())  # all of it written by the failed command
     assert not mine.exists()
     theirs = tmp_path / "someone"
     (theirs / ".hydra").mkdir(parents=True)
     (theirs / ".hydra" / "config.yaml").write_text("x")
     (theirs / "data.csv").write_text("1,2")
-    remove_added(theirs, {".hydra", "data.csv"})  # both there before the command
+    remove_added(RunDir(theirs), {".hydra", "data.csv"})  # both there before the command
     assert (theirs / "data.csv").read_text() == "1,2" and (theirs / ".hydra").is_dir()
 
 

@@ -17,38 +17,18 @@ from dataclasses import dataclass, field
 from omegaconf import DictConfig
 
 from lastexp.config import ConfigError, normalize_overrides
-from lastexp.deps import debug_of, is_path, requirements, shared_overrides
-from lastexp.runstore import find_completed, produce_args, produce_command
-
-
-@dataclass(frozen=True)
-class RunId:
-    """What identifies a run to the jobs that read it (as the run store matches it)."""
-
-    ablation: str
-    dataset: str
-    stream: str
-    seed: int
-    debug: str | None
-
-    def describe(self) -> str:
-        return f"{self.ablation} ({self.dataset}, stream {self.stream}, seed {self.seed})"
+from lastexp.deps import is_path, requirements, shared_overrides
+from lastexp.runstore.identity import RunIdentity, debug_of, identity_of
+from lastexp.runstore.walk import find_completed
 
 
 @dataclass
 class PlannedJob:
     overrides: list[str]
-    produces: RunId | None
+    produces: RunIdentity | None
     after: list[int] = field(default_factory=list)  # indices of the jobs it waits for
     extra: bool = False  # added to produce a missing dependency
     reason: str = ""  # for an extra job: who needs it
-
-
-def run_id(cfg: DictConfig) -> RunId | None:
-    if not cfg.get("ablation") or "dataset" not in cfg:
-        return None
-    return RunId(str(cfg.ablation), str(cfg.dataset.name), str(cfg.stream.name), int(cfg.seed),
-                 debug_of(cfg))
 
 
 def plan(job_overrides: Sequence[Sequence[str]],
@@ -58,11 +38,11 @@ def plan(job_overrides: Sequence[Sequence[str]],
     (before anything is submitted) for a dependency that nothing provides, and for a cycle."""
     jobs = [PlannedJob(list(o), None) for o in job_overrides]
     configs: list[DictConfig] = []
-    producer: dict[RunId, int] = {}
+    producer: dict[RunIdentity, int] = {}
     for i, job in enumerate(jobs):
         cfg = compose(job.overrides)
         configs.append(cfg)
-        job.produces = run_id(cfg)
+        job.produces = identity_of(cfg)
         if job.produces is not None:
             producer.setdefault(job.produces, i)
     i = 0
@@ -71,25 +51,23 @@ def plan(job_overrides: Sequence[Sequence[str]],
         for role, ref, stream in requirements(cfg):
             if is_path(ref):
                 continue  # a run directory given by path: the job checks it itself
-            need = RunId(ref, str(cfg.dataset.name), stream, int(cfg.seed), debug_of(cfg))
+            need = RunIdentity(ref, str(cfg.dataset.name), stream, int(cfg.seed), debug_of(cfg))
             if need in producer:
                 if producer[need] != i:
                     job.after.append(producer[need])
                 continue
-            match = dict(ablation=need.ablation, dataset=need.dataset, stream=need.stream,
-                         seed=need.seed)
-            if find_completed(cfg.paths.runs, debug=need.debug, **match) is not None:
+            if find_completed(cfg.paths.runs, need) is not None:
                 continue
             extra = shared_overrides(job.overrides)
             if not cfg.run_dependencies:
                 raise ConfigError(
                     f"{role} {need.describe()} of job {' '.join(job.overrides) or '(defaults)'} "
                     f"is neither in this sweep nor in the run store {cfg.paths.runs}; produce it "
-                    f"with: {produce_command(**match, extra=extra)} (or pass "
+                    f"with: {need.command(extra)} (or pass "
                     "run_dependencies=true to submit it first)")
-            overrides = normalize_overrides(produce_args(**match, extra=extra))
+            overrides = normalize_overrides(need.args(extra))
             dep_cfg = compose(overrides)
-            got = run_id(dep_cfg)
+            got = identity_of(dep_cfg)
             if got != need:
                 raise ConfigError(f"{' '.join(overrides)} does not produce {need.describe()} "
                                   f"(it makes {got.describe() if got else 'no ablation run'})")

@@ -9,35 +9,17 @@ construction, which keeps 10,000 runs to about a second on 2 cores.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-METRICS_FILE = "metrics.json"
-HISTORY_FILE = "history.csv"
+from lastexp.runstore import RunDir, read_metrics, run_dirs, schema_problem
+from lastexp.runstore import metrics as metrics_schema
 
-# The columns every loaded frame has, in this order (missing keys become None/NaN).
-COLUMNS = [
-    "run_dir", "status", "ablation", "model", "stream", "dataset", "preprocessing", "seed",
-    "epochs", "best_top1", "best_epoch", "final_top1", "swa_top1", "params", "flops",
-    "train_seconds", "device", "n_train", "n_test", "error", "int8_bytes", "int8_top1",
-    "onnx_max_abs_diff",
-    "started_at", "finished_at",
-]  # fmt: skip
-_NUMERIC = [
-    "seed", "epochs", "best_top1", "best_epoch", "final_top1", "swa_top1", "params", "flops",
-    "train_seconds", "n_train", "n_test", "int8_bytes", "int8_top1", "onnx_max_abs_diff",
-]  # fmt: skip
-_TEXT = ["status", "ablation", "model", "stream", "dataset", "preprocessing", "device", "error",
-         "started_at", "finished_at"]  # fmt: skip
-STATUSES = ("completed", "failed", "interrupted", "running")
-TOP1_KEYS = ("best_top1", "final_top1", "swa_top1", "int8_top1")
-# Directories inside a run dir (or beside runs) that never hold runs themselves.
-_SKIP_DIRS = {"checkpoints", "export", "wandb", "tensorboard", "__pycache__"}
+# The frame's columns and their kinds are metrics.json's schema (lastexp.runstore.metrics).
+COLUMNS, _NUMERIC, _TEXT = metrics_schema.COLUMNS, metrics_schema.NUMERIC, metrics_schema.TEXT
 
 
 @dataclass(frozen=True)
@@ -49,37 +31,9 @@ class Problem:
 
 
 def find_run_dirs(runs_dir: str | os.PathLike[str]) -> list[str]:
-    """Absolute paths of every directory below ``runs_dir`` holding a ``metrics.json``, sorted.
-
-    A run dir is a leaf: its own sub-folders (``.hydra``, ``checkpoints``) are not searched.
-    Hidden directories and plain files (Hydra's ``multirun.yaml``) are ignored.
-    """
-    found: list[str] = []
-    stack = [os.fspath(runs_dir)]
-    while stack:
-        current = stack.pop()
-        try:
-            entries = list(os.scandir(current))
-        except OSError:
-            continue
-        subdirs = []
-        is_run = False
-        for entry in entries:
-            name = entry.name
-            if name == METRICS_FILE:
-                is_run = True
-            elif name[0] != "." and name not in _SKIP_DIRS:
-                try:
-                    if entry.is_dir():
-                        subdirs.append(entry.path)
-                except OSError:
-                    continue
-        if is_run:
-            found.append(current)
-        else:
-            stack.extend(subdirs)
-    found.sort()
-    return found
+    """Absolute paths of every run directory below ``runs_dir``, sorted (the run store's one
+    walker, :func:`lastexp.runstore.run_dirs`)."""
+    return [str(p) for p in run_dirs(runs_dir)]
 
 
 def _relative(path: str, root: str) -> str:
@@ -89,23 +43,10 @@ def _relative(path: str, root: str) -> str:
 
 def _read_metrics(path: str) -> dict | str:
     """The parsed metrics dict, or a one-line reason why it is unusable."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except json.JSONDecodeError as exc:
-        return f"corrupt or truncated {METRICS_FILE} ({exc.msg} at line {exc.lineno})"
-    except (OSError, UnicodeDecodeError) as exc:
-        return f"unreadable {METRICS_FILE} ({type(exc).__name__}: {exc})"
-    if not isinstance(data, dict):
-        return f"{METRICS_FILE} is not a JSON object"
-    status = data.get("status")
-    if status not in STATUSES:
-        return f"{METRICS_FILE} has no valid status (got {status!r})"
-    for key in TOP1_KEYS if status == "completed" else ():  # Infinity / NaN parse as floats
-        value = data.get(key)
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"{METRICS_FILE} holds {key}={value}, not a top-1 in [0, 100]"
-    return data
+    data = read_metrics(path)
+    if isinstance(data, str):
+        return data
+    return schema_problem(data) or data
 
 
 def load_store(
@@ -122,7 +63,7 @@ def load_store(
     problems: list[Problem] = []
     for run in find_run_dirs(root):
         rel = _relative(run, root)
-        data = _read_metrics(os.path.join(run, METRICS_FILE))
+        data = _read_metrics(str(RunDir.at(run).metrics))
         if isinstance(data, str):
             problems.append(Problem(rel, data))
             continue
@@ -153,7 +94,7 @@ def load_store(
 
 def load_history(runs_root: str | os.PathLike[str], run_dir: str) -> pd.DataFrame | None:
     """A run's ``history.csv`` (one row per epoch), or ``None`` when absent or unreadable."""
-    path = Path(runs_root) / run_dir / HISTORY_FILE
+    path = RunDir(Path(runs_root) / run_dir).history
     try:
         return pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError):

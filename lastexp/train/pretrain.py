@@ -320,14 +320,59 @@ def pretrain(
     return history
 
 
+def load_encoder(model: nn.Module, state: dict, path: str | os.PathLike) -> list[str]:
+    """A MaskCLR encoder's weights into ``model``, refused with one line when it does not
+    fit; returns the missing (classifier) keys."""
+    from lastexp.config import ConfigError
+
+    try:
+        return load_encoder_into(model, state)
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(f"encoder {path} does not fit model {type(model).__name__}: {exc}") \
+            from None
+
+
+def pretrain_phase(model: nn.Module, train_set: Any, *, pcfg: Any, seed: int, num_workers: int,
+                   stream: str, model_name: str, device: torch.device, path: Path,
+                   dinfo: Any = None) -> dict[str, Any]:
+    """MaskCLR (the training plan §4) before the main phase, on ``pretrain.*`` (``pcfg``);
+    the encoder is kept at ``path``, so a restarted run does not pretrain again. Returns the
+    phase's figures for metrics.json."""
+    from lastexp.train.sampler import EpochSampler
+
+    if not path.exists():
+        loader = torch.utils.data.DataLoader(
+            train_set, batch_size=pcfg.batch_size,
+            sampler=EpochSampler(len(train_set), seed=seed), num_workers=num_workers,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        print(f"lastexp: MaskCLR pretraining for {pcfg.epochs} epochs", flush=True)
+        hist = pretrain(model, loader, epochs=pcfg.epochs, lr=pcfg.lr, device=device,
+                        mask_ratio=pcfg.mask_ratio, temperature=pcfg.temperature,
+                        strategy=pcfg.mask_strategy, seed=seed, stream=stream,
+                        contrastive_weight=pcfg.contrastive_weight)
+        if dinfo is None or dinfo.main:
+            save_encoder(path, model, model_name=model_name, history=hist)
+    if dinfo is not None:
+        dinfo.barrier()
+    state = load_checkpoint(path)
+    load_encoder(model, state, path)
+    hist = state.get("history") or {}
+    return {"pretrain_epochs": pcfg.epochs,
+            "pretrain_seconds": float(sum(hist.get("seconds", []))),
+            "pretrain_final_loss": (hist.get("loss") or [None])[-1]}
+
+
 __all__ = [
     "MaskCLR",
     "classifier_keys",
     "encoder_state",
     "info_nce",
+    "load_encoder",
     "load_encoder_into",
     "masked_mse",
     "pretrain",
+    "pretrain_phase",
     "region_mask",
     "save_encoder",
 ]

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import Sampler
 
+from lastexp.train.seeding import epoch_seed
+
 
 class EpochSampler(Sampler[int]):
     """A permutation fixed by (seed, epoch), sharded across DDP ranks, startable part-way.
@@ -28,7 +30,7 @@ class EpochSampler(Sampler[int]):
 
     def _shard(self) -> torch.Tensor:
         if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 7919)
+            g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
             order = torch.randperm(self.n, generator=g)
         else:
             order = torch.arange(self.n)

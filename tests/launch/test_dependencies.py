@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from lastexp.config import ConfigError
-from lastexp.launch.dependencies import PlannedJob, RunId, plan, waves
+from lastexp.launch.dependencies import PlannedJob, plan, waves
+from lastexp.runstore import RunIdentity
 from tests.conftest import compose
 
 
@@ -28,7 +29,7 @@ def test_in_sweep_dependency_waits_for_its_job(tmp_path):
                  ["ablation=L0", *base(tmp_path)]], composer([]))
     assert len(jobs) == 3 and not any(j.extra for j in jobs)
     assert jobs[0].after == [1] and jobs[1].after == [] and jobs[2].after == []
-    assert jobs[1].produces == RunId("B7", "synthetic", "joint", 1, "tiny")
+    assert jobs[1].produces == RunIdentity("B7", "synthetic", "joint", 1, "tiny")
     assert waves(jobs) == [[1, 2], [0]]
 
 
@@ -49,9 +50,9 @@ def test_run_dependencies_adds_the_producing_jobs(tmp_path):
                 composer(calls))
     extra = jobs[2:]
     assert [j.produces for j in extra] == [
-        RunId("B7", "synthetic", s, 1, "tiny") for s in ("joint", "bone", "velocity",
+        RunIdentity("B7", "synthetic", s, 1, "tiny") for s in ("joint", "bone", "velocity",
                                                          "bone_velocity")
-    ] + [RunId("P0", "synthetic", "bone", 1, "tiny")]
+    ] + [RunIdentity("P0", "synthetic", "bone", 1, "tiny")]
     assert all(j.extra for j in extra)
     assert extra[0].overrides == ["ablation=B7", "dataset=synthetic", "stream=joint", "seed=1",
                                   "debug=tiny", f"paths.runs={tmp_path / 'runs'}",
@@ -95,7 +96,7 @@ def test_no_dependencies_plans_nothing(tmp_path):
 
 
 def test_cycle_is_refused():
-    a, b = RunId("X", "d", "joint", 1, None), RunId("Y", "d", "joint", 1, None)
+    a, b = RunIdentity("X", "d", "joint", 1, None), RunIdentity("Y", "d", "joint", 1, None)
     jobs = [PlannedJob(["ablation=X"], a, after=[1]), PlannedJob(["ablation=Y"], b, after=[0])]
     with pytest.raises(ConfigError, match="cycle: X .* -> Y .* -> X"):
         waves(jobs)
@@ -108,7 +109,7 @@ def test_a_four_stream_teacher_depends_on_all_four_runs(tmp_path):
     jobs = plan([["ablation=L11", "run_dependencies=true", "stream=bone", streams,
                   *base(tmp_path)]], composer([]))
     assert [j.produces for j in jobs[1:]] == [
-        RunId("B7", "synthetic", s, 1, "tiny") for s in ("bone", "joint", "velocity",
+        RunIdentity("B7", "synthetic", s, 1, "tiny") for s in ("bone", "joint", "velocity",
                                                          "bone_velocity")
     ]
     assert jobs[0].after == [1, 2, 3, 4]

@@ -1,29 +1,12 @@
-"""Finding runs in the run store by what they are (ablation, dataset, stream, seed).
-
-Used by runs that depend on other runs (distillation teachers, ensemble members) and by the
-planner. Reads only metrics.json files, never torch, so planning stays fast.
-"""
+"""The lock a command holds on a run directory while it trains it."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    run_dir: Path
-    metrics: dict[str, Any]
-
-    @property
-    def status(self) -> str:
-        return str(self.metrics.get("status", "unknown"))
 
 
 class RunLockedError(ValueError):
@@ -97,53 +80,3 @@ def discard_lock(run_dir: Path, runs_root: str | os.PathLike) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def iter_runs(root: str | os.PathLike) -> Iterator[RunRecord]:
-    """Every directory below ``root`` holding a readable metrics.json (corrupt ones skipped)."""
-    stack = [Path(root)]
-    while stack:
-        here = stack.pop()
-        try:
-            entries = list(os.scandir(here))
-        except OSError:
-            continue
-        names = {e.name for e in entries}
-        if "metrics.json" in names:
-            try:
-                with open(here / "metrics.json") as f:
-                    metrics = json.load(f)
-            except (OSError, ValueError):
-                metrics = None
-            if isinstance(metrics, dict):  # a JSON list or number is no run's: skipped too
-                yield RunRecord(here, metrics)
-            continue  # a run directory holds no runs below it
-        stack.extend(Path(e.path) for e in entries
-                     if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
-
-
-def find_runs(root: str | os.PathLike, **match: Any) -> list[RunRecord]:
-    """Runs whose metrics.json equals ``match`` on every given key, newest first."""
-    found = [r for r in iter_runs(root)
-             if all(r.metrics.get(k) == v for k, v in match.items())]
-    found.sort(key=lambda r: str(r.metrics.get("finished_at") or ""), reverse=True)
-    return found
-
-
-def find_completed(root: str | os.PathLike, *, ablation: str, dataset: str, stream: str,
-                   seed: int, **extra: Any) -> RunRecord | None:
-    runs = find_runs(root, ablation=ablation, dataset=dataset, stream=stream, seed=seed, **extra)
-    done = [r for r in runs if r.status == "completed"]
-    return done[0] if done else None
-
-
-def produce_args(*, ablation: str, dataset: str, stream: str, seed: int,
-                 extra: list[str] | None = None) -> list[str]:
-    """The command-line overrides that produce a missing dependency."""
-    return [f"+ablation={ablation}", f"dataset={dataset}", f"stream={stream}", f"seed={seed}",
-            *(extra or [])]
-
-
-def produce_command(**run: Any) -> str:
-    """The exact command that produces a missing dependency (see :func:`produce_args`)."""
-    return "python -m lastexp " + " ".join(produce_args(**run))

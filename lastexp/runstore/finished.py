@@ -1,0 +1,54 @@
+"""Opening a finished run for the commands that read one: a distillation teacher, an
+ensemble member, an export. Each refusal is one line naming the directory and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lastexp.runstore.layout import RunDir
+from lastexp.runstore.metrics import foreign_kind, is_completed, read_metrics
+
+
+class RunError(ValueError):
+    """A run directory that cannot serve what was asked of it; the message says why."""
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    dir: RunDir
+    metrics: dict[str, Any]
+
+    @property
+    def path(self) -> Path:
+        return self.dir.path
+
+
+def open_finished(path: str | os.PathLike[str], *, role: str = "run") -> FinishedRun:
+    """The completed run at ``path``; ``role`` ("teacher", "member", ...) starts the message of
+    a refusal: absent directory, unreadable or foreign metrics.json, status not completed."""
+    run = RunDir(Path(path))
+    if not run.path.is_dir():
+        raise RunError(f"{role} run directory {run.path} does not exist")
+    kind = foreign_kind(run.metrics)
+    if kind is not None:
+        raise RunError(f"{run.metrics} holds a JSON {kind}, not a run's metrics; name the "
+                       "directory of a finished run")
+    metrics = read_metrics(run.metrics)
+    if isinstance(metrics, str):
+        raise RunError(f"{role} {run.path} has no readable metrics.json")
+    if not is_completed(metrics):
+        raise RunError(f"{role} {run.path} has status {metrics.get('status')!r}, not "
+                       "'completed'; finish that run first")
+    return FinishedRun(run, metrics)
+
+
+def model_checkpoint(run: FinishedRun, *, role: str = "run") -> Path:
+    """The checkpoint a finished run is used by (``best.pt``, else ``last.pt``)."""
+    path = run.dir.model_checkpoint()
+    if path is None:
+        raise RunError(f"{role} {run.path} has no checkpoints/best.pt or checkpoints/last.pt")
+    return path

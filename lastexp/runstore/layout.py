@@ -1,0 +1,112 @@
+"""Where each file of a run directory lives (the README's "Runs and results").
+
+Every module that reads or writes a run directory takes its paths from :class:`RunDir`; no
+other module spells ``metrics.json`` or ``checkpoints/best.pt``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+SCORES_FILE = "test_scores.npz"
+DATA_SUMMARY_FILE = "data_summary.json"
+HYDRA_DIR = ".hydra"
+HYDRA_LOG = "__main__.log"  # Hydra creates it with the run directory, before the job starts
+CHECKPOINT_DIR = "checkpoints"
+EXPORT_DIR = "export"
+TENSORBOARD_DIR = "tensorboard"
+WANDB_DIR = "wandb"
+# Folders inside a run directory (or beside runs) that never hold runs themselves.
+NOT_RUNS = frozenset({CHECKPOINT_DIR, EXPORT_DIR, WANDB_DIR, TENSORBOARD_DIR, "__pycache__"})
+# What only a run that started training writes (.hydra: once data, model and checkpoints are
+# in hand); a command that fails before writing any of them trained nothing.
+TRAINED = (CHECKPOINT_DIR, HISTORY_FILE, HYDRA_DIR)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One run directory and the paths of what it holds."""
+
+    path: Path
+
+    @classmethod
+    def at(cls, path: str | os.PathLike[str]) -> RunDir:
+        return cls(Path(path))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def history(self) -> Path:
+        return self.path / HISTORY_FILE
+
+    @property
+    def scores(self) -> Path:
+        """Per-sample test logits of the model the run delivers (what ensembles combine)."""
+        return self.path / SCORES_FILE
+
+    @property
+    def data_summary(self) -> Path:
+        return self.path / DATA_SUMMARY_FILE
+
+    @property
+    def hydra(self) -> Path:
+        return self.path / HYDRA_DIR
+
+    @property
+    def hydra_config(self) -> Path:
+        return self.hydra / "config.yaml"
+
+    @property
+    def hydra_log(self) -> Path:
+        return self.path / HYDRA_LOG
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINT_DIR
+
+    @property
+    def last(self) -> Path:
+        """The resume point: written after every epoch and when a run is stopped."""
+        return self.checkpoints / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        """The best epoch's weights (``best_top1``); written before ``last.pt``."""
+        return self.checkpoints / "best.pt"
+
+    @property
+    def swa(self) -> Path:
+        return self.checkpoints / "swa.pt"
+
+    @property
+    def encoder(self) -> Path:
+        """The MaskCLR-pretrained encoder, kept so that a restarted run does not pretrain."""
+        return self.checkpoints / "encoder.pt"
+
+    def epoch_checkpoint(self, epoch: int) -> Path:
+        return self.checkpoints / f"epoch_{epoch:04d}.pt"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / TENSORBOARD_DIR
+
+    @property
+    def export(self) -> Path:
+        return self.path / EXPORT_DIR
+
+    def model_checkpoint(self) -> Path | None:
+        """The weights a finished run is used by: ``best.pt``, else ``last.pt``, else None."""
+        for path in (self.best, self.last):
+            if path.is_file():
+                return path
+        return None
