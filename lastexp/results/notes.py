@@ -5,9 +5,9 @@ decision, the teachers, incomplete / duplicate / unreadable runs, and the proven
 from __future__ import annotations
 
 import os
-import subprocess
 
 from lastexp import catalog
+from lastexp.provenance import git_commit, git_dirty
 from lastexp.results.aggregate import INCOMPLETE, Runs, as_text
 from lastexp.results.render import fmt_num
 
@@ -119,16 +119,9 @@ def provenance_line(runs: Runs) -> str:
 
 
 def git_provenance(cwd: str | os.PathLike[str] | None = None) -> str:
-    """``commit abc1234`` (+ ``, dirty``) of the repo at ``cwd``; ``unknown`` outside one."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True,
-            timeout=10, check=True,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
+    """``commit abc1234`` (+ `` (dirty)``) of the checkout at ``cwd`` (default: the working
+    directory); ``commit unknown`` outside one."""
+    head = git_commit(cwd)
+    if not head:
         return "commit unknown"
-    return f"commit {head}{' (dirty)' if dirty else ''}" if head else "commit unknown"
+    return f"commit {head}{' (dirty)' if git_dirty(cwd) else ''}"
