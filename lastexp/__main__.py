@@ -214,3 +214,8 @@ if __name__ == "__main__":
         print(f"lastexp: error: {problem}", file=sys.stderr)
         sys.exit(2)
     main()
+    failed = getattr(sys.modules.get("lastexp.run"), "SWEEP_FAILURES", [])
+    if failed:  # each reported in one line as it failed; the completed jobs are kept
+        print(f"lastexp: error: {len(failed)} sweep job(s) failed (above); fix them and run the "
+              "same command again: completed jobs are skipped", file=sys.stderr)
+        sys.exit(2)

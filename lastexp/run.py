@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from lastexp import STARTED_NS, build
@@ -79,6 +79,20 @@ def pick_device(requested: str) -> torch.device:
 
 # --------------------------------------------------------------------------- the job
 
+# Jobs of a sweep run in this process that were refused for a user error, one line each:
+# `python -m lastexp` exits 2 after the sweep when any are here (the other jobs go on).
+SWEEP_FAILURES: list[str] = []
+
+
+def in_process_sweep(hc: Any) -> bool:
+    """A sweep whose jobs run in this process (Hydra's basic launcher) and whose sweeper reads
+    no job's value (not Optuna): a refused job can then be reported in one line and counted,
+    instead of raising into Hydra's traceback. A SLURM job must still fail, so that
+    ``afterok`` dependants do not start."""
+    launcher = str(OmegaConf.select(hc, "launcher._target_") or "")
+    sweeper = str(OmegaConf.select(hc, "sweeper._target_") or "").lower()
+    return launcher.endswith("BasicLauncher") and "optuna" not in sweeper
+
 
 def run_job(cfg: DictConfig) -> float | None:
     """Hydra task: returns the final top-1 so Hydra sweepers can optimise it."""
@@ -114,20 +128,23 @@ def run_job(cfg: DictConfig) -> float | None:
             if not lock_existed and not trained_here(run, before):  # the runs root as it was
                 discard_lock(run.path, cfg.paths.runs)
         if multirun:  # a sweep's job: recorded as failed, the other jobs go on
-            raise
+            if not in_process_sweep(hc):
+                raise
+            line = f"sweep job {' '.join(hc.overrides.task)}: {exc}"
+            print(f"lastexp: error: {line}", file=sys.stderr, flush=True)
+            SWEEP_FAILURES.append(line)
+            return None
         print(f"lastexp: error: {exc}", file=sys.stderr)
         sys.exit(2)
 
 
 def _after_refusal(run: RunDir, cfg: DictConfig, exc: BaseException, *, before: set[str],
                    multirun: bool, started_ns: int) -> None:
-    """A command stopped by a user error leaves only what it trained: a sweep's job records
-    why it failed; a first attempt that trained nothing removes what it wrote; an existing
-    run refused is left byte-identical."""
-    if multirun:
-        mark_failed(run, cfg, exc)
-    elif not holds_a_run(before):
-        if trained_here(run, before):  # keep what it trained; say why it stopped
+    """A command stopped by a user error leaves only what it trained: a new run directory
+    that trained, or a sweep's new job, records why it failed; a first attempt that trained
+    nothing removes what it wrote; an existing run refused is left byte-identical."""
+    if not holds_a_run(before):
+        if multirun or trained_here(run, before):  # keep what it trained; say why it stopped
             mark_failed(run, cfg, exc)
         else:  # refused before training: remove only what this command wrote
             remove_added(run, before)
