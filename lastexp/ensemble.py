@@ -41,7 +41,7 @@ def _load_member(run_dir: Path) -> dict[str, Any]:
         run = open_finished(run_dir, role="member")
     except RunError as exc:
         raise EnsembleError(str(exc)) from None
-    metrics, path = run.metrics, run.dir.scores
+    metrics, path = run.metrics, run.paths.scores
     if not path.is_file():
         raise EnsembleError(f"{run_dir} has no test_scores.npz")
     scores, labels, names = read_scores(path)

@@ -677,7 +677,7 @@ def export_run(
         ckpt = model_checkpoint(finished, role="export of")
     except RunError as exc:
         raise ExportError(str(exc)) from None
-    run = finished.dir
+    run = finished.paths
     metrics_path = run.metrics
     hydra_cfg_path = run.hydra_config
     if not hydra_cfg_path.is_file():

@@ -16,7 +16,7 @@ Everything else (``run``, ``ensemble``, ``export``, ``deps``, ``plan``, the laun
 ``results``) goes through these; nothing else spells a run directory's file names.
 """
 
-from lastexp.runstore.finished import FinishedRun, RunError, model_checkpoint, open_finished
+from lastexp.runstore.finished import RunError, model_checkpoint, open_finished
 from lastexp.runstore.identity import RunIdentity, debug_of, identity_of
 from lastexp.runstore.layout import RunDir
 from lastexp.runstore.lock import RunLockedError, discard_lock, lock_path, run_lock
@@ -34,7 +34,7 @@ from lastexp.runstore.metrics import (
 from lastexp.runstore.walk import RunRecord, find_completed, find_runs, iter_runs, run_dirs, walk
 
 __all__ = [
-    "COLUMNS", "STATUSES", "FinishedRun", "Metrics", "RunDir", "RunError", "RunIdentity",
+    "COLUMNS", "STATUSES", "Metrics", "RunDir", "RunError", "RunIdentity",
     "RunLockedError", "RunRecord", "debug_of", "discard_lock", "find_completed", "find_runs",
     "identity_of", "is_completed", "is_failed", "iter_runs", "lock_path", "model_checkpoint",
     "open_finished", "read_metrics", "run_dirs", "run_lock", "schema_problem", "timestamp",

@@ -5,29 +5,18 @@ ensemble member, an export. Each refusal is one line naming the directory and wh
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from lastexp.runstore.layout import RunDir
 from lastexp.runstore.metrics import foreign_kind, is_completed, read_metrics
+from lastexp.runstore.walk import RunRecord
 
 
 class RunError(ValueError):
     """A run directory that cannot serve what was asked of it; the message says why."""
 
 
-@dataclass(frozen=True)
-class FinishedRun:
-    dir: RunDir
-    metrics: dict[str, Any]
-
-    @property
-    def path(self) -> Path:
-        return self.dir.path
-
-
-def open_finished(path: str | os.PathLike[str], *, role: str = "run") -> FinishedRun:
+def open_finished(path: str | os.PathLike[str], *, role: str = "run") -> RunRecord:
     """The completed run at ``path``; ``role`` ("teacher", "member", ...) starts the message of
     a refusal: absent directory, unreadable or foreign metrics.json, status not completed."""
     run = RunDir(Path(path))
@@ -43,12 +32,12 @@ def open_finished(path: str | os.PathLike[str], *, role: str = "run") -> Finishe
     if not is_completed(metrics):
         raise RunError(f"{role} {run.path} has status {metrics.get('status')!r}, not "
                        "'completed'; finish that run first")
-    return FinishedRun(run, metrics)
+    return RunRecord(run.path, metrics)
 
 
-def model_checkpoint(run: FinishedRun, *, role: str = "run") -> Path:
+def model_checkpoint(run: RunRecord, *, role: str = "run") -> Path:
     """The checkpoint a finished run is used by (``best.pt``, else ``last.pt``)."""
-    path = run.dir.model_checkpoint()
+    path = run.paths.model_checkpoint()
     if path is None:
-        raise RunError(f"{role} {run.path} has no checkpoints/best.pt or checkpoints/last.pt")
+        raise RunError(f"{role} {run.run_dir} has no checkpoints/best.pt or checkpoints/last.pt")
     return path

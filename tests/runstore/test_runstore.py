@@ -113,11 +113,11 @@ def test_open_finished_refuses_with_one_line(tmp_path):
     done = open_finished(_run(tmp_path, "done", status="completed"))
     with pytest.raises(RunError, match="no checkpoints/best.pt"):
         model_checkpoint(done)
-    (done.dir.checkpoints).mkdir()
-    done.dir.last.write_bytes(b"x")
-    assert model_checkpoint(done) == done.dir.last
-    done.dir.best.write_bytes(b"x")
-    assert model_checkpoint(done) == done.dir.best
+    (done.paths.checkpoints).mkdir()
+    done.paths.last.write_bytes(b"x")
+    assert model_checkpoint(done) == done.paths.last
+    done.paths.best.write_bytes(b"x")
+    assert model_checkpoint(done) == done.paths.best
     assert [r.run_dir.name for r in iter_runs(tmp_path)] == ["done", "running"]
 
 
