@@ -10,7 +10,6 @@ a run directory of its own (``metrics.json`` with ``stream: "ensemble"``, ``test
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from lastexp.cli import ArgumentParser
 from lastexp.runstore import RunDir, RunError, open_finished, read_metrics, timestamp
 from lastexp.runstore.metrics import write_metrics
 from lastexp.runstore.scores import read_scores, write_scores
@@ -160,7 +160,7 @@ def ensemble_runs(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m lastexp.ensemble",
         description="Weighted sum of the test logits of finished runs (CTR-GCN ensemble).",
     )

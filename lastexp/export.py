@@ -770,9 +770,9 @@ def export_run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    from lastexp.cli import ArgumentParser
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m lastexp.export",
         description="Static INT8 (calibrated PTQ) and ONNX (and TFLite) export of a finished run "
                     "into RUN_DIR/export/. Options: "

@@ -11,7 +11,6 @@ command line, cartesian product), and composed with Hydra's compose API; no torc
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 from collections import defaultdict
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from lastexp.cli import ArgumentParser
 from lastexp.config import normalize_overrides, register_configs, register_resolvers, run_dir_name
 from lastexp.deps import is_path, requirements
 from lastexp.runstore import RunDir, RunIdentity, debug_of, find_completed, iter_runs
@@ -220,7 +220,7 @@ def maskclr_due_note(runs_root: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lastexp.plan", description=__doc__.split("\n")[0])
+    ap = ArgumentParser(prog="python -m lastexp.plan", description=__doc__.split("\n")[0])
     ap.add_argument("overrides", nargs="*", help="the overrides you would pass to --multirun")
     args = ap.parse_args(argv)
     try:

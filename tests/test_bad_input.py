@@ -363,3 +363,27 @@ def test_rerunning_a_completed_run_leaves_the_store_as_it_was(workdir):
     assert r.returncode == 0 and "already completed, skipping" in r.stdout, r.stderr[-1500:]
     assert snapshot(workdir) == before
     assert sorted(p.name for p in (workdir / "runs").rglob("*")) == ["done_run", "metrics.json"]
+
+
+# A mistake on a plain command's command line: argparse's usage block is left out, the line
+# says where the usage is.
+ARGPARSE_CASES = [
+    ("lastexp.ensemble", ["a", "b", "--weights", "x"],
+     ["lastexp.ensemble: error: argument --weights: invalid float value: 'x'"]),
+    ("lastexp.results", ["--bogus"], ["lastexp.results: error: unrecognized arguments: --bogus"]),
+    ("lastexp.plan", ["--bogus"], ["lastexp.plan: error: unrecognized arguments: --bogus"]),
+    ("lastexp.export", ["run", "--exporter", "onnx"], ["argument --exporter", "'onnx'"]),
+    ("lastexp.models", ["--frames", "q"], ["argument --frames", "invalid int value: 'q'"]),
+    ("lastexp.launch.local_slurm", ["begin"], ["invalid choice: 'begin'", "'start'"]),
+]
+
+
+@pytest.mark.parametrize("module,args,words", ARGPARSE_CASES,
+                         ids=[f"{m} {' '.join(a)}" for m, a, _ in ARGPARSE_CASES])
+def test_bad_command_line_of_a_plain_command(tmp_path, module, args, words):
+    before = snapshot(tmp_path)
+    r = run_cli(args, tmp_path, module=module)
+    line = refused(r, *words)
+    assert line.endswith(f"; see python -m {module} --help"), line
+    assert "usage:" not in r.stderr + r.stdout
+    assert snapshot(tmp_path) == before

@@ -16,7 +16,6 @@ Python API: :func:`start` (returns the environment to add) and :func:`stop`.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import signal
@@ -24,6 +23,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from lastexp.cli import ArgumentParser
 
 DEFAULT_STATE_DIR = Path("/tmp/lastexp-slurm")
 CLUSTER = "lastexp"
@@ -497,8 +498,8 @@ def status(state_dir: str | os.PathLike = DEFAULT_STATE_DIR) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lastexp.launch.local_slurm",
-                                     description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m lastexp.launch.local_slurm",
+                            description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["start", "stop", "status", "env"])
     parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR),
                         help=f"where config, state, logs and PIDs live (default "

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
+
+from lastexp.cli import ArgumentParser
 
 from . import available_models, build_model, count_flops, count_params
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m lastexp.models", description=__doc__)
+    parser = ArgumentParser(prog="python -m lastexp.models", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument("--num-classes", type=int, default=60)
     parser.add_argument("--frames", type=int, default=64, help="T of the FLOP count")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
+from lastexp.cli import ArgumentParser
 from lastexp.results.report import table_part, write_tables
 from lastexp.results.search import SEARCH_MD, write_search
 from lastexp.results.store import load_store
@@ -14,7 +14,7 @@ PRINTED = ("base.md", "lite.md", "preprocessing.md", "paper.md", "other.md")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m lastexp.results",
         description="Aggregate finished runs into the ablation tables (the training plan §9) "
         "and the paper tables (§10): .md, .csv and .tex files.",
