@@ -81,18 +81,18 @@ def precompose(argv: list[str]) -> str | None:
     except (HydraException, OmegaConfBaseException) as exc:
         cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
         return one_line(f"{exc}{cause}") or exc.__class__.__name__
-    from lastexp.config import ConfigError, validate
+    from lastexp.config import ConfigError, init_from_problem, validate
 
     sweeps = [o for o in parsed if o.is_sweep_override()]
     if sweeps:  # an impossible value anywhere in a sweep is refused before any job runs
         return check_sweep_values(sweeps, fixed)
     try:  # an impossible value is refused before Hydra creates a run directory
         validate(cfg)
+        return init_from_problem(cfg)
     except ConfigError as exc:
         return str(exc)
     except Exception:  # noqa: BLE001 -- a value only the job can resolve: it validates itself
         return None
-    return None
 
 
 MAX_SWEEP_CHECKS = 8  # a bigger grid: each value once (a compose is ~0.1-0.5 s); each job
@@ -109,7 +109,7 @@ def check_sweep_values(sweeps: list, fixed: list[str]) -> str | None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from lastexp.config import ConfigError, validate
+    from lastexp.config import ConfigError, init_from_problem, validate
 
     axes = []
     for o in sweeps:
@@ -130,7 +130,9 @@ def check_sweep_values(sweeps: list, fixed: list[str]) -> str | None:
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         for job in jobs:
             try:
-                validate(compose("config", overrides=[*fixed, *job]))
+                cfg = compose("config", overrides=[*fixed, *job])
+                validate(cfg)
+                problem = init_from_problem(cfg)
             except ConfigError as exc:
                 return f"{exc} (in the sweep job {' '.join(job)}); fix or drop that value"
             except (HydraException, OmegaConfBaseException) as exc:
@@ -139,6 +141,8 @@ def check_sweep_values(sweeps: list, fixed: list[str]) -> str | None:
                 return f"{text} (in the sweep job {' '.join(job)})"
             except Exception:  # noqa: BLE001,S112 -- a value only the job can resolve
                 continue
+            if problem:
+                return f"{problem} (in the sweep job {' '.join(job)})"
     return None
 
 

@@ -546,6 +546,28 @@ def run_dir_problem(run_dir: str | Path, runs_root: str | Path) -> str | None:
     return None
 
 
+def init_from_problem(cfg: DictConfig) -> str | None:
+    """``init_from=`` must name a checkpoint file when the run will read it: when it starts from
+    scratch (a run that resumes from its ``last.pt`` or is complete never reads it, so a source
+    deleted since does not stop a resume). Checked before Hydra, where a bad path cost a data
+    load before."""
+    from lastexp.runstore.layout import RunDir
+
+    src = OmegaConf.select(cfg, "init_from")
+    if not src or Path(str(src)).is_file():
+        return None
+    run = RunDir(Path(str(OmegaConf.select(cfg, "paths.runs"))) / run_dir_name(cfg))
+    try:
+        status = json.loads(run.metrics.read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        status = None
+    if run.last.exists() or status == "completed":
+        return None
+    what = "is a folder, not a file" if Path(str(src)).is_dir() else "does not exist"
+    return (f"init_from={src} {what}; give the path of a checkpoint file, e.g. "
+            "init_from=runs/<run>/checkpoints/best.pt, or leave init_from out")
+
+
 def _dict_select(d: dict, key: str) -> Any:
     for part in key.split("."):
         if not isinstance(d, dict):

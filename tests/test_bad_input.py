@@ -115,6 +115,11 @@ CASES = [
     (["-m", "training.device=cpu,tpu"], ["training.device=tpu", "sweep job"]),
     (["--multirun", "stream=joint,hand"], ["stream/hand", "sweep job stream=hand"]),
     (["--multirun", "+ablation=B1,Z9"], ["ablation/Z9", "sweep job"]),
+    # a checkpoint to start from that is not there: refused before the data is loaded
+    (["init_from=missing.pt"], ["init_from=missing.pt", "does not exist", "leave init_from out"]),
+    (["init_from=runs"], ["init_from=runs", "is a folder", "checkpoints/best.pt"]),
+    (["--multirun", "seed=1,2", "init_from=missing.pt"],
+     ["init_from=missing.pt", "does not exist", "sweep job seed=1"]),
 ]
 
 
@@ -125,7 +130,8 @@ CLI = {"scheduler.restart_period=0", "seed=-1", "preprocessing.p_interval_train=
        "run_name=.", "run_name=../victim", "hydra.run.dir=.", "model=last_e_huge",
        "optimizer.lrr=0.1", "optimizer.lr=abc", "ablation=Z99", "dataset=kinetics",
        "stream=hand", "model.foo=1", "--multirun optimizer.lr=0.1,-1",
-       "paths.runs=train.py"}
+       "paths.runs=train.py", "init_from=missing.pt",
+       "--multirun seed=1,2 init_from=missing.pt"}
 CLI_CASES = [c for c in CASES if " ".join(c[0]) in CLI]
 assert len(CLI_CASES) == len(CLI)
 
@@ -148,6 +154,21 @@ def test_bad_config_refused_before_hydra(workdir, monkeypatch, args, words):
     for w in words:
         assert w in problem, problem
     assert snapshot(workdir) == before
+
+
+@pytest.mark.parametrize("state", ["checkpoints/last.pt", "metrics.json"])
+def test_init_from_gone_does_not_stop_a_resume_or_a_skip(workdir, monkeypatch, state):
+    """A run that resumes from its last.pt, or is complete, never reads init_from: a source
+    checkpoint deleted since is no reason to refuse the command."""
+    from lastexp.__main__ import command_problem
+
+    (workdir / "runs" / "tuned" / state).parent.mkdir(parents=True, exist_ok=True)
+    (workdir / "runs" / "tuned" / state).write_text('{"status": "completed"}')
+    monkeypatch.chdir(workdir)
+    args = ["run_name=tuned", "init_from=gone.pt", "logger=none", "debug=tiny"]
+    assert command_problem(args) is None
+    (workdir / "runs" / "tuned" / state).unlink()
+    assert "init_from=gone.pt does not exist" in command_problem(args)
 
 
 @pytest.mark.parametrize("args,words", CLI_CASES, ids=[" ".join(a) for a, _ in CLI_CASES])
@@ -196,7 +217,6 @@ JOB_CASES = [
     (["dataset=ntu60_xsub", "dataset.raw_dir=empty_raw"], ["no .skeleton files",
                                                             "point dataset.raw_dir"]),
     (["dataset.missing_list=missing.txt"], ["dataset.missing_list='missing.txt'", "or null"]),
-    (["init_from=missing.pt"], ["init_from=missing.pt", "does not exist"]),
     (["distill=from_base"], ["teacher B7", "run_dependencies=true"]),
 ]
 
