@@ -208,7 +208,8 @@ def store(workdir):
 # removed again. The data lives outside the working directory (paths.data, one shared cache).
 JOB_CASES = [
     (["run_name=foreign"], ["runs/foreign/metrics.json", "JSON list", "move that file away"]),
-    (["run_name=listckpt"], ["listckpt/checkpoints/last.pt", "holds a list"]),
+    (["run_name=listckpt"], ["listckpt/checkpoints/last.pt", "holds a list",
+                             "pass fresh=true to start the run listckpt over"]),
     (["dataset.npz=missing.npz"], ["dataset.npz='missing.npz'", "give the path"]),
     (["dataset=ntu60_xview", "dataset.npz=float.npz"], ["y_train", "float labels"]),
     (["dataset=ntu60_xsub"], ["dataset.raw_dir is not set", "dataset.raw_dir=/path"]),

@@ -23,6 +23,18 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     atomic_write(path, lambda f: torch.save(state, f), mode="wb")
 
 
+def unusable_fix(path: str | os.PathLike) -> str:
+    """What to do about a checkpoint lastexp cannot use. A run's own ``checkpoints/last.pt`` is
+    where a command resumes from, and nobody points at it: starting the run over replaces it. Any
+    other file was named on the command line (``init_from=``) or found as a teacher's or an
+    export's weights."""
+    p = Path(path)
+    if p.name == "last.pt" and p.parent.name == "checkpoints":
+        return (f"pass fresh=true to start the run {p.parent.parent.name} over (or move that file "
+                "away)")
+    return "point at a checkpoint lastexp wrote"
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """The one way lastexp opens a checkpoint: ``weights_only=True``, so a file can hold only
     tensors, numbers, strings and plain containers and never runs code when read (lastexp
@@ -33,16 +45,17 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError(
             f"checkpoint {path} is refused: it holds objects other than tensors, numbers, "
             "strings and plain containers (lastexp never writes such files, and does not "
-            "unpickle them); point at a checkpoint lastexp wrote"
+            f"unpickle them); {unusable_fix(path)}"
         ) from None
     except Exception as exc:  # a truncated or foreign file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ConfigError(
-            f"checkpoint {path} cannot be read ({exc.__class__.__name__}: {first})"
+            f"checkpoint {path} cannot be read ({exc.__class__.__name__}: {first}); "
+            f"{unusable_fix(path)}"
         ) from None
     if not isinstance(state, dict):
         raise ConfigError(f"checkpoint {path} holds a {type(state).__name__}, not a "
-                          "checkpoint dict; point at a checkpoint lastexp wrote")
+                          f"checkpoint dict; {unusable_fix(path)}")
     return state
 
 
