@@ -172,7 +172,9 @@ def check_run_dir(argv: list[str]) -> str | None:
             cfg = compose("config", overrides=fixed, return_hydra_config=True)
         runs = OmegaConf.select(cfg, "paths.runs")
         if multirun:
-            run_dir = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
+            # as Hydra joins them (the subdir climbs out of the sweep's record folder)
+            run_dir = Path(os.path.normpath(os.path.join(str(cfg.hydra.sweep.dir),
+                                                         str(cfg.hydra.sweep.subdir))))
         else:
             run_dir = Path(cfg.hydra.run.dir)
     except Exception:  # noqa: BLE001 -- a value only a sweep job can resolve: it checks itself

@@ -95,3 +95,42 @@ def test_skipped_command_leaves_the_run_byte_identical(tmp_path):
     again = run_cli([*args, "training.num_workers=0"], tmp_path)  # a volatile key differs
     assert again.returncode == 0 and "already completed" in again.stdout
     assert snapshot(run) == before
+
+
+def test_each_sweep_keeps_its_own_record(tmp_path, shared_data):
+    """Hydra's multirun.yaml goes to <paths.runs>/.sweeps/<time>/ of the sweep that wrote it: a
+    sweep, a failed sweep and a rerun leave the root's files (an older lastexp's multirun.yaml
+    too) and the other sweeps' records byte-identical, and their jobs' run directories are
+    where a single run's is, <paths.runs>/<name of the config>."""
+    from omegaconf import OmegaConf
+
+    runs = tmp_path / "runs"
+    (runs / ".sweeps" / "older").mkdir(parents=True)
+    (runs / ".sweeps" / "older" / "multirun.yaml").write_text("hydra: {sweep: older}\n")
+    (runs / "multirun.yaml").write_text("hydra: {sweep: before .sweeps}\n")
+    (runs / "notes.md").write_text("my notes")
+    common = ["debug=tiny", "logger=none", "model=last_e_nano", f"paths.runs={runs}",
+              f"paths.data={shared_data}"]
+    records: list[Path] = []
+    for extra, ok in ((["seed=1"], True), (["seed=1", "dataset.raw_dir=/nonexistent"], False),
+                      (["seed=1"], True)):  # the third: the first again, its job skipped
+        before = snapshot(runs)
+        r = run_cli(["--multirun", *common, *extra], tmp_path)
+        assert (r.returncode == 0) == ok, r.stderr[-2000:]
+        after = snapshot(runs)
+        # nothing there before is changed (a lock file is the run store's, rewritten by each
+        # command that takes the lock)
+        assert {k: after[k] for k in before if not k.startswith(".locks/")} == {
+            k: v for k, v in before.items() if not k.startswith(".locks/")}
+        new = sorted(set((runs / ".sweeps").iterdir()) - {runs / ".sweeps" / "older", *records})
+        assert len(new) == 1, new  # a record of its own ...
+        records.append(new[0])
+        saved = OmegaConf.load(new[0] / "multirun.yaml")  # ... of this very sweep
+        assert list(saved.hydra.overrides.task)[-len(extra):] == extra
+        assert all(k.startswith((".sweeps/", ".locks/", "last_e_nano_joint_synthetic_s1_"))
+                   for k in set(after) - set(before)), sorted(set(after) - set(before))
+    (run,) = [p for p in runs.iterdir() if (p / "checkpoints").is_dir()]
+    assert run.parent == runs
+    single = run_cli(common + ["seed=1"], tmp_path)  # the run a single command names
+    assert single.returncode == 0, single.stderr[-1000:]
+    assert f"already completed, skipping: {run}" in single.stdout, single.stdout[-1000:]

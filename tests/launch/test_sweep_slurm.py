@@ -56,6 +56,12 @@ EXACT = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1")
 # --------------------------------------------------------------------------- helpers
 
 
+def _submitit(runs: Path) -> list[Path]:
+    """submitit's folders of the sweeps below ``runs``: each sweep keeps them in its own
+    record, <paths.runs>/.sweeps/<time>/.submitit (beside Hydra's multirun.yaml)."""
+    return sorted(runs.glob(".sweeps/*/.submitit")) + sorted(runs.glob(".submitit"))
+
+
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
@@ -91,17 +97,14 @@ class Sweep:
 
     def job_ids(self) -> list[str]:
         """SLURM ids of the sweep's jobs, from submitit's folder (``27`` or ``27_0``...)."""
-        folder = self.runs / ".submitit"
-        if not folder.is_dir():
-            return []
-        return sorted(p.name for p in folder.iterdir()
+        return sorted(p.name for folder in _submitit(self.runs) for p in folder.iterdir()
                       if p.is_dir() and re.fullmatch(r"\d+(_\d+)?", p.name)
                       and not (p.name.isdigit() and any(folder.glob(f"{p.name}_*"))))
 
     def job_logs(self, tail: int | None = None) -> str:
         """The jobs' submitit logs (all instances of a requeued job share one file)."""
         parts = []
-        for path in sorted((self.runs / ".submitit").glob("*/*_log.*")):
+        for path in sorted(p for f in _submitit(self.runs) for p in f.glob("*/*_log.*")):
             lines = path.read_text(errors="replace").splitlines()
             keep = [ln for ln in lines if "validated against ConfigStore" not in ln
                     and "deprecated in Hydra" not in ln and "upgrades/1.0_to_1.1" not in ln]
@@ -284,6 +287,10 @@ def test_two_job_sweep_runs_under_slurm(request, tmp_path):
     assert len(job_ids) == 2
     for job in sweep.job_ids():
         assert _sacct_states(job) == ["COMPLETED"], job
+    # the sweep's record, submitit's folder with it, is its own: nothing of it in the root
+    (record,) = (sweep.runs / ".sweeps").iterdir()
+    assert (record / "multirun.yaml").is_file() and (record / ".submitit").is_dir()
+    assert not (sweep.runs / "multirun.yaml").exists() and not (sweep.runs / ".submitit").exists()
 
 
 @slurm
@@ -393,7 +400,7 @@ def test_bad_cluster_fails_before_submitting(tmp_path, case):
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("lastexp: error:")]
     assert len(errors) == 1 and re.search(expect, errors[0]), out
     assert "Traceback" not in out, out
-    assert not (tmp_path / "runs" / ".submitit").exists()  # nothing submitted
+    assert not _submitit(tmp_path / "runs")  # nothing submitted
     after = set(_cmd("squeue", "-h", "-o", "%i").split())
     assert after <= set(before.split())  # no job of ours appeared (older ones may finish)
     assert time.monotonic() - t0 < 60
@@ -444,7 +451,7 @@ def test_dependent_jobs_are_submitted_with_afterok(request, tmp_path):
     assert all(m["status"] == "completed" for m in runs.values()), runs
     assert runs["L11"]["started_at"] >= runs["B7"]["finished_at"]
     assert runs["L10"]["started_at"] >= runs["P0"]["finished_at"]
-    scripts = sorted((sweep.runs / ".submitit").glob("*/*_submission.sh"))
+    scripts = sorted(p for f in _submitit(sweep.runs) for p in f.glob("*/*_submission.sh"))
     deps = [re.findall(r"#SBATCH --dependency=(\S+)", p.read_text()) for p in scripts]
     kills = [re.findall(r"#SBATCH --kill-on-invalid-dep=yes", p.read_text()) for p in scripts]
     assert sorted(len(d) for d in deps) == [0, 1, 1], deps  # B7+P0 first, then L11, L10
@@ -488,7 +495,7 @@ def test_missing_dependency_fails_before_submitting(tmp_path):
     assert len(errors) == 1 and "teacher B7 (synthetic, stream joint, seed 1)" in errors[0]
     assert "python -m lastexp +ablation=B7 dataset=synthetic stream=joint seed=1" in errors[0]
     assert "Traceback" not in out, out
-    assert not (tmp_path / "runs" / ".submitit").exists()
+    assert not _submitit(tmp_path / "runs")
     assert set(_cmd("squeue", "-h", "-o", "%i").split()) <= set(before.split())
 
 
@@ -514,7 +521,7 @@ def test_a_request_the_partition_cannot_meet_is_refused_before_submitting(tmp_pa
     assert proc.returncode == 2, proc.stdout + proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(errors) == 1 and needle in errors[0], proc.stderr
-    assert not (tmp_path / "runs" / ".submitit").exists()
+    assert not _submitit(tmp_path / "runs")
     assert set(_cmd("squeue", "-h", "-o", "%i").split()) <= set(before.split())
 
 
