@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import torch
 
-# NTU RGB+D bone pairs, 1-based (child, parent); joint 21 (spine centre) is the root.
-BONE_PAIRS: tuple[tuple[int, int], ...] = (
-    (1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21), (10, 9),
-    (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1), (18, 17), (19, 18),
-    (20, 19), (22, 23), (23, 8), (24, 25), (25, 12),
-)
-STREAMS = ("joint", "bone", "velocity", "bone_velocity")
+from lastexp.ntu_skeleton import BONES_1BASED, PARENT
 
-# parent index (0-based) of every joint; the root (21) is its own parent -> zero bone
-_PARENT = list(range(25))
-for _child, _parent in BONE_PAIRS:
-    _PARENT[_child - 1] = _parent - 1
-PARENT: tuple[int, ...] = tuple(_PARENT)
+# The bone stream's pairs, 1-based (child, parent), and each joint's 0-based parent (the root,
+# joint 21, is its own: a zero bone), both from the one NTU bone table in lastexp.ntu_skeleton.
+BONE_PAIRS: tuple[tuple[int, int], ...] = BONES_1BASED
+STREAMS = ("joint", "bone", "velocity", "bone_velocity")
+__all__ = ["BONE_PAIRS", "PARENT", "STREAMS", "to_stream"]
 
 
 def _bone(x: torch.Tensor) -> torch.Tensor:

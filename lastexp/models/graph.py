@@ -1,4 +1,6 @@
-"""The NTU RGB+D 25-joint skeleton as a graph: bones, spatial-partition adjacency, body regions.
+"""The NTU RGB+D 25-joint skeleton as a graph: spatial-partition adjacency, body regions.
+
+The bones are ``lastexp.ntu_skeleton``'s table (re-exported here as ``BONES_1BASED``/``INWARD``).
 
 Convention: ``A[k, w, v]`` is the weight of input joint ``v`` in output joint ``w`` (output
 first), so a graph convolution is ``y[w] = sum_v A[k, w, v] x[v]`` and every non-empty row of a
@@ -10,15 +12,11 @@ from __future__ import annotations
 
 import torch
 
-NUM_JOINTS = 25
+from lastexp.ntu_skeleton import BONES_1BASED, INWARD, NUM_JOINTS
 
-# NTU's 24 bones, 1-based (child, parent); the parent is the joint nearer the spine centre.
-BONES_1BASED: tuple[tuple[int, int], ...] = (
-    (1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7),
-    (9, 21), (10, 9), (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15),
-    (17, 1), (18, 17), (19, 18), (20, 19), (22, 23), (23, 8), (24, 25), (25, 12),
-)  # fmt: skip
-INWARD: tuple[tuple[int, int], ...] = tuple((c - 1, p - 1) for c, p in BONES_1BASED)
+__all__ = ["A", "BODY_REGIONS", "BONES_1BASED", "INWARD", "NUM_JOINTS", "OUTWARD",
+           "edge_matrix", "normalize_rows", "spatial_adjacency"]
+
 OUTWARD: tuple[tuple[int, int], ...] = tuple((p, c) for c, p in INWARD)
 
 # Body regions, 0-based joint indices (for region-wise masking, shifts and pooling).
