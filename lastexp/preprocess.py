@@ -17,9 +17,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
-
-from omegaconf import OmegaConf
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -126,21 +125,21 @@ def main(argv: list[str] | None = None) -> int:
         cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
         print(f"lastexp.preprocess: error: {one_line(f'{exc}{cause}') or exc}", file=sys.stderr)
         return 2
-    from lastexp.data import DataError, load_arrays
+    from lastexp.data import DataError, dataset_config, load_arrays, preprocessing_config
     from lastexp.data.npz import write_ctrgcn_npz
 
-    prep = cfg.preprocessing
+    dataset, prep = dataset_config(cfg.dataset), preprocessing_config(cfg.preprocessing)
     if export is not None:
         if export.is_dir() or not export.parent.is_dir():
             print(f"lastexp.preprocess: error: --export-npz {str(export)!r} must name a file in "
                   "an existing folder", file=sys.stderr)
             return 2
         if int(prep.num_person) < 2:
-            prep = OmegaConf.merge(prep, {"num_person": 2})
-    progress = Progress(f"{cfg.dataset.name}/{cfg.preprocessing.name}")
+            prep = replace(prep, num_person=2)
+    progress = Progress(f"{dataset.name}/{prep.name}")
     start = time.perf_counter()
     try:
-        train, test, summary = load_arrays(cfg.dataset, prep, cfg.paths.data,
+        train, test, summary = load_arrays(dataset, prep, cfg.paths.data,
                                            progress=progress, workers=os.cpu_count())
     except DataError as exc:
         progress.close()
@@ -151,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     if export is not None:
         try:
             write_ctrgcn_npz(export, train, test, int(summary["num_classes"]),
-                             split=str(cfg.dataset.split))
+                             split=str(dataset.split))
         except OSError as exc:
             print(f"lastexp.preprocess: error: --export-npz {str(export)!r} cannot be written "
                   f"({exc.strerror or exc})", file=sys.stderr)

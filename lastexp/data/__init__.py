@@ -1,6 +1,8 @@
 """Data: NTU ``.skeleton`` parsing, splits, the synthetic corpus, preprocessing, datasets.
 
-Importing this package does not import torch (``SkeletonDataset`` is loaded lazily).
+Importing this package does not import torch (``SkeletonDataset`` is loaded lazily), nor
+OmegaConf and the config schema (only the converters below need them): pool workers that
+import :mod:`.preprocess` pay for numpy alone.
 """
 
 from __future__ import annotations
@@ -10,14 +12,16 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
+    from lastexp.config import DatasetConfig, PreprocessingConfig, SyntheticConfig
+
     from .dataset import SkeletonDataset
     from .preprocess import SplitArrays  # noqa: F401
 
@@ -38,60 +42,98 @@ class DataBundle:
     summary: dict
 
 
-def _get(obj: Any, key: str, default: Any = None) -> Any:
-    if obj is None:
-        return default
-    if isinstance(obj, dict):
-        return obj.get(key, default)
-    return getattr(obj, key, default)
+# ------------------------------------------------------------------ config at the boundary
+# The public entry points (load_data, load_arrays, synthetic.ensure_corpus) take the config
+# dataclasses or what callers hold instead: an OmegaConf node (a run's cfg.dataset) or a plain
+# dict (a checkpoint's config). Each is converted once, here; everything below reads attributes.
+
+_C = TypeVar("_C")
 
 
-def resolve_raw_dir(dataset: Any, data_root: str | Path) -> Path:
+def _convert(cls: type[_C], node: _C | Mapping[str, Any]) -> _C:
+    """``node`` as a ``cls``: itself if it is one, else its entries that are fields of ``cls``
+    (interpolations resolved; keys it lacks keep their defaults, keys ``cls`` lacks are
+    dropped: a checkpoint's config may predate or outlive a field)."""
+    if isinstance(node, cls):
+        return node
+    from omegaconf import DictConfig, OmegaConf
+
+    entries = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in entries.items() if k in names})
+
+
+def synthetic_config(node: SyntheticConfig | Mapping[str, Any]) -> SyntheticConfig:
+    """``dataset.synthetic`` as a :class:`SyntheticConfig`."""
+    from lastexp.config import SyntheticConfig
+
+    return _convert(SyntheticConfig, node)
+
+
+def preprocessing_config(node: PreprocessingConfig | Mapping[str, Any]) -> PreprocessingConfig:
+    """``preprocessing`` as a :class:`PreprocessingConfig`."""
+    from lastexp.config import PreprocessingConfig
+
+    return _convert(PreprocessingConfig, node)
+
+
+def dataset_config(node: DatasetConfig | Mapping[str, Any]) -> DatasetConfig:
+    """``dataset`` as a :class:`DatasetConfig`, its ``synthetic`` a :class:`SyntheticConfig`."""
+    from lastexp.config import DatasetConfig, SyntheticConfig
+
+    ds = _convert(DatasetConfig, node)
+    if isinstance(ds.synthetic, SyntheticConfig):
+        return ds
+    return replace(ds, synthetic=synthetic_config(ds.synthetic or {}))
+
+
+# ----------------------------------------------------------------------------- typed
+
+def resolve_raw_dir(dataset: DatasetConfig, data_root: str | Path) -> Path:
     """The raw ``.skeleton`` folder of ``dataset`` (generating the synthetic corpus if needed)."""
-    raw_dir = _get(dataset, "raw_dir")
-    if raw_dir:
-        return Path(raw_dir)
-    if _get(dataset, "benchmark") == "synthetic":
+    if dataset.raw_dir:
+        return Path(dataset.raw_dir)
+    if dataset.benchmark == "synthetic":
         from .synthetic import ensure_corpus
 
-        return ensure_corpus(data_root, _get(dataset, "synthetic"))
+        return ensure_corpus(data_root, dataset.synthetic)
     raise DataError(
-        f"dataset.raw_dir is not set for benchmark {_get(dataset, 'benchmark')!r}; pass "
+        f"dataset.raw_dir is not set for benchmark {dataset.benchmark!r}; pass "
         "dataset.raw_dir=/path/to/nturgb+d_skeletons (or dataset.npz=FILE, a CTR-GCN npz)"
     )
 
 
-# the preprocessing fields that change the stored arrays (window, sampling and p_interval act
-# when items are drawn, so P0 and P2 share one cache)
-STORED_PREP_FIELDS = ("max_frames", "num_person", "copy_single_body")
 SIDES = ("train", "test")
 
 
-def cache_key(dataset: Any, prep: Any, files: list) -> str:
+def cache_key(dataset: DatasetConfig, prep: PreprocessingConfig, files: list) -> str:
     """Hash of everything the built arrays depend on: the source listing (names and sizes of
-    the raw files, or the npz path, size and mtime) and the storing preprocessing fields."""
-    from .synthetic import _cfg_fields
+    the raw files, or the npz path, size and mtime) and the preprocessing fields that change
+    the stored arrays (window, sampling and p_interval act when items are drawn, so P0 and P2
+    share one cache). Its text must not change: existing caches are found by it."""
+    from .synthetic import corpus_fields
 
-    synth = _get(dataset, "synthetic")
-    generated = (_get(dataset, "benchmark") == "synthetic" and synth
-                 and not _get(dataset, "raw_dir") and not _get(dataset, "npz"))
+    generated = dataset.benchmark == "synthetic" and not dataset.raw_dir and not dataset.npz
     ident = {
         "v": CACHE_VERSION,
-        "benchmark": _get(dataset, "benchmark"),
-        "split": _get(dataset, "split"),
-        "limit": _get(dataset, "limit"),
-        **{k: int(_get(prep, k) or 0) for k in STORED_PREP_FIELDS},
+        "benchmark": dataset.benchmark,
+        "split": dataset.split,
+        "limit": dataset.limit,
+        "max_frames": int(prep.max_frames or 0),
+        "num_person": int(prep.num_person or 0),
+        "copy_single_body": int(prep.copy_single_body or 0),
         "files": files,
-        "synthetic": _cfg_fields(synth) if generated else None,
+        "synthetic": corpus_fields(dataset.synthetic) if generated else None,
     }
     blob = json.dumps(ident, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def cache_dir(dataset: Any, prep: Any, data_root: str | Path, key: str) -> Path:
+def cache_dir(dataset: DatasetConfig, prep: PreprocessingConfig, data_root: str | Path,
+              key: str) -> Path:
     """``<data_root>/cache/<dataset>-<split>-<preprocessing>-<key>``."""
-    parts = [str(_get(dataset, "name") or _get(dataset, "benchmark")),
-             str(_get(dataset, "split")), str(_get(prep, "name") or "prep"), key]
+    parts = [str(dataset.name or dataset.benchmark), str(dataset.split),
+             str(prep.name or "prep"), key]
     return Path(data_root) / "cache" / "-".join(p.replace("/", "_") for p in parts)
 
 
@@ -174,19 +216,22 @@ def read_missing_list(path: str | None) -> set[str]:
     return names
 
 
-def load_arrays(dataset: Any, prep: Any, data_root: str | Path,
+def load_arrays(dataset: DatasetConfig | Mapping[str, Any],
+                prep: PreprocessingConfig | Mapping[str, Any], data_root: str | Path,
                 progress: Callable[[int, int], None] | None = None,
                 workers: int | None = None):
     """Map the train/test arrays from ``cache_dir(...)``, building the cache first if needed.
+    ``dataset``/``prep``: the config dataclasses, OmegaConf nodes or dicts of their fields.
 
     Returns ``(train, test, summary)``; ``x`` is a read-only memory map (N, C, T, V, M)."""
     from .npz import load_npz
     from .preprocess import build_arrays, list_skeleton_files
 
-    npz = _get(dataset, "npz")
-    num_person = int(_get(prep, "num_person"))
-    max_frames = int(_get(prep, "max_frames"))
-    limit = _get(dataset, "limit")
+    dataset, prep = dataset_config(dataset), preprocessing_config(prep)
+    npz = dataset.npz
+    num_person = int(prep.num_person)
+    max_frames = int(prep.max_frames)
+    limit = dataset.limit
     if npz:
         src = Path(npz)
         if not src.is_file():
@@ -197,18 +242,18 @@ def load_arrays(dataset: Any, prep: Any, data_root: str | Path,
 
         def build(alloc):
             return load_npz(src, num_person, max_frames, limit=limit, alloc=alloc,
-                            benchmark=_get(dataset, "benchmark"), split=_get(dataset, "split"),
-                            num_classes=int(_get(dataset, "num_classes") or 0))
+                            benchmark=dataset.benchmark, split=dataset.split,
+                            num_classes=int(dataset.num_classes or 0))
     else:
         raw_dir = resolve_raw_dir(dataset, data_root)
         files = list_skeleton_files(raw_dir)
         listing = [(str(p.relative_to(raw_dir)), p.stat().st_size) for p in files]
-        missing = read_missing_list(_get(dataset, "missing_list"))
+        missing = read_missing_list(dataset.missing_list)
         if missing:
             listing.append(("missing_list", sorted(missing)))
 
         def build(alloc):
-            return build_arrays(raw_dir, _get(dataset, "benchmark"), _get(dataset, "split"),
+            return build_arrays(raw_dir, dataset.benchmark, dataset.split,
                                 prep, limit=limit, workers=workers, progress=progress,
                                 alloc=alloc, missing=missing)
 
@@ -223,7 +268,7 @@ def load_arrays(dataset: Any, prep: Any, data_root: str | Path,
 
     def named_build(alloc):
         train, test, summary = build(alloc)
-        summary.update(dataset=_get(dataset, "name"), preprocessing=_get(prep, "name"),
+        summary.update(dataset=dataset.name, preprocessing=prep.name,
                        cache_key=key)
         return train, test, summary
 
@@ -232,32 +277,35 @@ def load_arrays(dataset: Any, prep: Any, data_root: str | Path,
     return train, test, dict(summary, cache=str(path), cached=False)
 
 
-def load_data(dataset: Any, prep: Any, data_root: str, seed: int) -> DataBundle:
-    """Datasets for a run. ``dataset``/``prep`` carry the fields of DatasetConfig /
-    PreprocessingConfig (OmegaConf nodes or dataclasses)."""
+def load_data(dataset: DatasetConfig | Mapping[str, Any],
+              prep: PreprocessingConfig | Mapping[str, Any], data_root: str,
+              seed: int) -> DataBundle:
+    """Datasets for a run. ``dataset``/``prep``: the config dataclasses, OmegaConf nodes (a
+    run's ``cfg.dataset``) or dicts of their fields (a checkpoint's config)."""
     from .dataset import SkeletonDataset
 
+    dataset, prep = dataset_config(dataset), preprocessing_config(prep)
     train, test, summary = load_arrays(dataset, prep, data_root)
-    num_classes = int(_get(dataset, "num_classes") or 0) or int(summary["num_classes"])
+    num_classes = int(dataset.num_classes or 0) or int(summary["num_classes"])
     top = int(max(train.y.max(), test.y.max()))
     if top >= num_classes:
         raise DataError(
             f"label {top} does not fit dataset.num_classes={num_classes}; set "
             "dataset.num_classes=0 to take it from the data"
         )
-    window = int(_get(prep, "window"))
-    sampling = str(_get(prep, "sampling"))
+    window = int(prep.window)
+    sampling = str(prep.sampling)
     make = lambda arrays, is_train, p: SkeletonDataset(  # noqa: E731
         arrays, window, sampling, is_train, list(p), seed
     )
     return DataBundle(
-        train=make(train, True, _get(prep, "p_interval_train")),
-        test=make(test, False, _get(prep, "p_interval_test")),
+        train=make(train, True, prep.p_interval_train),
+        test=make(test, False, prep.p_interval_test),
         num_classes=num_classes,
         num_person=int(train.x.shape[-1]),
         summary=summary,
     )
 
 
-__all__ = ["DataBundle", "DataError", "cache_dir", "cache_key", "load_arrays", "load_data",
-           "resolve_raw_dir"]
+__all__ = ["DataBundle", "DataError", "cache_dir", "cache_key", "dataset_config", "load_arrays",
+           "load_data", "preprocessing_config", "resolve_raw_dir", "synthetic_config"]

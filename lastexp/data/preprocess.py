@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from . import DataError
 from .denoise import reference_sequence
 from .skeleton import SkeletonFormatError, parse_ntu_name, parse_skeleton
 from .splits import NUM_CLASSES, is_train, keep_action
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lastexp.config import PreprocessingConfig
 
 POOL_MIN_FILES = 64
 
@@ -104,12 +107,6 @@ def _stack(seqs: list[np.ndarray], labels: list[int], names: list[str],
     )
 
 
-def _get(obj: Any, key: str, default: Any = None) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(key, default)
-    return getattr(obj, key, default)
-
-
 MISSING_LISTED = "in NTU's missing-skeleton list (dataset.missing_list)"
 NOT_REGULAR = "not a regular file (a FIFO, socket or device); not opened"
 
@@ -118,7 +115,7 @@ def build_arrays(
     raw_dir: str | Path,
     benchmark: str,
     split: str,
-    prep: Any,
+    prep: PreprocessingConfig,
     limit: int | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -127,15 +124,15 @@ def build_arrays(
 ) -> tuple[SplitArrays, SplitArrays, dict]:
     """Walk ``raw_dir`` and build the train/test arrays of ``benchmark``/``split``.
 
-    ``prep`` needs ``num_person`` and ``max_frames`` (and may set ``copy_single_body``).
+    ``prep`` gives ``num_person``, ``max_frames`` and ``copy_single_body``.
     ``limit`` keeps the first N files (by name) of each split. Bad files land in
     ``summary["skipped"]`` with a reason.
     ``progress(done, total)`` is called as files are parsed; ``alloc(side, shape)`` returns the
     zero-filled float32 array each split is written into (a memory map when caching).
     ``missing``: sample names of NTU's missing-skeleton list, skipped as such.
     """
-    num_person = int(_get(prep, "num_person", 1))
-    max_frames = int(_get(prep, "max_frames", 300))
+    num_person = int(prep.num_person)
+    max_frames = int(prep.max_frames)
     files = list_skeleton_files(raw_dir)
     skipped: dict[str, str] = {}
     chosen: dict[str, list[tuple[Path, int]]] = {"train": [], "test": []}
@@ -159,7 +156,7 @@ def build_arrays(
         if limit is None or len(chosen[side]) < limit:
             chosen[side].append((path, name.label))
 
-    copy_single = bool(_get(prep, "copy_single_body", False))
+    copy_single = bool(prep.copy_single_body)
     jobs = [(str(p), num_person, max_frames, copy_single)
             for side in ("train", "test") for p, _ in chosen[side]]
     if workers is None:

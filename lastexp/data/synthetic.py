@@ -15,11 +15,15 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lastexp.config import SyntheticConfig
 
 GENERATOR_VERSION = 3
 FPS = 30.0
@@ -245,18 +249,21 @@ class _Sample:
         )
 
 
-def _cfg_fields(cfg: Any) -> dict:
-    keys = ("subjects", "samples_per_class", "min_frames", "max_frames", "noise", "seed")
-    return {k: getattr(cfg, k) if not isinstance(cfg, dict) else cfg[k] for k in keys}
+# the fields of SyntheticConfig that make the corpus: hashed into its folder name and the cache
+# key, so a field added to SyntheticConfig renames nothing unless it is listed here
+CORPUS_FIELDS = ("subjects", "samples_per_class", "min_frames", "max_frames", "noise", "seed")
 
 
-def plan_samples(cfg: Any) -> list[_Sample]:
+def corpus_fields(cfg: SyntheticConfig) -> dict[str, Any]:
+    return {k: getattr(cfg, k) for k in CORPUS_FIELDS}
+
+
+def plan_samples(cfg: SyntheticConfig) -> list[_Sample]:
     """(subject, camera, setup, replication) of every file; every subject/camera appears."""
-    f = _cfg_fields(cfg)
-    subjects, spc = int(f["subjects"]), int(f["samples_per_class"])
+    subjects, spc = int(cfg.subjects), int(cfg.samples_per_class)
     if subjects < 1 or spc < 1:
         raise ValueError("synthetic subjects and samples_per_class must be >= 1")
-    if not 1 <= f["min_frames"] <= f["max_frames"]:
+    if not 1 <= cfg.min_frames <= cfg.max_frames:
         raise ValueError("synthetic min_frames must satisfy 1 <= min_frames <= max_frames")
     out = []
     for label in range(len(ACTIONS)):
@@ -307,11 +314,10 @@ def _body_infos(rng: np.random.Generator, body_id: int, n: int) -> list[str]:
     ]
 
 
-def render_sample(sample: _Sample, cfg: Any) -> str:
+def render_sample(sample: _Sample, cfg: SyntheticConfig) -> str:
     """The full text of one ``.skeleton`` file (CRLF line endings)."""
-    f = _cfg_fields(cfg)
-    rng = np.random.default_rng([int(f["seed"]), sample.label, sample.index, 31337])
-    n = int(rng.integers(int(f["min_frames"]), int(f["max_frames"]) + 1))
+    rng = np.random.default_rng([int(cfg.seed), sample.label, sample.index, 31337])
+    n = int(rng.integers(int(cfg.min_frames), int(cfg.max_frames) + 1))
     speed = rng.uniform(0.85, 1.15)
     u = np.linspace(0.0, 1.0, n)
     t = u * DURATION * speed
@@ -335,13 +341,13 @@ def render_sample(sample: _Sample, cfg: Any) -> str:
         place = [np.array([-half, 0.0, 0.0]), np.array([half, 0.0, 0.0])]
     bodies = []
     for p in range(persons):
-        subject = sample.subject if p == 0 else (sample.subject % int(f["subjects"])) + 1
-        offsets = _subject_offsets(int(f["seed"]), subject)
+        subject = sample.subject if p == 0 else (sample.subject % int(cfg.subjects)) + 1
+        offsets = _subject_offsets(int(cfg.seed), subject)
         local = _forward_kinematics(offsets, angles[p], roots[p])
         r_face = _rot_y(facing[p] + rng.uniform(-0.15, 0.15))
         world = local @ r_face.T + place[p]
         cam = world @ r_cam.T + centre
-        cam += rng.normal(0.0, float(f["noise"]), size=cam.shape)
+        cam += rng.normal(0.0, float(cfg.noise), size=cam.shape)
         bodies.append(_joint_fields(cam, angles[p]))
 
     present = np.ones((len(bodies), n), dtype=bool)
@@ -392,13 +398,12 @@ def _write_one(args: tuple) -> str:
     return str(path)
 
 
-def generate_corpus(out_dir: str | Path, cfg: Any, workers: int | None = None) -> list[Path]:
+def generate_corpus(out_dir: str | Path, cfg: SyntheticConfig,
+                    workers: int | None = None) -> list[Path]:
     """Write the whole corpus into ``out_dir``; returns the file paths (sorted)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fields = _cfg_fields(cfg)
-    samples = plan_samples(fields)
-    jobs = [(str(out), s, fields) for s in samples]
+    jobs = [(str(out), s, cfg) for s in plan_samples(cfg)]
     workers = min(os.cpu_count() or 1, 4) if workers is None else workers
     if workers > 1 and len(jobs) >= 200:
         import multiprocessing as mp
@@ -428,13 +433,17 @@ def _mp_context() -> str:
     return "fork" if "fork" in mp.get_all_start_methods() else "spawn"
 
 
-def corpus_hash(cfg: Any) -> str:
-    blob = json.dumps({"v": GENERATOR_VERSION, **_cfg_fields(cfg)}, sort_keys=True)
+def corpus_hash(cfg: SyntheticConfig) -> str:
+    blob = json.dumps({"v": GENERATOR_VERSION, **corpus_fields(cfg)}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
-def ensure_corpus(data_root: str | Path, cfg: Any) -> Path:
-    """``<data_root>/synthetic/<hash>/raw``, generated once (atomically) and then reused."""
+def ensure_corpus(data_root: str | Path, cfg: SyntheticConfig | Mapping[str, Any]) -> Path:
+    """``<data_root>/synthetic/<hash>/raw``, generated once (atomically) and then reused.
+    ``cfg``: a SyntheticConfig, or an OmegaConf node or dict of its fields."""
+    from . import synthetic_config
+
+    cfg = synthetic_config(cfg)
     base = Path(data_root) / "synthetic" / corpus_hash(cfg)
     raw = base / "raw"
     if raw.is_dir():
@@ -444,7 +453,7 @@ def ensure_corpus(data_root: str | Path, cfg: Any) -> Path:
     if tmp.exists():
         shutil.rmtree(tmp)
     generate_corpus(tmp, cfg)
-    (tmp / "config.json").write_text(json.dumps(_cfg_fields(cfg), sort_keys=True))
+    (tmp / "config.json").write_text(json.dumps(corpus_fields(cfg), sort_keys=True))
     try:
         os.rename(tmp, raw)
     except OSError:
