@@ -219,7 +219,12 @@ if __name__ == "__main__":
     if problem:
         print(f"lastexp: error: {problem}", file=sys.stderr)
         sys.exit(2)
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C: the run's state is on disk (metrics say interrupted)
+        print("lastexp: interrupted (SIGINT); run the same command again to resume",
+              file=sys.stderr)
+        sys.exit(130)
     failed = getattr(sys.modules.get("lastexp.run"), "SWEEP_FAILURES", [])
     if failed:  # each reported in one line as it failed; the completed jobs are kept
         print(f"lastexp: error: {len(failed)} sweep job(s) failed (above); fix them and run the "
