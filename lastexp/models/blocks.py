@@ -149,10 +149,35 @@ class SpatialGCN(nn.Module):
         return self.A * self.edge * w[:, None, None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, t, v = x.shape  # (N, C_in, T, V)
-        y = self.conv(x).view(n, self.num_subsets, self.out_channels, t, v)  # (N, K, C, T, V)
-        y = torch.einsum("nkctv,kwv->nctw", y, self.adjacency())  # (N, C, T, V)
+        # (N, C_in, T, V) -> K stacked 1x1 convs (N, K*C, T, V) -> graph product (N, C, T, V)
+        y = aggregate(self.conv(x), self.adjacency(), channels_last=_inductor_cpu(x))
         return F.relu(self.bn(y) + self.residual(x))  # (N, C, T, V)
+
+
+def _inductor_cpu(x: torch.Tensor) -> bool:
+    """Whether ``x`` is traced for Inductor on CPU, which keeps convolution outputs channels-last
+    (its layout optimisation with mkldnn); exported graphs keep the plain einsum."""
+    return (x.device.type == "cpu" and torch.compiler.is_compiling()
+            and not torch.compiler.is_exporting())
+
+
+def aggregate(y: torch.Tensor, a: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """The graph product sum_k y_k A_k^T of the K stacked 1x1-conv outputs: (N, K*C, T, V) and
+    (K, W, V) -> (N, C, T, W), i.e. ``einsum("nkctv,kwv->nctw")``.
+
+    ``channels_last``: ``y`` lies in memory as (N, T, V, K, C) (Inductor's layout on CPU); then
+    the product is one batched matmul over the N*T frames that reads ``y`` in place, instead of
+    einsum's copy to (N, C, T, K, V) (the same sum, reassociated within float rounding).
+    """
+    n, kc, t, v = y.shape
+    k = a.shape[0]
+    c = kc // k
+    if channels_last:
+        z = y.permute(0, 2, 3, 1).reshape(n * t, v * k, c)  # (N*T, V*K, C), a view
+        aw = a.permute(1, 2, 0).reshape(1, a.shape[1], v * k)  # (1, W, V*K)
+        out = torch.bmm(aw.expand(n * t, -1, -1), z)  # (N*T, W, C); matmul would copy z
+        return out.view(n, t, -1, c).permute(0, 3, 1, 2)  # (N, C, T, W)
+    return torch.einsum("nkctv,kwv->nctw", y.view(n, k, c, t, v), a)  # (N, C, T, W)
 
 
 class MultiScaleTCN(nn.Module):
