@@ -5,7 +5,10 @@ or a pre-empted node would: no handler runs, nothing is flushed.
 atomic write), before it happens (a temporary file is left) or ``after`` it;
 ``LASTEXP_KILL=evaluate:N`` at the start of the N-th evaluation (the last ones are the final
 phase: final weights, then the SWA model); ``LASTEXP_KILL=update_bn:1`` halfway through SWA's
-BN recomputation. ``LASTEXP_KILL=count`` kills nothing and prints how many of each it saw.
+BN recomputation. ``LASTEXP_KILL=signal:N:TERM`` (or ``USR2``, ``INT``) does not kill: right
+after the N-th rename it sends that signal to the process, as ``scancel``, SLURM's pre-emption
+warning or a Ctrl-C would, and lets lastexp's own handling end the run.
+``LASTEXP_KILL=count`` kills nothing and prints how many of each it saw.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ def main() -> None:
 
     def replace(src, dst, *args, **kwargs):
         seen["replace"] += 1
-        hit = what == "replace" and seen["replace"] == target
-        if hit and when == "before":
+        hit = what in ("replace", "signal") and seen["replace"] == target
+        if hit and what == "replace" and when == "before":
             die()
         real_replace(src, dst, *args, **kwargs)
-        if hit:
+        if hit and what == "signal":
+            os.kill(os.getpid(), getattr(signal, f"SIG{when}"))
+        elif hit:
             die()
 
     os.replace = replace

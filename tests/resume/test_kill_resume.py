@@ -96,5 +96,18 @@ def test_sigkill_anywhere_resumes_bit_for_bit(tmp_path, shared_data):
         resumed = run_cli([*args, f"paths.runs={root}"], tmp_path)
         assert resumed.returncode == 0, (kill, resumed.stderr[-2000:])
         results[kill] = same(outcome(root), reference)
+    # the signals a user or a cluster sends (scancel's SIGTERM, SLURM's pre-emption warning
+    # SIGUSR2, a Ctrl-C), each once mid-run and once in the final phase: lastexp's own handling
+    # ends the run (a mid-epoch checkpoint, or a KeyboardInterrupt anywhere), then the rerun
+    signals = [f"signal:{n}:{name}" for name in ("TERM", "USR2", "INT")
+               for n in (points[len(points) // 2], n_replace - 1)]
+    for i, sent in enumerate(signals):
+        root = tmp_path / f"signal{i}"
+        stopped = harness([*args, f"paths.runs={root}"], tmp_path, sent)
+        assert "Traceback" not in stopped.stderr, (sent, stopped.stderr[-2000:])
+        resumed = run_cli([*args, f"paths.runs={root}"], tmp_path)
+        assert resumed.returncode == 0, (sent, resumed.stderr[-2000:])
+        results[sent] = same(outcome(root), reference)
     differing = {k: v for k, v in results.items() if v}
-    assert not differing, f"{len(differing)} of {len(kills)} kill points differ: {differing}"
+    tried = len(kills) + len(signals)
+    assert not differing, f"{len(differing)} of {tried} kill/signal trials differ: {differing}"
