@@ -49,3 +49,20 @@ def test_body_regions_partition_the_joints():
 def test_module_constant_is_not_shared_state():
     A = graph.spatial_adjacency()
     assert torch.equal(A, graph.A) and A is not graph.A
+
+
+def test_graph_product_batched_matmul_equals_einsum():
+    # the compiled-CPU branch of SpatialGCN's graph product (one bmm over the frames) computes
+    # the einsum's sum, whatever the memory layout of the conv output it reads
+    from lastexp.models.blocks import aggregate
+
+    torch.manual_seed(0)
+    n, k, c, t, v = 2, 3, 5, 4, 25
+    y = torch.randn(n, k * c, t, v)
+    a = torch.rand(k, v, v)
+    expected = torch.einsum("nkctv,kwv->nctw", y.view(n, k, c, t, v), a)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        got = aggregate(y.contiguous(memory_format=layout), a, channels_last=True)
+        assert got.shape == (n, c, t, v)
+        assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
+    assert torch.equal(aggregate(y, a), expected)  # eager keeps the einsum exactly
