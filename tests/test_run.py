@@ -64,6 +64,7 @@ def _final(run_dir: Path) -> tuple[list, float]:
 
 
 @pytest.mark.slow
+@pytest.mark.resume  # pytest -m resume: the full SIGKILL and signal trials
 def test_sigkill_mid_run_resumes_to_identical_metrics(tmp_path, shared_data):
     args = ["training.epochs=4", "dataset.limit=null"]
     ref_dir, kill_dir = tmp_path / "ref", tmp_path / "kill"
@@ -217,6 +218,7 @@ def test_empty_split_is_a_clear_error(workdir, shared_data):
 
 
 @pytest.mark.slow
+@pytest.mark.resume  # pytest -m resume: the full SIGKILL and signal trials
 def test_preemption_signal_mid_epoch_resumes_to_identical_metrics(tmp_path, shared_data):
     """SIGUSR2 (what SLURM sends before preemption) stops after the current optimizer step,
     writes a mid-epoch checkpoint and exits; the rerun continues that epoch exactly."""
