@@ -71,7 +71,9 @@ def ablation_table(runs: Runs, table: str) -> dict[str, str]:
     extra = [
         "Cells: top-1 (%) on the test split, mean ± sample std over seeds of the "
         "completed runs (n); Δ is the mean difference to the row named in “Δ vs” on the same "
-        "dataset, with Welch's t-test p when both sides have n ≥ 2; best per column in bold; "
+        "dataset (of its rows, the one sharing the most of model, stream and preprocessing; "
+        "among equals the joint stream, so B14 is compared with B7 on joint), with Welch's "
+        "t-test p when both sides have n ≥ 2; best per column in bold; "
         "— means no completed run. GPU h counts every run of the row (failed ones too).",
         selection_note(table),
         budget_line,

@@ -238,12 +238,16 @@ def table_rows_cache(runs: Runs, table: str) -> list[Row]:
 
 
 def _match_baseline(row: Row, candidates: list[Row]) -> Row | None:
-    """The baseline row sharing most of model/stream/prep with ``row``; None if ambiguous."""
+    """The baseline row sharing most of model/stream/prep with ``row``; among equals the one on
+    the joint stream (the ensemble B14 shares no stream with B7's four rows; the paper's table
+    sets it beside B7 on the joint stream, LAST-Base 1s vs 4s); None if still ambiguous."""
     if len(candidates) == 1:
         return candidates[0]
     scores = [sum(a == b for a, b in zip(row.key, c.key)) for c in candidates]
     best = max(scores)
     winners = [c for c, s in zip(candidates, scores) if s == best]
+    if len(winners) > 1:
+        winners = [c for c in winners if c.key[1] == STREAM_ORDER[0]] or winners  # joint
     return winners[0] if len(winners) == 1 else None
 
 

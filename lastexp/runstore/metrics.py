@@ -86,7 +86,8 @@ def read_metrics(path: str | os.PathLike[str]) -> dict[str, Any] | str:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except json.JSONDecodeError as exc:
-        return f"corrupt or truncated {METRICS_FILE} ({exc.msg} at line {exc.lineno})"
+        where = f"line {exc.lineno}, column {exc.colno}"
+        return f"corrupt or truncated {METRICS_FILE} ({exc.msg}: {where})"
     except (OSError, UnicodeDecodeError) as exc:
         return f"unreadable {METRICS_FILE} ({type(exc).__name__}: {exc})"
     if not isinstance(data, dict):

@@ -321,6 +321,27 @@ def test_b13_reports_the_swa_model_and_b14_final_weights_against_b7_final(tmp_pa
     assert "best epoch of the trained weights for every row" in lite
 
 
+def test_b14_ensemble_is_compared_with_b7_on_the_joint_stream(tmp_path: Path):
+    # B14 is an ensemble of B7 on the four streams (the training plan §9A "4 × B7"); its runs say
+    # stream "ensemble", which none of B7's rows shares. The paper's table sets it beside B7 on
+    # the joint stream (LAST-Base 1s vs 4s), so its Δ is taken against that row's final weights.
+    root = tmp_path / "runs"
+    finals = {"joint": [86.9, 86.6], "bone": [85.7, 85.9], "velocity": [84.1, 84.3],
+              "bone_velocity": [83.7, 83.9]}
+    for stream, values in finals.items():
+        for i, final in enumerate(values):
+            write_run(root, f"b7_{stream}_{i}", ablation="B7", seed=i, stream=stream,
+                      best=final + 0.3, final_top1=final)
+    b14 = [89.0, 88.8]
+    for i, top1 in enumerate(b14):
+        write_run(root, f"b14_{i}", ablation="B14", seed=i, stream="ensemble", best=top1,
+                  final_top1=top1)
+    md = build_report(*load_store(root), provenance="x")["base.md"]
+    cells = table_line(md, "B14")
+    assert cells[4].startswith(f"{statistics.fmean(b14) - statistics.fmean(finals['joint']):+.1f} ")
+    assert "B14 is compared with B7 on joint" in md
+
+
 def test_lite_notes_say_which_teacher_l11_used(tmp_path: Path):
     root = tmp_path / "runs"
     write_run(root, "l11_single", ablation="L11", model="last_lite_small", teacher="runs/B7_a")
