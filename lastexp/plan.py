@@ -22,7 +22,15 @@ from omegaconf import DictConfig, OmegaConf
 from lastexp.cli import ArgumentParser
 from lastexp.config import normalize_overrides, register_configs, register_resolvers, run_dir_name
 from lastexp.deps import is_path, requirements
-from lastexp.runstore import RunDir, RunIdentity, debug_of, find_completed, iter_runs
+from lastexp.runstore import (
+    RunDir,
+    RunIdentity,
+    debug_of,
+    find_completed,
+    is_completed,
+    iter_runs,
+    newest_per_seed,
+)
 from lastexp.runstore.metrics import read_metrics
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -210,7 +218,9 @@ def maskclr_due_note(runs_root: str) -> str | None:
     results tables state) on the store: a line when L12 is due, None otherwise."""
     from lastexp import catalog
 
-    decision = catalog.maskclr_decision(r.metrics for r in iter_runs(runs_root))
+    done = [r for r in iter_runs(runs_root) if is_completed(r.metrics)]
+    kept, _ = newest_per_seed(done, lambda r: r.metrics, lambda r: r.run_dir)  # as the tables
+    decision = catalog.maskclr_decision(r.metrics for r in kept)
     if decision is None or not decision[0]:
         return None
     _, row, mean = decision

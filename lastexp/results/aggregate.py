@@ -15,6 +15,7 @@ from lastexp import catalog
 from lastexp.results.render import DASH
 from lastexp.results.stats import welch
 from lastexp.results.store import Problem
+from lastexp.runstore.walk import newest_per_seed
 
 DATASET_ORDER = ["synthetic", "ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset"]
 STREAM_ORDER = ["joint", "bone", "velocity", "bone_velocity"]
@@ -144,25 +145,8 @@ def prepare(df: pd.DataFrame, problems: list[Problem] = (), provenance: str = ""
         ts = r["train_seconds"]
         r["train_seconds"] = ts if isinstance(ts, float) and ts == ts else 0.0
     runs.sort(key=lambda r: r["run_dir"])
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    completed: list[dict] = []
-    for r in runs:
-        if r["status"] != "completed" or not (r["best_top1"] == r["best_top1"]):
-            continue
-        seed = r["seed"]
-        if seed is None or seed != seed:
-            completed.append(r)
-        else:
-            groups[(r["ablation"], *variant_of(r), r["dataset"], seed)].append(r)
-    duplicates = []
-    for group in groups.values():
-        group.sort(key=lambda r: (as_text(r["finished_at"]), as_text(r["started_at"]),
-                                  r["run_dir"]))  # fmt: skip
-        completed.append(group[-1])
-        if len(group) > 1:
-            duplicates.append((group[-1], group[:-1]))
-    completed.sort(key=lambda r: r["run_dir"])
-    duplicates.sort(key=lambda d: d[0]["run_dir"])
+    done = [r for r in runs if r["status"] == "completed" and r["best_top1"] == r["best_top1"]]
+    completed, duplicates = newest_per_seed(done, lambda r: r, lambda r: r["run_dir"])
     root = str(df.attrs.get("runs_root", ""))
     return Runs(runs, completed, duplicates, list(problems), provenance, root)
 

@@ -5,7 +5,8 @@
   (:class:`RunIdentity`: ablation, dataset, stream, seed, debug preset);
 - :mod:`~lastexp.runstore.metrics`: the metrics.json schema, reading, atomic writing, and the
   completed / failed checks;
-- :mod:`~lastexp.runstore.walk`: the one walker over the store, and finding runs in it;
+- :mod:`~lastexp.runstore.walk`: the one walker over the store, finding runs in it, and the
+  one rule for the newest run and for duplicate seeds;
 - :mod:`~lastexp.runstore.finished`: opening a finished run (teacher, ensemble member, export);
 - :mod:`~lastexp.runstore.models`: rebuilding a finished run's model (imports torch);
 - :mod:`~lastexp.runstore.scores`: test_scores.npz;
@@ -31,12 +32,22 @@ from lastexp.runstore.metrics import (
     timestamp,
     write_metrics,
 )
-from lastexp.runstore.walk import RunRecord, find_completed, find_runs, iter_runs, run_dirs, walk
+from lastexp.runstore.walk import (
+    RunRecord,
+    find_completed,
+    find_runs,
+    iter_runs,
+    newest_per_seed,
+    recency,
+    run_dirs,
+    seed_slot,
+    walk,
+)
 
 __all__ = [
     "COLUMNS", "STATUSES", "Metrics", "RunDir", "RunError", "RunIdentity",
     "RunLockedError", "RunRecord", "debug_of", "discard_lock", "find_completed", "find_runs",
     "identity_of", "is_completed", "is_failed", "iter_runs", "lock_path", "model_checkpoint",
-    "open_finished", "read_metrics", "run_dirs", "run_lock", "schema_problem", "timestamp",
-    "walk", "write_metrics",
+    "newest_per_seed", "open_finished", "read_metrics", "recency", "run_dirs", "run_lock",
+    "schema_problem", "seed_slot", "timestamp", "walk", "write_metrics",
 ]

@@ -9,10 +9,11 @@ only metrics.json, never torch, so planning on a login node stays fast; ``os.sca
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lastexp.runstore.identity import RunIdentity
 from lastexp.runstore.layout import METRICS_FILE, NOT_RUNS, RunDir
@@ -88,10 +89,57 @@ def iter_runs(root: str | os.PathLike[str]) -> Iterator[RunRecord]:
             yield RunRecord(path, metrics)
 
 
+def recency(metrics: Mapping[str, Any], run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
+    """How new a run is: its finished_at, then started_at, then its path. "The newest run" is
+    chosen in this one order everywhere: the run a dependency reads, the run the tables keep
+    of a duplicated seed, the runs the planner counts."""
+    return (_text(metrics.get("finished_at")), _text(metrics.get("started_at")),
+            os.fspath(run_dir))
+
+
+def seed_slot(metrics: Mapping[str, Any]) -> tuple | None:
+    """What makes two runs the same seed of one table cell (ablation, model, stream,
+    preprocessing, dataset, seed); None for a run without a seed, which is its own."""
+    seed = metrics.get("seed")
+    if seed is None or seed != seed:  # absent, or NaN from a table
+        return None
+    keys = ("ablation", "model", "stream", "preprocessing", "dataset")
+    return (*(_text(metrics.get(k)) for k in keys), seed)
+
+
+T = TypeVar("T")
+
+
+def newest_per_seed(items: Iterable[T], metrics: Callable[[T], Mapping[str, Any]],
+                    run_dir: Callable[[T], str | os.PathLike[str]],
+                    ) -> tuple[list[T], list[tuple[T, list[T]]]]:
+    """Duplicate seeds resolved: ``(kept, duplicates)``. ``kept`` holds every run without a seed
+    and the newest (:func:`recency`) of each :func:`seed_slot`, in the order given;
+    ``duplicates`` pairs each kept run that had others in its slot with those older runs,
+    oldest first."""
+    items = list(items)
+    slots: dict[tuple, list[T]] = defaultdict(list)
+    for item in items:
+        slot = seed_slot(metrics(item))
+        if slot is not None:
+            slots[slot].append(item)
+    newest: dict[int, list[T]] = {}
+    for group in slots.values():
+        group.sort(key=lambda it: recency(metrics(it), run_dir(it)))
+        newest[id(group[-1])] = group[:-1]
+    kept = [it for it in items if seed_slot(metrics(it)) is None or id(it) in newest]
+    duplicates = [(it, newest[id(it)]) for it in kept if newest.get(id(it))]
+    return kept, duplicates
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def find_runs(root: str | os.PathLike[str], identity: RunIdentity) -> list[RunRecord]:
-    """The runs of ``identity``, newest first."""
+    """The runs of ``identity``, newest first (:func:`recency`)."""
     found = [r for r in iter_runs(root) if identity.matches(r.metrics)]
-    found.sort(key=lambda r: str(r.metrics.get("finished_at") or ""), reverse=True)
+    found.sort(key=lambda r: recency(r.metrics, r.run_dir), reverse=True)
     return found
 
 

@@ -113,3 +113,21 @@ def test_tables_undecided_on_nano_runs_alone(tmp_path: Path):
     assert ("undecided — no completed L10/L11 run of last_lite_small on ntu60_xsub yet."
             in lite)
     assert maskclr_due_note(str(root)) is None
+
+
+def test_plan_and_tables_resolve_a_duplicated_seed_alike(tmp_path: Path):
+    # Seed 1 of L11 trained twice (a rerun in a SLURM job dir): the tables keep the newest run
+    # (88.6), so Phase 2 gives mean(88.6, 88.2) = 88.4 and MaskCLR is not due. Counting the old
+    # 85.0 too, the planner would have said 87.3 < 88 and asked for L12.
+    root = tmp_path / "runs"
+    write_run(root, "slurm/17/0", ablation="L11", seed=1, best=85.0, dataset="ntu60_xsub",
+              model="last_lite_small", finished="2025-01-02T10:00:00")  # fmt: skip
+    write_run(root, "l11_s1", ablation="L11", seed=1, best=88.6, dataset="ntu60_xsub",
+              model="last_lite_small", finished="2025-01-05T10:00:00")  # fmt: skip
+    write_run(root, "l11_s2", ablation="L11", seed=2, best=88.2, dataset="ntu60_xsub",
+              model="last_lite_small")  # fmt: skip
+    lite = build_report(*load_store(root, warn=False), provenance="x")["lite.md"]
+    assert "**MaskCLR (L12) is due**" not in lite
+    assert "the best distilled Lite result is L11 at 88.4% on ntu60_xsub" in lite
+    assert "kept `l11_s1`, ignored `slurm/17/0`" in lite
+    assert maskclr_due_note(str(root)) is None

@@ -15,6 +15,7 @@ from lastexp.runstore import (
     RunIdentity,
     find_completed,
     iter_runs,
+    newest_per_seed,
     read_metrics,
     run_dirs,
     schema_problem,
@@ -65,6 +66,25 @@ def test_identity_matches_the_debug_preset_too(tmp_path):
     tiny = find_completed(tmp_path, RunIdentity("B7", "d", "joint", 1, "tiny"))
     assert full.run_dir.name == "full" and tiny.run_dir.name == "tiny"
     assert find_completed(tmp_path, RunIdentity("B7", "d", "bone", 1)) is None
+
+
+def test_a_dependency_reads_the_run_the_tables_keep(tmp_path):
+    # Two completed runs of one seed, finished in the same second: the newer start wins, and on
+    # a full tie the later path; a teacher lookup and the tables' de-duplication pick the same.
+    common = dict(status="completed", ablation="B7", model="last_base", dataset="d",
+                  stream="joint", preprocessing="t64_uniform", seed=1, best_top1=80.0,
+                  finished_at="2026-01-02T10:00:00")
+    _run(tmp_path, "b_early", started_at="2026-01-01T08:00:00", **common)
+    _run(tmp_path, "a_late", started_at="2026-01-01T09:00:00", **common)
+    _run(tmp_path, "z_same", started_at="2026-01-01T07:00:00", **common)
+    dep = find_completed(tmp_path, RunIdentity("B7", "d", "joint", 1))
+    assert dep.run_dir.name == "a_late"
+    kept, dups = newest_per_seed(iter_runs(tmp_path), lambda r: r.metrics, lambda r: r.run_dir)
+    assert [r.run_dir.name for r in kept] == ["a_late"]
+    assert [r.run_dir.name for r in dups[0][1]] == ["z_same", "b_early"]
+    tie = dict(common, started_at="2026-01-01T09:00:00")
+    _run(tmp_path, "c_tie", **tie)
+    assert find_completed(tmp_path, RunIdentity("B7", "d", "joint", 1)).run_dir.name == "c_tie"
 
 
 def test_identity_command_carries_the_debug_preset_once():
