@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from pathlib import Path
 
 import hydra
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from lastexp.config import normalize_overrides, register_configs, register_resolvers
+from lastexp import app
+from lastexp.cli import hydra_error_line
+from lastexp.config import (
+    ConfigError,
+    init_from_problem,
+    normalize_overrides,
+    run_dir_problem,
+    validate,
+)
 from lastexp.environment import with_env
+from lastexp.launch.preflight import slurm_problem
+from lastexp.search import trial_value
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
-register_configs()
-register_resolvers()
+app.register()
 
 
 def preflight(argv: list[str]) -> str | None:
@@ -66,11 +80,6 @@ def precompose(argv: list[str]) -> str | None:
     of the same error spans many lines). Sweeps and hydra.* overrides are left to Hydra."""
     if any(a.startswith("-") and a not in ("--multirun", "-m") for a in argv):
         return None  # --cfg, --help, --config-dir ...: Hydra's business
-    from hydra import compose, initialize_config_dir
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     args = [a for a in argv if a not in ("--multirun", "-m")]
     try:
         parsed = OverridesParser.create().parse_overrides(args)
@@ -79,10 +88,7 @@ def precompose(argv: list[str]) -> str | None:
         with initialize_config_dir(CONF_DIR, version_base="1.3"):
             cfg = compose("config", overrides=fixed)
     except (HydraException, OmegaConfBaseException) as exc:
-        cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
-        return one_line(f"{exc}{cause}") or exc.__class__.__name__
-    from lastexp.config import ConfigError, init_from_problem, validate
-
+        return hydra_error_line(exc)
     sweeps = [o for o in parsed if o.is_sweep_override()]
     if sweeps:  # an impossible value anywhere in a sweep is refused before any job runs
         return check_sweep_values(sweeps, fixed)
@@ -103,14 +109,6 @@ def check_sweep_values(sweeps: list, fixed: list[str]) -> str | None:
     """Compose and validate the jobs of a ``--multirun`` sweep (its choice and range values;
     intervals and globs are left to each job): the first impossible job is refused in one
     line naming its overrides."""
-    import itertools
-
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from lastexp.config import ConfigError, init_from_problem, validate
-
     axes = []
     for o in sweeps:
         if o.get_key_element().lstrip("+~").startswith("hydra"):
@@ -136,9 +134,7 @@ def check_sweep_values(sweeps: list, fixed: list[str]) -> str | None:
             except ConfigError as exc:
                 return f"{exc} (in the sweep job {' '.join(job)}); fix or drop that value"
             except (HydraException, OmegaConfBaseException) as exc:
-                cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
-                text = one_line(f"{exc}{cause}") or exc.__class__.__name__
-                return f"{text} (in the sweep job {' '.join(job)})"
+                return f"{hydra_error_line(exc)} (in the sweep job {' '.join(job)})"
             except Exception:  # noqa: BLE001,S112 -- a value only the job can resolve
                 continue
             if problem:
@@ -157,12 +153,6 @@ def check_run_dir(argv: list[str]) -> str | None:
         return None
     if not any(a.lstrip("+~").startswith(RUN_DIR_KEYS) for a in argv):
         return None  # the default <paths.runs>/<name of the config> always lies inside
-    from hydra import compose, initialize_config_dir
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf
-
-    from lastexp.config import run_dir_problem
-
     multirun = any(a in ("--multirun", "-m") for a in argv)
     args = [a for a in argv if a not in ("--multirun", "-m")]
     try:
@@ -182,33 +172,17 @@ def check_run_dir(argv: list[str]) -> str | None:
     return run_dir_problem(run_dir, runs)
 
 
-def one_line(message: str) -> str:
-    """Hydra's multi-line report as one line: the statements, and options as a list."""
-    head, options = [], []
-    for line in message.splitlines():
-        if line.startswith("\t") and not line.strip().startswith("provider="):
-            options.append(line.strip())
-        elif line.strip() and not line.startswith((" ", "\t")) and not line.startswith(
-            ("To append", "Set the environment", "Config search path", "Available options")
-        ):
-            head.append(line.strip())
-    text = ": ".join(h.rstrip(".") for h in head)
-    return f"{text}; available: {', '.join(options)}" if options else text
-
-
-
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from lastexp.run import run_job  # torch is imported here, never at composition time
-    from lastexp.search import trial_value
+    # deferred: lastexp.run imports torch (~1.6 s); a command refused before Hydra starts, or
+    # python -m lastexp --cfg job, never pays for it
+    from lastexp.run import run_job
 
     return trial_value(run_job(cfg))  # under the Optuna sweeper: the run's best val top-1
 
 
 def command_problem(argv: list[str]) -> str | None:
     """Every check made before Hydra starts, in order: the first problem's one line."""
-    from lastexp.launch.preflight import slurm_problem
-
     return (check_single_ablation(argv) or precompose(argv) or check_run_dir(argv)
             or preflight(argv) or slurm_problem(argv))
 

@@ -21,3 +21,23 @@ class ArgumentParser(argparse.ArgumentParser):
         text = " ".join(message.split())  # argparse may wrap a long message
         print(f"{command}: error: {text}; see {self.prog} --help", file=sys.stderr)
         sys.exit(2)
+
+
+def one_line(message: str) -> str:
+    """Hydra's multi-line report as one line: the statements, and options as a list."""
+    head, options = [], []
+    for line in message.splitlines():
+        if line.startswith("\t") and not line.strip().startswith("provider="):
+            options.append(line.strip())
+        elif line.strip() and not line.startswith((" ", "\t")) and not line.startswith(
+            ("To append", "Set the environment", "Config search path", "Available options")
+        ):
+            head.append(line.strip())
+    text = ": ".join(h.rstrip(".") for h in head)
+    return f"{text}; available: {', '.join(options)}" if options else text
+
+
+def hydra_error_line(exc: BaseException) -> str:
+    """A Hydra or OmegaConf error, with its cause, as one line (its class name if empty)."""
+    cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
+    return one_line(f"{exc}{cause}") or exc.__class__.__name__

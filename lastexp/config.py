@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from lastexp.environment import slurm_workers
+from lastexp.runstore.layout import RunDir
 
 
 class ConfigError(ValueError):
@@ -226,14 +226,6 @@ class Config:
     init_from: Optional[str] = None  # fine-tune: initialise weights from this checkpoint
     run_name: Optional[str] = None  # directory name below paths.runs; default derived from config
     run_dependencies: bool = False  # train missing teachers / ensemble members first
-
-
-def register_configs() -> None:
-    """Store the schema so that conf/config.yaml can list it first in its defaults."""
-    from hydra.core.config_store import ConfigStore
-
-    cs = ConfigStore.instance()
-    cs.store(name="lastexp_schema", node=Config)
 
 
 # ----------------------------------------------------------------------------- values
@@ -551,8 +543,6 @@ def init_from_problem(cfg: DictConfig) -> str | None:
     scratch (a run that resumes from its ``last.pt`` or is complete never reads it, so a source
     deleted since does not stop a resume). Checked before Hydra, where a bad path cost a data
     load before."""
-    from lastexp.runstore.layout import RunDir
-
     src = OmegaConf.select(cfg, "init_from")
     if not src or Path(str(src)).is_file():
         return None
@@ -574,17 +564,3 @@ def _dict_select(d: dict, key: str) -> Any:
             return None
         d = d.get(part)
     return d
-
-
-def _run_dir_resolver(*, _root_: DictConfig) -> str:
-    return run_dir_name(_root_)
-
-
-def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("lastexp_slurm_workers"):
-        OmegaConf.register_new_resolver("lastexp_slurm_workers", slurm_workers)
-    if not OmegaConf.has_resolver("lastexp_run_dir"):
-        OmegaConf.register_new_resolver("lastexp_run_dir", _run_dir_resolver, use_cache=False)
-    from lastexp.search import register_resolvers as register_search_resolvers
-
-    register_search_resolvers()  # hydra/sweeper=optuna +search=<name>: study name and storage

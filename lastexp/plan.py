@@ -17,10 +17,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
+from tabulate import tabulate
 
+from lastexp import app, catalog
 from lastexp.cli import ArgumentParser
-from lastexp.config import normalize_overrides, register_configs, register_resolvers, run_dir_name
+from lastexp.config import normalize_overrides, run_dir_name
 from lastexp.deps import is_path, requirements
 from lastexp.runstore import (
     RunDir,
@@ -74,9 +78,6 @@ class Job:
 
 def expand(args: list[str]) -> list[list[str]]:
     """Job override lists, as Hydra's BasicSweeper builds them (inside a compose context)."""
-    from hydra import compose
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     parser = OverridesParser.create()
     parsed = parser.parse_overrides(args)
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
@@ -109,16 +110,11 @@ def _is_value_override(override: str) -> bool:
 
 
 def _parse_value(text: str):
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     return OverridesParser.create().parse_override(f"x={text}").value()
 
 
 def build_plan(args: list[str]) -> list[Job]:
-    from hydra import compose, initialize_config_dir
-
-    register_configs()
-    register_resolvers()
+    app.register()
     args = normalize_overrides(args)
     jobs: list[Job] = []
     composed: dict[tuple[str, ...], DictConfig] = {}
@@ -169,10 +165,6 @@ def spent_hours(runs_root: str) -> dict[str, float]:
 
 
 def render(jobs: list[Job]) -> str:
-    from tabulate import tabulate
-
-    from lastexp import catalog
-
     rows = []
     for i, job in enumerate(jobs):
         c = job.cfg
@@ -216,8 +208,6 @@ def render(jobs: list[Job]) -> str:
 def maskclr_due_note(runs_root: str) -> str | None:
     """The training plan §4's MaskCLR rule (:func:`lastexp.catalog.maskclr_decision`, the one the
     results tables state) on the store: a line when L12 is due, None otherwise."""
-    from lastexp import catalog
-
     done = [r for r in iter_runs(runs_root) if is_completed(r.metrics)]
     kept, _ = newest_per_seed(done, lambda r: r.metrics, lambda r: r.run_dir)  # as the tables
     decision = catalog.maskclr_decision(r.metrics for r in kept)

@@ -20,17 +20,23 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+from tqdm import tqdm
+
+from lastexp import app
+from lastexp.cli import hydra_error_line
+from lastexp.config import normalize_overrides
+from lastexp.data import DataError, dataset_config, load_arrays, preprocessing_config
+from lastexp.data.npz import write_ctrgcn_npz
+
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from lastexp.config import normalize_overrides, register_configs, register_resolvers
-
-    register_configs()
-    register_resolvers()
+    app.register()
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         return hydra_compose("config", overrides=normalize_overrides(overrides))
 
@@ -48,8 +54,6 @@ class Progress:
     def __call__(self, done: int, total: int) -> None:
         if self.stream.isatty():
             if self.bar is None:
-                from tqdm import tqdm
-
                 self.bar = tqdm(total=total, desc=self.label, unit="file", file=self.stream)
             self.bar.update(done - self.bar.n)
             return
@@ -114,20 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"lastexp.preprocess: error: {exc}", file=sys.stderr)
         return 2
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     try:
         cfg = compose(argv)
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
-        from lastexp.__main__ import one_line  # Hydra's many-line report as one line
-
-        cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
-        print(f"lastexp.preprocess: error: {one_line(f'{exc}{cause}') or exc}", file=sys.stderr)
+        print(f"lastexp.preprocess: error: {hydra_error_line(exc)}", file=sys.stderr)
         return 2
-    from lastexp.data import DataError, dataset_config, load_arrays, preprocessing_config
-    from lastexp.data.npz import write_ctrgcn_npz
-
     dataset, prep = dataset_config(cfg.dataset), preprocessing_config(cfg.preprocessing)
     if export is not None:
         if export.is_dir() or not export.parent.is_dir():

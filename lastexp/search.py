@@ -17,8 +17,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from lastexp.config import identity
 from lastexp.runstore import RunDir, read_metrics
 
 SEARCH_DIR = "search"  # below paths.runs: the studies' sqlite files
@@ -37,8 +39,6 @@ def _pop(tree: dict, key: str) -> None:
 def study_name(prefix: str, *, _root_: DictConfig) -> str:
     """``<prefix>_<ablation|model>_<stream>_<dataset>_s<seed>_<hash>``: the hash is taken from
     the run identity without the keys the sweeper searches (``hydra.sweeper.params``)."""
-    from lastexp.config import identity
-
     params = OmegaConf.select(_root_, "hydra.sweeper.params")
     searched = list(params.keys()) if params is not None else []
     ident = identity(_root_)
@@ -62,8 +62,6 @@ def study_storage(runs: str, name: str) -> str:
 def trial_value(value: Any) -> Any:
     """What the Hydra task returns: under the Optuna sweeper the run's best validation top-1
     (also for a run skipped as already completed), otherwise ``value`` unchanged."""
-    from hydra.core.hydra_config import HydraConfig
-
     if not HydraConfig.initialized():
         return value
     hc = HydraConfig.get()
@@ -72,10 +70,3 @@ def trial_value(value: Any) -> Any:
     metrics = read_metrics(RunDir(Path(hc.runtime.output_dir)).metrics)
     best = metrics.get(OBJECTIVE) if isinstance(metrics, dict) else None
     return value if best is None else float(best)
-
-
-def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("lastexp_study"):
-        OmegaConf.register_new_resolver("lastexp_study", study_name, use_cache=False)
-    if not OmegaConf.has_resolver("lastexp_study_db"):
-        OmegaConf.register_new_resolver("lastexp_study_db", study_storage, use_cache=False)

@@ -8,6 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+
+from lastexp import app
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
@@ -15,13 +19,7 @@ CONF = REPO / "conf"
 
 def compose(overrides: list[str] | None = None, *, return_hydra: bool = False):
     """Compose conf/config.yaml with the given overrides (no job is run)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from lastexp.config import register_configs, register_resolvers
-
-    register_configs()
-    register_resolvers()
+    app.register()
     with initialize_config_dir(str(CONF), version_base="1.3"):
         return hydra_compose("config", overrides=overrides or [], return_hydra_config=return_hydra)
 
