@@ -1,8 +1,7 @@
 """Data: NTU ``.skeleton`` parsing, splits, the synthetic corpus, preprocessing, datasets.
 
-Importing this package does not import torch (``SkeletonDataset`` is loaded lazily), nor
-OmegaConf and the config schema (only the converters below need them): pool workers that
-import :mod:`.preprocess` pay for numpy alone.
+Importing this package does not import torch: ``SkeletonDataset`` is loaded when a run asks
+for datasets, so preprocessing, its pool workers and the synthetic corpus never pay for it.
 """
 
 from __future__ import annotations
@@ -13,24 +12,29 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from lastexp.config import DatasetConfig, PreprocessingConfig, SyntheticConfig
+from lastexp.config import DatasetConfig, PreprocessingConfig
 
+from .convert import dataset_config, preprocessing_config, synthetic_config
+from .errors import DataError
+from .npz import load_npz
+from .preprocess import SplitArrays, build_arrays, list_skeleton_files
+from .skeleton import parse_ntu_name
+from .synthetic import corpus_fields, ensure_corpus
+
+if TYPE_CHECKING:  # pragma: no cover
     from .dataset import SkeletonDataset
-    from .preprocess import SplitArrays  # noqa: F401
+
+__all__ = ["DataBundle", "DataError", "dataset_config", "load_arrays", "load_data",
+           "preprocessing_config", "synthetic_config"]
 
 # 3: the reference denoising, actor assignment and frame removal (lastexp.data.denoise)
 CACHE_VERSION = 3
-
-
-class DataError(ValueError):
-    """A user-facing data problem (missing raw_dir, empty split...), naming the key to fix."""
 
 
 @dataclass
@@ -42,51 +46,6 @@ class DataBundle:
     summary: dict
 
 
-# ------------------------------------------------------------------ config at the boundary
-# The public entry points (load_data, load_arrays, synthetic.ensure_corpus) take the config
-# dataclasses or what callers hold instead: an OmegaConf node (a run's cfg.dataset) or a plain
-# dict (a checkpoint's config). Each is converted once, here; everything below reads attributes.
-
-_C = TypeVar("_C")
-
-
-def _convert(cls: type[_C], node: _C | Mapping[str, Any]) -> _C:
-    """``node`` as a ``cls``: itself if it is one, else its entries that are fields of ``cls``
-    (interpolations resolved; keys it lacks keep their defaults, keys ``cls`` lacks are
-    dropped: a checkpoint's config may predate or outlive a field)."""
-    if isinstance(node, cls):
-        return node
-    from omegaconf import DictConfig, OmegaConf
-
-    entries = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in entries.items() if k in names})
-
-
-def synthetic_config(node: SyntheticConfig | Mapping[str, Any]) -> SyntheticConfig:
-    """``dataset.synthetic`` as a :class:`SyntheticConfig`."""
-    from lastexp.config import SyntheticConfig
-
-    return _convert(SyntheticConfig, node)
-
-
-def preprocessing_config(node: PreprocessingConfig | Mapping[str, Any]) -> PreprocessingConfig:
-    """``preprocessing`` as a :class:`PreprocessingConfig`."""
-    from lastexp.config import PreprocessingConfig
-
-    return _convert(PreprocessingConfig, node)
-
-
-def dataset_config(node: DatasetConfig | Mapping[str, Any]) -> DatasetConfig:
-    """``dataset`` as a :class:`DatasetConfig`, its ``synthetic`` a :class:`SyntheticConfig`."""
-    from lastexp.config import DatasetConfig, SyntheticConfig
-
-    ds = _convert(DatasetConfig, node)
-    if isinstance(ds.synthetic, SyntheticConfig):
-        return ds
-    return replace(ds, synthetic=synthetic_config(ds.synthetic or {}))
-
-
 # ----------------------------------------------------------------------------- typed
 
 def resolve_raw_dir(dataset: DatasetConfig, data_root: str | Path) -> Path:
@@ -94,8 +53,6 @@ def resolve_raw_dir(dataset: DatasetConfig, data_root: str | Path) -> Path:
     if dataset.raw_dir:
         return Path(dataset.raw_dir)
     if dataset.benchmark == "synthetic":
-        from .synthetic import ensure_corpus
-
         return ensure_corpus(data_root, dataset.synthetic)
     raise DataError(
         f"dataset.raw_dir is not set for benchmark {dataset.benchmark!r}; pass "
@@ -111,8 +68,6 @@ def cache_key(dataset: DatasetConfig, prep: PreprocessingConfig, files: list) ->
     the raw files, or the npz path, size and mtime) and the preprocessing fields that change
     the stored arrays (window, sampling and p_interval act when items are drawn, so P0 and P2
     share one cache). Its text must not change: existing caches are found by it."""
-    from .synthetic import corpus_fields
-
     generated = dataset.benchmark == "synthetic" and not dataset.raw_dir and not dataset.npz
     ident = {
         "v": CACHE_VERSION,
@@ -139,8 +94,6 @@ def cache_dir(dataset: DatasetConfig, prep: PreprocessingConfig, data_root: str 
 
 def _read_cache(path: Path):
     """Memory-map a finished cache directory (raises OSError/ValueError/KeyError if broken)."""
-    from .preprocess import SplitArrays  # noqa: F401
-
     summary = json.loads((path / "summary.json").read_text())
     sides = []
     for s in SIDES:
@@ -201,8 +154,6 @@ def read_missing_list(path: str | None) -> set[str]:
     except OSError as exc:
         raise DataError(f"dataset.missing_list={path!r} cannot be read ({exc.strerror or exc}); "
                         "give the path of NTU's missing-skeleton list, or null") from None
-    from .skeleton import parse_ntu_name
-
     names = set()
     for n, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
@@ -224,9 +175,6 @@ def load_arrays(dataset: DatasetConfig | Mapping[str, Any],
     ``dataset``/``prep``: the config dataclasses, OmegaConf nodes or dicts of their fields.
 
     Returns ``(train, test, summary)``; ``x`` is a read-only memory map (N, C, T, V, M)."""
-    from .npz import load_npz
-    from .preprocess import build_arrays, list_skeleton_files
-
     dataset, prep = dataset_config(dataset), preprocessing_config(prep)
     npz = dataset.npz
     num_person = int(prep.num_person)
@@ -282,6 +230,7 @@ def load_data(dataset: DatasetConfig | Mapping[str, Any],
               seed: int) -> DataBundle:
     """Datasets for a run. ``dataset``/``prep``: the config dataclasses, OmegaConf nodes (a
     run's ``cfg.dataset``) or dicts of their fields (a checkpoint's config)."""
+    # deferred: SkeletonDataset imports torch (~1.6 s), which preprocessing never needs
     from .dataset import SkeletonDataset
 
     dataset, prep = dataset_config(dataset), preprocessing_config(prep)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import DataError
+from .errors import DataError
 from .preprocess import SplitArrays, _zeros
 from .skeleton import MISSING_SKELETON, NUM_JOINTS, parse_ntu_name
 from .splits import SPLITS, is_train

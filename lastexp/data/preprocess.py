@@ -6,6 +6,7 @@ numpy only (no torch): worker processes import just this module and the parser.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -15,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import DataError
 from .denoise import reference_sequence
+from .errors import DataError
 from .skeleton import SkeletonFormatError, parse_ntu_name, parse_skeleton
 from .splits import NUM_CLASSES, is_train, keep_action
+from .synthetic import ACTIONS, _mp_context, pool_worker_init
 
 if TYPE_CHECKING:  # pragma: no cover
     from lastexp.config import PreprocessingConfig
@@ -164,10 +166,6 @@ def build_arrays(
     total = len(jobs)
     results = []
     if workers > 1 and total >= POOL_MIN_FILES:
-        import multiprocessing as mp
-
-        from .synthetic import _mp_context, pool_worker_init
-
         chunk = max(1, min(64, total // (workers * 16)))
         ctx = mp.get_context(_mp_context())
         with ctx.Pool(workers, initializer=pool_worker_init) as pool:
@@ -211,8 +209,6 @@ def build_arrays(
         del seqs
 
     if benchmark == "synthetic":
-        from .synthetic import ACTIONS
-
         num_classes = len(ACTIONS)
     else:
         num_classes = NUM_CLASSES[benchmark]

@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing as mp
 import os
 import shutil
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from lastexp.config import SyntheticConfig
+from lastexp.config import SyntheticConfig
+
+from .convert import synthetic_config
 
 GENERATOR_VERSION = 3
 FPS = 30.0
@@ -406,8 +409,6 @@ def generate_corpus(out_dir: str | Path, cfg: SyntheticConfig,
     jobs = [(str(out), s, cfg) for s in plan_samples(cfg)]
     workers = min(os.cpu_count() or 1, 4) if workers is None else workers
     if workers > 1 and len(jobs) >= 200:
-        import multiprocessing as mp
-
         ctx = mp.get_context(_mp_context())
         with ctx.Pool(workers, initializer=pool_worker_init) as pool:
             paths = pool.map(_write_one, jobs, chunksize=16)
@@ -420,16 +421,12 @@ def pool_worker_init() -> None:
     """Forked workers inherit the parent's signal handlers; under submitit SIGTERM is ignored,
     so Pool's terminate() would hang the job and USR2 would run submitit's checkpoint inside a
     worker. Workers take the defaults back and leave preemption to the parent."""
-    import signal
-
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _mp_context() -> str:
-    import multiprocessing as mp
-
     return "fork" if "fork" in mp.get_all_start_methods() else "spawn"
 
 
@@ -441,8 +438,6 @@ def corpus_hash(cfg: SyntheticConfig) -> str:
 def ensure_corpus(data_root: str | Path, cfg: SyntheticConfig | Mapping[str, Any]) -> Path:
     """``<data_root>/synthetic/<hash>/raw``, generated once (atomically) and then reused.
     ``cfg``: a SyntheticConfig, or an OmegaConf node or dict of its fields."""
-    from . import synthetic_config
-
     cfg = synthetic_config(cfg)
     base = Path(data_root) / "synthetic" / corpus_hash(cfg)
     raw = base / "raw"
