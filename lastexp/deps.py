@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from lastexp.config import ConfigError
@@ -27,10 +28,8 @@ def shared_overrides(task: list[str] | None = None) -> list[str]:
     """The overrides of ``task`` (default: the running job's) that a dependency inherits."""
     if task is None:
         try:
-            from hydra.core.hydra_config import HydraConfig
-
             task = list(HydraConfig.get().overrides.task)
-        except (ImportError, ValueError):
+        except ValueError:  # no Hydra job is running
             return []
     return [o for o in task if o.lstrip("+").startswith(_SHARED)]
 

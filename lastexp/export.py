@@ -41,6 +41,7 @@ model_int8.onnx, export.json}`` and adds to the run's metrics.json (atomically):
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import math
@@ -57,11 +58,21 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
+from lastexp.cli import ArgumentParser
 from lastexp.config import ConfigError
+from lastexp.data import load_data
+from lastexp.data.streams import to_stream
+from lastexp.io import read_json, write_json
+from lastexp.models import count_params
+from lastexp.models.components import RandomJointShift
 from lastexp.runstore import RunDir, RunError, model_checkpoint, open_finished
+from lastexp.runstore.models import model_from_checkpoint
 from lastexp.train.checkpoint import load_checkpoint
+from lastexp.train.loop import evaluate
 
 MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear (the ``axis`` attribute) need 13
 DYNAMO_MIN_OPSET = 18  # the dynamo exporter's native opset
@@ -101,9 +112,6 @@ class _ExportCli:
 def parse_options(overrides: Iterable[str] = ()) -> ExportOptions:
     """``["export.opset=17", ...]`` -> ExportOptions; a bad key or value -> ConfigError naming
     the key (one line)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
     overrides = list(overrides)
     valid = ", ".join(f"export.{f.name}" for f in fields(ExportOptions))
     for item in overrides:
@@ -146,6 +154,7 @@ def _unsupported_op(exc: BaseException) -> str | None:
 
 
 def _file_opset(path: Path) -> int:
+    # deferred: optional (pip install 'lastexp[export]'), needed only to export
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
@@ -231,6 +240,7 @@ def lean_onnx(model: Any) -> Any:
     names go, tensors get short names (graph input and output keep theirs), Constant nodes
     become initializers, and int64 tables whose values fit in 8 or 16 bits (the shift layers'
     gather indices) are stored narrow and Cast back to int64 by one node."""
+    # deferred: optional (pip install 'lastexp[export]'), needed only to export
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -289,6 +299,7 @@ def lean_onnx(model: Any) -> Any:
 
 
 def save_lean(src: Path, dst: Path) -> None:
+    # deferred: optional (pip install 'lastexp[export]'), needed only to export
     import onnx
 
     model = lean_onnx(onnx.load(str(src)))
@@ -298,6 +309,7 @@ def save_lean(src: Path, dst: Path) -> None:
 
 def _session(path: Path) -> Any:
     try:
+        # deferred: optional (pip install 'lastexp[export]'), needed only to export
         import onnxruntime as ort
     except ImportError as exc:
         raise ExportError("onnxruntime is not installed; pip install 'lastexp[export]'") from exc
@@ -337,6 +349,7 @@ _WEIGHT_SLOT = {"QLinearConv": 3, "QGemm": 3, "QLinearMatMul": 3, "ConvInteger":
 def int8_weight_bytes(path: Path) -> int:
     """Bytes of the int8 weight initializers of a quantized ONNX file: the tensors
     in the weight slot of QLinearConv / QGemm / QLinearMatMul (or of a DequantizeLinear)."""
+    # deferred: optional (pip install 'lastexp[export]'), needed only to export
     import onnx
     from onnx import TensorProto
 
@@ -352,6 +365,7 @@ def int8_weight_bytes(path: Path) -> int:
 def quantized_ops(path: Path) -> dict[str, int]:
     """Per op type, how many nodes run in int8 (``QLinearConv``, ``QGemm``, ...) and how many
     weight layers stayed float (``Conv (float)``, ``Gemm (float)``, ``MatMul (float)``)."""
+    # deferred: optional (pip install 'lastexp[export]'), needed only to export
     import onnx
 
     kinds: Counter[str] = Counter()
@@ -376,6 +390,7 @@ def quantize_onnx_int8(src: Path, dst: Path, calibration: Iterable[np.ndarray], 
     (QLinearConv/QGemm): the same kernels onnxruntime fuses a QDQ graph into at load time, but
     the file holds no separate bias scales or bias zero points (the QDQ file is ~1.5x larger).
     """
+    # deferred: optional (pip install 'lastexp[export]'), needed only to export
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -467,6 +482,7 @@ def _tflite_top1(path: Path, batch: int, batches: Iterable, model: nn.Module) ->
     """Top-1 (%) of a .tflite file run in the LiteRT interpreter over ``(x, y)`` batches, and
     its largest |logit - PyTorch logit|. The file has a fixed batch: the last one is padded."""
     try:
+        # deferred: optional (pip install 'lastexp[tflite]'), only with export.tflite=true
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         raise ExportError("export.tflite=true: the LiteRT interpreter (ai-edge-litert) is not "
@@ -514,10 +530,6 @@ class _FlatShift(nn.Module):
 def tflite_friendly(model: nn.Module, example: torch.Tensor) -> nn.Module:
     """A copy of ``model`` with every joint shift replaced by :class:`_FlatShift`, checked to
     give bit-identical logits on ``example``."""
-    import copy
-
-    from lastexp.models.components import RandomJointShift
-
     twin = copy.deepcopy(model).cpu().eval()
     for module in list(twin.modules()):
         for child_name, child in list(module.named_children()):
@@ -587,8 +599,9 @@ def _quantizer(lt: Any) -> Any:
 def _pt2e_int8(quantizer: Any, model: nn.Module, example: torch.Tensor,
                calibration: list[np.ndarray]) -> nn.Module:
     try:
+        # deferred: torchao (optional) or torch's own copy, only for the TFLite INT8 model
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    except ImportError:
+    except ImportError:  # deferred: torch's own copy (older torch), loaded as rarely
         from torch.ao.quantization.quantize_pt2e import convert_pt2e, prepare_pt2e
     batch = int(example.shape[0])
     gm = torch.export.export(model, (example,)).module()
@@ -622,8 +635,6 @@ def _pt2e_int8(quantizer: Any, model: nn.Module, example: torch.Tensor,
 
 def _data_root(run: RunDir, hydra_cfg: Any) -> Path:
     """``paths.data`` of the run; a relative path is relative to the run's launch directory."""
-    from omegaconf import OmegaConf
-
     root = Path(str(OmegaConf.select(hydra_cfg, "paths.data", default="data")))
     if root.is_absolute():
         return root
@@ -656,15 +667,6 @@ def export_run(
 ) -> dict[str, Any]:
     """Export one finished run; returns the keys added to its metrics.json. Raises
     DropOverLimit (after writing the metrics) when the INT8 drop reaches ``max_drop``."""
-    from omegaconf import OmegaConf
-
-    from lastexp.data import load_data
-    from lastexp.data.streams import to_stream
-    from lastexp.io import read_json, write_json
-    from lastexp.models import count_params
-    from lastexp.runstore.models import model_from_checkpoint
-    from lastexp.train.loop import evaluate
-
     opts = options or ExportOptions()
     t0 = time.time()
     run_dir = Path(run_dir)
@@ -770,8 +772,6 @@ def export_run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lastexp.cli import ArgumentParser
-
     parser = ArgumentParser(
         prog="python -m lastexp.export",
         description="Static INT8 (calibrated PTQ) and ONNX (and TFLite) export of a finished run "

@@ -16,7 +16,9 @@ Python API: :func:`start` (returns the environment to add) and :func:`stop`.
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -304,9 +306,6 @@ def _munge_ok() -> bool:
 def _start_munge(state_dir: Path) -> None:
     if _recorded_pid(state_dir, "munged") is not None or _munge_ok():
         return  # ours, or a munged somebody else runs (then we do not record/stop it)
-    import grp
-    import pwd
-
     uid, gid = pwd.getpwnam("munge").pw_uid, grp.getgrnam("munge").gr_gid
     for d, mode in (("/run/munge", 0o755), ("/var/lib/munge", 0o700),
                     ("/var/log/munge", 0o700), ("/etc/munge", 0o700)):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from .blocks import set_causal
 from .last_base import LastBase, last_base
@@ -86,8 +87,6 @@ def count_flops(
 ) -> int:
     """FLOPs of one forward pass on one sample (eval mode), as torch's FlopCounterMode counts
     them: 2 per multiply-add, for matmul/conv/einsum; elementwise ops are not counted."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     num_joints = getattr(model, "num_joints", 25)
     x = torch.zeros(1, in_channels, num_frames, num_joints, num_person)
     was_training = model.training

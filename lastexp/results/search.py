@@ -43,6 +43,7 @@ def load_studies(runs_dir: str | os.PathLike[str]) -> tuple[list[Study], list[st
     files = find_study_files(runs_dir)
     if not files:
         return [], []
+    # deferred: optuna takes ~2.6 s to import; only a store holding studies needs it
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -139,10 +140,12 @@ def plot_name(study: Study) -> str:
 def draw(study: Study, out_dir: Path) -> str | None:
     """Top-1 per trial with the best so far, and top-1 over the first two parameters."""
     try:
+        # deferred: matplotlib (~1.3 s with pyplot) loads only when a figure is drawn
         import matplotlib
     except ImportError:
         return None
     matplotlib.use("Agg")
+    # deferred: matplotlib (~1.3 s with pyplot) loads only when a figure is drawn
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 

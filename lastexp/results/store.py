@@ -10,6 +10,7 @@ construction, which keeps 10,000 runs to about a second on 2 cores.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,8 +71,6 @@ def load_store(
         data["run_dir"] = rel
         records.append(data)
     if warn:
-        import sys
-
         for p in problems:
             print(f"warning: skipping {p.run_dir}: {p.message}", file=sys.stderr)
     df = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=COLUMNS)

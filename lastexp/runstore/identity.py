@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 
@@ -52,11 +53,9 @@ def debug_of(cfg: DictConfig) -> str | None:
         return cfg.hydra.runtime.choices.get("debug")
     except Exception:  # noqa: BLE001 -- composed without the hydra node
         pass
-    try:  # deferred: the walker and lastexp.results never need Hydra, only a running job
-        from hydra.core.hydra_config import HydraConfig
-
+    try:
         return HydraConfig.get().runtime.choices.get("debug")
-    except (ImportError, ValueError):
+    except ValueError:  # no Hydra job is running
         return None
 
 

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lastexp.data.streams import to_stream
+
 
 class FeatureProjector(nn.Module):
     """One 1x1 Conv2d per stage: student stage width -> teacher stage width."""
@@ -253,8 +255,6 @@ class Distiller:
     def _input(self, x: torch.Tensor, stream: str | None) -> torch.Tensor:
         if self.student_stream is None:
             return x
-        from lastexp.data.streams import to_stream
-
         return to_stream(x, stream or self.student_stream)
 
     @torch.no_grad()

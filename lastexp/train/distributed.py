@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from submitit.helpers import TorchDistributedEnvironment
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,6 @@ def init_distributed(use_cuda: bool) -> DistInfo:
     """Join the process group when started as several processes, else a single process."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
         # Tasks started by SLURM/submitit: export MASTER_ADDR, RANK, ... as torchrun would.
-        from submitit.helpers import TorchDistributedEnvironment
-
         TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:

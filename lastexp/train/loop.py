@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from lastexp.config import ConfigError
 
@@ -106,8 +107,6 @@ def _progress(total: int, desc: str, where: Any = None):
     """A progress bar on a terminal only; logs get one line per epoch instead."""
     if where is False or (where is None and not sys.stderr.isatty()):
         return None
-    from tqdm import tqdm
-
     out = sys.stderr if where in (None, True) else where
     return tqdm(total=total, desc=desc, leave=False, mininterval=0.5, file=out)
 

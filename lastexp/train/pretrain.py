@@ -30,9 +30,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lastexp.config import ConfigError
+from lastexp.data.augment import random_rotate_scale
+from lastexp.data.streams import to_stream
+from lastexp.io import atomic_write
 from lastexp.models.graph import BODY_REGIONS
 from lastexp.train.checkpoint import load_checkpoint
 from lastexp.train.optim import build_optimizer, no_decay_names
+from lastexp.train.sampler import EpochSampler
 from lastexp.train.schedule import build_scheduler
 
 STRATEGIES = ("body_region", "random")
@@ -178,9 +183,6 @@ class MaskCLR(nn.Module):
         self, x: torch.Tensor, generator: torch.Generator | None = None, stream: str = "joint"
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss on a batch of joint coordinates x (N, C, T, V, M) and its parts."""
-        from lastexp.data.augment import random_rotate_scale
-        from lastexp.data.streams import to_stream
-
         gen = generator
         if gen is None:
             gen = torch.Generator(device=x.device)
@@ -227,8 +229,6 @@ def encoder_state(maskclr: nn.Module) -> dict[str, torch.Tensor]:
 def save_encoder(path: str | os.PathLike, maskclr: nn.Module, **meta: Any) -> None:
     """Write ``{"kind": "maskclr_encoder", "encoder": state, "missing": keys, **meta}``
     atomically (meta: e.g. model_name, config, history)."""
-    from lastexp.io import atomic_write
-
     state = {"kind": "maskclr_encoder", "encoder": encoder_state(maskclr),
              "missing": classifier_keys(_encoder(maskclr)), **meta}
     atomic_write(path, lambda f: torch.save(state, f), mode="wb")
@@ -323,8 +323,6 @@ def pretrain(
 def load_encoder(model: nn.Module, state: dict, path: str | os.PathLike) -> list[str]:
     """A MaskCLR encoder's weights into ``model``, refused with one line when it does not
     fit; returns the missing (classifier) keys."""
-    from lastexp.config import ConfigError
-
     try:
         return load_encoder_into(model, state)
     except (ValueError, RuntimeError) as exc:
@@ -338,8 +336,6 @@ def pretrain_phase(model: nn.Module, train_set: Any, *, pcfg: Any, seed: int, nu
     """MaskCLR (the training plan §4) before the main phase, on ``pretrain.*`` (``pcfg``);
     the encoder is kept at ``path``, so a restarted run does not pretrain again. Returns the
     phase's figures for metrics.json."""
-    from lastexp.train.sampler import EpochSampler
-
     if not path.exists():
         loader = torch.utils.data.DataLoader(
             train_set, batch_size=pcfg.batch_size,

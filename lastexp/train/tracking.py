@@ -61,6 +61,7 @@ class WandbLogger:
         mode: str,
         config: dict,
     ) -> None:
+        # deferred: wandb takes ~1.2 s to import; only logger=wandb needs it
         import wandb
 
         self._wandb = wandb
@@ -107,6 +108,7 @@ class TensorBoardLogger:
     ran with another logger."""
 
     def __init__(self, log_dir: Path, history: list[dict[str, Any]]) -> None:
+        # deferred: ~0.9 s to import; only logger=tensorboard needs it
         from torch.utils.tensorboard import SummaryWriter
 
         log_dir = Path(log_dir)
@@ -136,6 +138,7 @@ class TensorBoardLogger:
 
 def _logged_walltimes(log_dir: Path) -> dict[tuple[str, int], float]:
     """(tag, step) -> wall time of what earlier attempts logged (their purges applied)."""
+    # deferred: tensorboard's reader, only when resuming a logger=tensorboard run
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     try:
