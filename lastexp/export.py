@@ -601,7 +601,7 @@ def _pt2e_int8(quantizer: Any, model: nn.Module, example: torch.Tensor,
     try:
         # deferred: torchao (optional) or torch's own copy, only for the TFLite INT8 model
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    except ImportError:  # deferred: torch's own copy (older torch), loaded as rarely
+    except ImportError:  # deferred likewise: torch's own copy, when torchao is absent
         from torch.ao.quantization.quantize_pt2e import convert_pt2e, prepare_pt2e
     batch = int(example.shape[0])
     gm = torch.export.export(model, (example,)).module()

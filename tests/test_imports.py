@@ -59,18 +59,18 @@ def has_reason(lines: list[str], lineno: int) -> bool:
     """A comment (not a bare ``noqa``) on the statement's line, or on the line above it or
     above the run of import statements it belongs to (an ``except``/``try`` line counts)."""
     def reason(text: str) -> bool:
-        if "#" not in text:
-            return False
-        comment = text.split("#", 1)[1].strip()
+        comment = text.partition("#")[2].strip()
         return bool(comment) and not comment.startswith("noqa")
 
+    in_imports = {n for node in ast.walk(ast.parse("\n".join(lines)))
+                  if isinstance(node, (ast.Import, ast.ImportFrom))
+                  for n in range(node.lineno, node.end_lineno + 1)}  # 1-based
     if reason(lines[lineno - 1]):
         return True
-    i = lineno - 2
-    while i >= 0 and lines[i].strip().startswith(("import ", "from ", ")")) or (
-            i >= 0 and lines[i].startswith(" ") and lines[i].strip().endswith(",")):
-        i -= 1
-    return i >= 0 and reason(lines[i])
+    above = lineno - 1
+    while above in in_imports:
+        above -= 1
+    return above >= 1 and reason(lines[above - 1])
 
 
 def module_name(path: Path) -> str:

@@ -17,7 +17,7 @@ CURVE_PAIRS = {"base": ("B0", "B7"), "lite": ("L0", "L5"), "preprocessing": ("P0
 
 
 def available() -> bool:
-    try:  # deferred: asks only whether matplotlib is installed, at import cost of ~0.3 s
+    try:  # deferred: asks only whether matplotlib is installed, at import cost of ~0.4 s
         import matplotlib  # noqa: F401
     except ImportError:
         return False
@@ -36,7 +36,7 @@ def draw(runs: Runs, table: str, out_dir: str | os.PathLike[str]) -> list[tuple[
     import matplotlib
 
     matplotlib.use("Agg")
-    # deferred: matplotlib (~1.3 s with pyplot) loads only when figures are drawn
+    # after matplotlib.use('Agg'): pyplot picks its backend when it is imported
     import matplotlib.pyplot as plt
 
     matplotlib.rcParams["svg.hashsalt"] = "lastexp"

@@ -145,7 +145,7 @@ def draw(study: Study, out_dir: Path) -> str | None:
     except ImportError:
         return None
     matplotlib.use("Agg")
-    # deferred: matplotlib (~1.3 s with pyplot) loads only when a figure is drawn
+    # after matplotlib.use('Agg'): pyplot picks its backend when it is imported
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
