@@ -408,3 +408,31 @@ def test_bad_command_line_of_a_plain_command(tmp_path, module, args, words):
     assert line.endswith(f"; see python -m {module} --help"), line
     assert "usage:" not in r.stderr + r.stdout
     assert snapshot(tmp_path) == before
+
+
+# python -m lastexp.runs: a bad filter, a missing run, and rm of anything but a run below the
+# runs root that it may remove (the root itself, outside it, an internal folder, no terminal to
+# confirm on): one line, exit 2, the store as it was.
+RUNS_CASES = [
+    (["list", "--where", "trainig.epochs=2"], ["--where trainig.epochs", "no run has this key"]),
+    (["list", "--where", "epochs"], ["'epochs' is not key=value"]),
+    (["list", "--runs", "train.py"], ["--runs 'train.py' is a file"]),
+    (["list", "--bogus"], ["unrecognized arguments: --bogus"]),
+    (["diff", "runs/nope", "runs/done_run"], ["runs/nope: no such run directory"]),
+    (["diff", "runs/done_run", "runs/done_run"], ["runs/done_run has no readable .hydra"]),
+    (["rm", "runs", "--yes"], ["runs is the runs root itself"]),
+    (["rm", "runs/..", "--yes"], ["is outside --runs runs"]),
+    (["rm", "train.py", "--yes"], ["train.py is outside --runs runs"]),
+    (["rm", "runs/.locks", "--yes"], ["internal folder .locks"]),
+    (["rm", "runs/done_run"], ["stdin is not a terminal", "--yes"]),
+]
+
+
+@pytest.mark.parametrize("args,words", RUNS_CASES, ids=[" ".join(a) for a, _ in RUNS_CASES])
+def test_bad_runs_command(workdir, args, words):
+    (workdir / "runs" / ".locks").mkdir()
+    before = snapshot(workdir)
+    r = run_cli(args, workdir, module="lastexp.runs")
+    refused(r, *words)
+    assert snapshot(workdir) == before
+    assert (workdir / "runs" / "done_run" / "metrics.json").is_file()
