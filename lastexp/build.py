@@ -120,13 +120,21 @@ def loaders(train_set, test_set, *, sampler, batch_size: int, eval_batch_size: i
 
 
 def loggers(lcfg: DictConfig, *, log_dir: Path, tensorboard_dir: Path, history: list[dict],
-            group: str | None, config: dict):
+            group: str | None, config: dict, tags: list[str] | None = None,
+            job_type: str = "train"):
     """The trackers of ``logger=`` (none, wandb, tensorboard, wandb_tensorboard), or None."""
     found = []
     if lcfg.name in ("wandb", "wandb_tensorboard"):
-        found.append(WandbLogger(log_dir, project=lcfg.project, entity=lcfg.entity,
-                                 group=lcfg.group or group, tags=list(lcfg.tags),
-                                 mode=lcfg.mode, config=config))
+        found.append(wandb_logger(lcfg, log_dir=log_dir, group=group, config=config, tags=tags,
+                                  job_type=job_type))
     if lcfg.name in ("tensorboard", "wandb_tensorboard"):
         found.append(TensorBoardLogger(tensorboard_dir, history))
     return Loggers(found) if found else None
+
+
+def wandb_logger(lcfg: DictConfig, *, log_dir: Path, group: str | None, config: dict,
+                 tags: list[str] | None = None, job_type: str = "train") -> WandbLogger:
+    """The run's W&B run: ``logger.group`` else ``group``; ``tags`` (default ``logger.tags``)."""
+    return WandbLogger(log_dir, project=lcfg.project, entity=lcfg.entity,
+                       group=lcfg.group or group, tags=list(lcfg.tags) if tags is None else tags,
+                       mode=lcfg.mode, config=config, job_type=job_type)

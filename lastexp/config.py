@@ -195,7 +195,7 @@ class LoggerConfig:
     project: str = "lastexp"
     entity: Optional[str] = None
     mode: str = "auto"  # auto (online with credentials, else offline) | online | offline
-    group: Optional[str] = None  # default: the sweep directory name
+    group: Optional[str] = None  # default: the row's config without the seed (row_group)
     tags: list[str] = field(default_factory=list)
 
 
@@ -523,6 +523,20 @@ def run_dir_name(cfg: Any) -> str:
         return str(sel("run_name"))
     head = sel("ablation") or sel("model.name")
     parts = [head, sel("stream.name"), sel("dataset.name"), f"s{sel('seed')}", run_key(cfg)]
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", "_".join(str(p) for p in parts))
+
+
+def row_group(cfg: Any) -> str:
+    """The seeds of one row and config, together: ``<ablation|model>_<stream>_<dataset>_<key>``,
+    the key a short hash of :func:`identity` without the seed (the W&B group; whichever sweep
+    ran a seed, it lands in the same group)."""
+    sel = (lambda k: OmegaConf.select(cfg, k)) if not isinstance(cfg, dict) else (
+        lambda k: _dict_select(cfg, k)
+    )
+    without_seed = {k: v for k, v in identity(cfg).items() if k != "seed"}
+    blob = json.dumps(without_seed, sort_keys=True, separators=(",", ":"))
+    parts = [sel("ablation") or sel("model.name"), sel("stream.name"), sel("dataset.name"),
+             hashlib.sha1(blob.encode()).hexdigest()[:8]]
     return re.sub(r"[^A-Za-z0-9_.-]", "-", "_".join(str(p) for p in parts))
 
 

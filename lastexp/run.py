@@ -29,6 +29,7 @@ from lastexp.config import (
     ConfigError,
     amp_mode,
     identity,
+    row_group,
     run_dir_problem,
     run_key,
     swa_start_epoch,
@@ -65,6 +66,7 @@ from lastexp.train.seeding import seed_everything
 from lastexp.train.signals import StopFlag
 from lastexp.train.state import Progress, RunFacts, Trainables, initialise, resume
 from lastexp.train.swa import SWATracker
+from lastexp.train.tracking import job_type, wandb_tags
 from lastexp.train.trainer import Outputs, Schedule, Trainer
 
 
@@ -110,7 +112,7 @@ def run_job(cfg: DictConfig) -> float | None:
     try:
         with run_lock(run.path, cfg.paths.runs) if main else contextlib.nullcontext():
             refuse_foreign_metrics(run)
-            result = fit(cfg, run.path, sweep_dir=Path(hc.sweep.dir) if multirun else None)
+            result = fit(cfg, run.path)
         if main and unchanged_since(run, before, metrics_stamp):  # skipped: as it was
             remove_own_log(run, STARTED_NS)
             if not lock_existed:
@@ -156,7 +158,7 @@ def _after_refusal(run: RunDir, cfg: DictConfig, exc: BaseException, *, before: 
 # --------------------------------------------------------------------------- fit
 
 
-def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float | None:
+def fit(cfg: DictConfig, run_dir: Path) -> float | None:
     """One run, from its config to a completed (or resumable) run directory."""
     validate(cfg)
     t_start, run, tcfg = time.time(), RunDir(Path(run_dir)), cfg.training
@@ -204,7 +206,7 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
     out.metrics(metrics)
     trainer = make_trainer(cfg, parts, data, out=out, device=device, dinfo=dinfo,
                            precision=precision, teachers=teachers, metrics=metrics,
-                           progress=progress, sweep_dir=sweep_dir, t_start=t_start)
+                           progress=progress, t_start=t_start)
     status, reason = trainer.train(progress, mid_epoch)
     trainer.finish(progress, status, reason)
     shutdown()
@@ -341,14 +343,12 @@ def start_metrics(cfg: DictConfig, progress: Progress, *, device: torch.device, 
 
 def make_trainer(cfg: DictConfig, parts: Trainables, data: Any, *, out: Outputs,
                  device: torch.device, dinfo: Any, precision: Precision, teachers: list,
-                 metrics: dict[str, Any], progress: Progress, sweep_dir: Path | None,
-                 t_start: float) -> Trainer:
+                 metrics: dict[str, Any], progress: Progress, t_start: float) -> Trainer:
     """Loaders, transforms, loss, trackers and the (compiled / DDP) models around ``parts``."""
     tcfg, stream, model = cfg.training, cfg.stream.name, parts.model
     loggers = build.loggers(
         cfg.logger, log_dir=out.run.path, tensorboard_dir=out.run.tensorboard,
-        history=progress.history, group=sweep_dir.name if sweep_dir else None,
-        config=identity(cfg)) if dinfo.main else None
+        history=progress.history, config=identity(cfg), **tracking(cfg)) if dinfo.main else None
     aug_gen = torch.Generator(device=device)
     sampler = EpochSampler(len(data.train), seed=cfg.seed, rank=dinfo.rank, world=dinfo.world)
     train_loader, test_loader = build.loaders(
@@ -391,6 +391,15 @@ def make_trainer(cfg: DictConfig, parts: Trainables, data: Any, *, out: Outputs,
                    t_start=t_start)
 
 
+def tracking(cfg: DictConfig) -> dict[str, Any]:
+    """The W&B group (the row's config without the seed), tags and job type of a run."""
+    return {"group": row_group(cfg), "job_type": job_type(
+                ensemble=bool(cfg.ensemble.of), pretrain=bool(cfg.pretrain.enabled)),
+            "tags": wandb_tags(ablation=cfg.ablation, model=cfg.model.name,
+                               stream=cfg.stream.name, dataset=cfg.dataset.name,
+                               debug=debug_of(cfg), extra=list(cfg.logger.get("tags") or []))}
+
+
 def ensemble_job(cfg: DictConfig, run: RunDir) -> float | None:
     """B14 and the "(4s)" rows: combine the members' test scores into a run of its own."""
     members = [resolve(cfg, ref=cfg.ensemble.of, stream=s, role="ensemble member")
@@ -402,6 +411,9 @@ def ensemble_job(cfg: DictConfig, run: RunDir) -> float | None:
     extra = {"debug": debug_of(cfg), "run_key": run_key(cfg), "git_commit": git_commit()}
     write_json(run.metrics, {**read_json(run.metrics), **extra})
     save_hydra_files(run, cfg)
+    if cfg.logger.name in ("wandb", "wandb_tensorboard"):  # its numbers, in the row's group
+        build.wandb_logger(cfg.logger, log_dir=run.path, config=identity(cfg),
+                           **tracking(cfg)).finish(read_json(run.metrics))
     best = max(m.get("member_top1") or [0])
     print(f"lastexp: ensemble of {len(members)} runs: {m['final_top1']:.2f}% top-1 "
           f"(best member {best:.2f}%) -> {run.path}", flush=True)

@@ -46,9 +46,25 @@ def wandb_mode(requested: str) -> str:
     return "offline"
 
 
+def wandb_tags(*, ablation: str | None, model: str, stream: str, dataset: str,
+               debug: str | None, extra: list[str]) -> list[str]:
+    """A run's W&B tags: its ablation ID, model, stream, dataset, ``debug=<preset>`` when one is
+    set, then ``logger.tags``; each once, in that order."""
+    found = [ablation, model, stream, dataset, f"debug={debug}" if debug else None, *extra]
+    return list(dict.fromkeys(str(t) for t in found if t))
+
+
+def job_type(*, ensemble: bool, pretrain: bool) -> str:
+    """W&B's job_type: ``ensemble`` (a combination of runs), ``pretrain`` (MaskCLR pretraining,
+    then fine-tuning), else ``train``."""
+    return "ensemble" if ensemble else "pretrain" if pretrain else "train"
+
+
 class WandbLogger:
     """One wandb run per lastexp run, resumable: the id derives from the run directory name,
-    so a requeued or restarted job continues the same wandb run."""
+    so a requeued or restarted job continues the same wandb run (online: W&B resumes it;
+    offline: each attempt writes its own ``wandb/offline-run-<time>-<id>`` folder with that
+    id, and ``wandb sync`` uploads them in start order as the one run)."""
 
     def __init__(
         self,
@@ -60,6 +76,7 @@ class WandbLogger:
         tags: list[str],
         mode: str,
         config: dict,
+        job_type: str = "train",
     ) -> None:
         # deferred: wandb takes ~1.2 s to import; only logger=wandb needs it
         import wandb
@@ -71,6 +88,7 @@ class WandbLogger:
             entity=entity,
             group=group,
             tags=tags or None,
+            job_type=job_type,
             name=run_dir.name,
             id=self.run_id,
             resume="allow",
