@@ -354,10 +354,12 @@ def confirm(n: int, stdin: TextIO, stdout: TextIO) -> bool:
 
 
 def parser() -> ArgumentParser:
-    ap = ArgumentParser(prog=PROG, description=__doc__.split("\n")[0].split(": ", 1)[1])
+    ap = ArgumentParser(prog=PROG, description="The run store from the shell: list its runs, "
+                        "diff two runs' configs, remove runs safely.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="{list,diff,rm}",
                             parser_class=ArgumentParser)
     runs_help = "the runs root (default: runs, as paths.runs)"
+    run_help = "a run directory: its path, or its path below the runs root"
     p = sub.add_parser("list", help="every run with its status, row, seed, config and top-1")
     p.add_argument("--runs", default="runs", help=runs_help)
     p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
@@ -365,11 +367,11 @@ def parser() -> ArgumentParser:
                         "(repeatable: all must hold)")
     p.add_argument("--json", action="store_true", help="a JSON list of objects")
     p = sub.add_parser("diff", help="the config keys that differ between two runs")
-    p.add_argument("runs_", nargs=2, metavar="RUN")
+    p.add_argument("runs_", nargs=2, metavar="RUN", help=run_help)
     p.add_argument("--runs", default="runs", help=runs_help)
     p.add_argument("--json", action="store_true", help="a JSON list of {key, a, b}")
     p = sub.add_parser("rm", help="remove runs below the runs root (asks first)")
-    p.add_argument("runs_", nargs="+", metavar="RUN")
+    p.add_argument("runs_", nargs="+", metavar="RUN", help=run_help)
     p.add_argument("--runs", default="runs", help=runs_help)
     p.add_argument("--yes", action="store_true", help="do not ask before removing")
     return ap
