@@ -223,6 +223,8 @@ def run_dir_store_problem(run_dir: str | os.PathLike, runs_root: str | os.PathLi
     if problem:
         return problem
     root = Path(runs_root)
+    if root.exists() and not root.is_dir():
+        return None  # the __main__ preflight's line (paths.runs is a file)
     run = RunDir(Path(run_dir))
     try:
         rel = run.path.resolve().relative_to(root.resolve())
