@@ -19,6 +19,7 @@ import numpy as np
 
 from lastexp.cli import ArgumentParser
 from lastexp.runstore import RunDir, RunError, open_finished, read_metrics, timestamp
+from lastexp.runstore.guard import out_dir_problem
 from lastexp.runstore.metrics import write_metrics
 from lastexp.runstore.scores import read_scores, write_scores
 
@@ -100,6 +101,9 @@ def ensemble_runs(
     """
     if len(run_dirs) < 1:
         raise EnsembleError("an ensemble needs at least one run directory")
+    problem = None if out_dir is None else out_dir_problem(out_dir, "--out", may_be_a_run=True)
+    if problem:  # the runs root, /, inside a run, ...: refused before anything is read
+        raise EnsembleError(problem)
     members = [_load_member(Path(d)) for d in run_dirs]
     _check_same(members)
     streams = [str(m["metrics"].get("stream")) for m in members]

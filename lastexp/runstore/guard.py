@@ -163,7 +163,7 @@ def _kind(path: Path) -> str | None:
     when nothing is there."""
     try:
         mode = os.lstat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError:
         return "other"
@@ -266,10 +266,12 @@ def run_dir_store_problem(run_dir: str | os.PathLike, runs_root: str | os.PathLi
 
 
 def out_dir_problem(out: str | os.PathLike, flag: str, *,
-                    runs_root: str | os.PathLike | None = None) -> str | None:
+                    runs_root: str | os.PathLike | None = None,
+                    may_be_a_run: bool = False) -> str | None:
     """What keeps ``out`` (``--out`` of results or ensemble) from being a folder the command
     owns, checked before anything is created: empty, the file system's root, the runs root, a
-    folder that holds runs, an internal folder (``.locks``, ``.sweeps``, a runs root's
+    folder that holds runs, an existing run (unless ``may_be_a_run``: an ensemble rewriting
+    its own directory), an internal folder (``.locks``, ``.sweeps``, a runs root's
     ``search``), a path inside a run, a link inside a run. One line; None when fine."""
     text = str(out)
     if not text.strip():
@@ -277,11 +279,16 @@ def out_dir_problem(out: str | os.PathLike, flag: str, *,
     path = Path(out).resolve()
     if path == Path(path.anchor):
         return f"{flag} {text} is the root of the file system; name a folder of its own"
+    for folder in path.parents:
+        if _kind(folder) not in (None, "folder"):
+            return f"{flag} {text}: {folder} is not a folder; name a folder for the output"
     if runs_root is not None and path == Path(runs_root).resolve():
         return f"{flag} {text} is the runs folder itself; name a folder of its own"
     if holds_runs(path):
         return (f"{flag} {text} holds run directories (a runs folder); name a folder of its "
                 "own")
+    if not may_be_a_run and is_run(path):
+        return f"{flag} {text} is a run directory; name a folder of its own"
     for folder in (path, *path.parents):
         if folder.name in (LOCK_DIR, SWEEP_DIR) or (folder.name == SEARCH_DIR
                                                      and holds_runs(folder.parent)):
