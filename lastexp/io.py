@@ -231,8 +231,9 @@ def swap_in(staged: Path, dest: Path) -> None:
 def staged_folder(dest: str | os.PathLike, *, keep_others: bool = False) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``dest``; when the block ends without an error it
     replaces ``dest`` as a whole (:func:`swap_in`), otherwise it is removed and ``dest`` stays
-    as it was. ``keep_others``: the files of ``dest`` the block does not write stay (linked
-    into the new folder first, not copied). A full disk raises :class:`DiskFullError`."""
+    as it was. ``keep_others``: the files of ``dest`` the block does not write stay (copied
+    into the new folder first: a hard link would let a rewrite reach the old file). A full
+    disk raises :class:`DiskFullError`."""
     dest = Path(dest)
     staged = dest.parent / f"{staging_prefix(dest)}{secrets.token_hex(4)}"
     try:
@@ -241,9 +242,9 @@ def staged_folder(dest: str | os.PathLike, *, keep_others: bool = False) -> Iter
             for entry in os.scandir(dest):
                 target = staged / entry.name
                 if entry.is_dir(follow_symlinks=False):
-                    shutil.copytree(entry.path, target, symlinks=True, copy_function=os.link)
+                    shutil.copytree(entry.path, target, symlinks=True)
                 else:
-                    os.link(entry.path, target, follow_symlinks=False)
+                    shutil.copy2(entry.path, target, follow_symlinks=False)
         yield staged
         for p in staged.rglob("*"):  # what the block wrote with open(): mode as it gave
             if p.is_file() and not p.is_symlink():
