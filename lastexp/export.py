@@ -83,7 +83,7 @@ from lastexp.train.checkpoint import load_checkpoint
 from lastexp.train.loop import evaluate
 
 # the newest opset torch's ONNX exporter writes (its own constant; 23 in torch 2.13)
-MAX_OPSET = int(getattr(torch.onnx._constants, "ONNX_MAX_OPSET", 23))
+MAX_OPSET = int(getattr(getattr(torch.onnx, "_constants", None), "ONNX_MAX_OPSET", 23))
 MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear (the ``axis`` attribute) need 13
 DYNAMO_MIN_OPSET = 18  # the dynamo exporter's native opset
 CALIBRATION_BATCH = 32
