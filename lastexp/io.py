@@ -252,11 +252,15 @@ def staged_folder(dest: str | os.PathLike, *, keep_others: bool = False) -> Iter
                     os.fsync(f.fileno())
         swap_in(staged, dest)
     except BaseException as exc:
-        needed = _size(staged)
+        written = _size(staged)
         shutil.rmtree(staged, ignore_errors=True)
-        if is_disk_full(exc) and not isinstance(exc, DiskFullError):
-            raise DiskFullError(getattr(exc, "filename", None) or dest, needed) from None
-        raise
+        if not is_disk_full(exc):
+            raise
+        # named as the user knows it: the file in dest, not in the temporary folder
+        name = Path(getattr(exc, "path", None) or getattr(exc, "filename", None) or dest)
+        shown = dest / name.relative_to(staged) if staged in name.parents else dest
+        needed = exc.needed if isinstance(exc, DiskFullError) and exc.needed else written
+        raise DiskFullError(shown, needed) from None
 
 
 def _size(folder: Path) -> int | None:
