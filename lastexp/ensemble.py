@@ -11,6 +11,7 @@ a run directory of its own (``metrics.json`` with ``stream: "ensemble"``, ``test
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,9 @@ def ensemble_runs(
     if len(weights) != len(members):
         raise EnsembleError(f"{len(weights)} weights for {len(members)} runs; give one "
                             "--weights value per run")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+        raise EnsembleError(f"--weights {' '.join(f'{w:g}' for w in weights)}: each weight "
+                            "must be a finite number >= 0, and not all 0")
     scores = sum(w * m["scores"] for w, m in zip(weights, members))
     labels, names = members[0]["labels"], members[0]["names"]
     top1 = 100.0 * float((scores.argmax(1) == labels).mean()) if len(labels) else 0.0

@@ -584,6 +584,10 @@ def test_ensemble_refusals_of_this_issue(tmp_path):
         ([a, b, "--out", "/"], ["root of the file system"]),
         ([a, cut, "--out", tmp_path / "ens"], ["cut/test_scores.npz cannot be read",
                                               "fresh=true"]),
+        ([a, b, "--weights", "nan", "nan"], ["--weights nan nan", "finite number >= 0"]),
+        ([a, b, "--weights", "0", "0"], ["--weights 0 0", "not all 0"]),
+        ([a, b, "--weights", "-1", "-1"], ["--weights -1 -1", ">= 0"]),
+        ([a, b, "--weights", "inf", "1"], ["--weights inf 1", "finite"]),
     ):
         r = run_cli([str(x) for x in args], tmp_path, module="lastexp.ensemble")
         refused(r, *words)
