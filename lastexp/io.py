@@ -41,6 +41,9 @@ class DiskFullError(OSError):
     def __str__(self) -> str:
         return str(self.strerror)
 
+    def __reduce__(self) -> tuple:  # pickled whole (a SLURM job's result, a worker's error)
+        return DiskFullError, (self.path, self.needed)
+
 
 def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
@@ -142,6 +145,9 @@ def remove_orphan_temps(folder: str | os.PathLike) -> list[str]:
 
 class FolderBusyError(OSError):
     """Another command holds the lock of the folder."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from lastexp.io import folder_lock
 from tests.conftest import run_cli
 from tests.results.test_results import write_run
 from tests.test_ensemble import member
@@ -598,3 +599,14 @@ def test_ensemble_refusals_of_this_issue(tmp_path):
 def test_models_frames_zero(tmp_path):
     r = run_cli(["--frames", "0"], tmp_path, module="lastexp.models")
     refused(r, "argument --frames", "0 is not a positive count")
+
+
+def test_a_second_export_of_the_same_run_waits_for_none(tmp_path):
+    """Two exports of one run at once: the second is refused in one line (the run directory is
+    locked while the first works), and touches nothing."""
+    run = _finished_run(tmp_path)
+    before = snapshot(tmp_path)
+    with folder_lock(run):  # as a running export holds it
+        r = run_cli([str(run)], tmp_path, module="lastexp.export")
+    refused(r, "is in use by another export of this run", "wait for it")
+    assert snapshot(tmp_path) == before
