@@ -22,7 +22,7 @@ from lastexp.cli import ArgumentParser
 from lastexp.runstore import RunDir, RunError, open_finished, read_metrics, timestamp
 from lastexp.runstore.guard import out_dir_problem
 from lastexp.runstore.metrics import write_metrics
-from lastexp.runstore.scores import read_scores, write_scores
+from lastexp.runstore.scores import ScoresError, read_scores, write_scores
 
 # CTR-GCN's 4-stream weights (joint, bone, joint motion, bone motion).
 STREAM_WEIGHTS: dict[str, float] = {
@@ -46,7 +46,10 @@ def _load_member(run_dir: Path) -> dict[str, Any]:
     metrics, path = run.metrics, run.paths.scores
     if not path.is_file():
         raise EnsembleError(f"{run_dir} has no test_scores.npz")
-    scores, labels, names = read_scores(path)
+    try:
+        scores, labels, names = read_scores(path)
+    except ScoresError as exc:  # a cut or foreign file: one line, also in an ensemble job
+        raise EnsembleError(str(exc)) from None
     if scores.ndim != 2 or len(scores) != len(labels):
         raise EnsembleError(f"{path}: scores {scores.shape} do not match labels {labels.shape}")
     return {"dir": run_dir, "metrics": metrics, "scores": scores, "labels": labels,
