@@ -25,6 +25,7 @@ from lastexp.config import (
 )
 from lastexp.environment import with_env
 from lastexp.launch.preflight import slurm_problem
+from lastexp.runstore.guard import run_dir_store_problem, runs_root_problem
 from lastexp.search import trial_value
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -43,6 +44,9 @@ def preflight(argv: list[str]) -> str | None:
             runs = arg.split("=", 1)[1]
     if "," in runs:  # a sweep over runs roots: each job checks its own
         return None
+    problem = runs_root_problem(runs)  # an empty one would put Hydra's run directory at /
+    if problem:
+        return problem
     root = Path(runs)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -148,11 +152,11 @@ RUN_DIR_KEYS = ("run_name=", "hydra.run.", "hydra.sweep.")
 
 def check_run_dir(argv: list[str]) -> str | None:
     """Refuse, before Hydra creates anything, a run directory outside ``paths.runs`` or equal
-    to it (``run_name=..``, ``run_name=/abs``, ``hydra.run.dir=.``)."""
+    to it (``run_name=..``, ``run_name=/abs``, ``hydra.run.dir=.``), and one the store cannot
+    hold safely (an empty or ``/`` runs root, an internal folder, inside another run, a link
+    or a file where a folder belongs: runstore.guard.run_dir_store_problem)."""
     if any(a.startswith("-") and a not in ("--multirun", "-m") for a in argv):
         return None
-    if not any(a.lstrip("+~").startswith(RUN_DIR_KEYS) for a in argv):
-        return None  # the default <paths.runs>/<name of the config> always lies inside
     multirun = any(a in ("--multirun", "-m") for a in argv)
     args = [a for a in argv if a not in ("--multirun", "-m")]
     try:
@@ -169,7 +173,11 @@ def check_run_dir(argv: list[str]) -> str | None:
             run_dir = Path(cfg.hydra.run.dir)
     except Exception:  # noqa: BLE001 -- a value only a sweep job can resolve: it checks itself
         return None
-    return run_dir_problem(run_dir, runs)
+    moved = any(a.lstrip("+~").startswith(RUN_DIR_KEYS) for a in argv)
+    # the default <paths.runs>/<name of the config> always lies inside; a sweep's jobs each
+    # check their own directory (runstore.guard, in run_job)
+    return ((runs_root_problem(runs) or (run_dir_problem(run_dir, runs) if moved else None))
+            or (None if multirun else run_dir_store_problem(run_dir, runs)))
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")

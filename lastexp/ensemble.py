@@ -11,6 +11,7 @@ a run directory of its own (``metrics.json`` with ``stream: "ensemble"``, ``test
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,9 @@ import numpy as np
 
 from lastexp.cli import ArgumentParser
 from lastexp.runstore import RunDir, RunError, open_finished, read_metrics, timestamp
+from lastexp.runstore.guard import out_dir_problem
 from lastexp.runstore.metrics import write_metrics
-from lastexp.runstore.scores import read_scores, write_scores
+from lastexp.runstore.scores import ScoresError, read_scores, write_scores
 
 # CTR-GCN's 4-stream weights (joint, bone, joint motion, bone motion).
 STREAM_WEIGHTS: dict[str, float] = {
@@ -44,7 +46,10 @@ def _load_member(run_dir: Path) -> dict[str, Any]:
     metrics, path = run.metrics, run.paths.scores
     if not path.is_file():
         raise EnsembleError(f"{run_dir} has no test_scores.npz")
-    scores, labels, names = read_scores(path)
+    try:
+        scores, labels, names = read_scores(path)
+    except ScoresError as exc:  # a cut or foreign file: one line, also in an ensemble job
+        raise EnsembleError(str(exc)) from None
     if scores.ndim != 2 or len(scores) != len(labels):
         raise EnsembleError(f"{path}: scores {scores.shape} do not match labels {labels.shape}")
     return {"dir": run_dir, "metrics": metrics, "scores": scores, "labels": labels,
@@ -100,6 +105,9 @@ def ensemble_runs(
     """
     if len(run_dirs) < 1:
         raise EnsembleError("an ensemble needs at least one run directory")
+    problem = None if out_dir is None else out_dir_problem(out_dir, "--out", may_be_a_run=True)
+    if problem:  # the runs root, /, inside a run, ...: refused before anything is read
+        raise EnsembleError(problem)
     members = [_load_member(Path(d)) for d in run_dirs]
     _check_same(members)
     streams = [str(m["metrics"].get("stream")) for m in members]
@@ -108,6 +116,9 @@ def ensemble_runs(
     if len(weights) != len(members):
         raise EnsembleError(f"{len(weights)} weights for {len(members)} runs; give one "
                             "--weights value per run")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+        raise EnsembleError(f"--weights {' '.join(f'{w:g}' for w in weights)}: each weight "
+                            "must be a finite number >= 0, and not all 0")
     scores = sum(w * m["scores"] for w, m in zip(weights, members))
     labels, names = members[0]["labels"], members[0]["names"]
     top1 = 100.0 * float((scores.argmax(1) == labels).mean()) if len(labels) else 0.0

@@ -66,14 +66,24 @@ from lastexp.cli import ArgumentParser
 from lastexp.config import ConfigError
 from lastexp.data import load_data
 from lastexp.data.streams import to_stream
-from lastexp.io import read_json, write_json
+from lastexp.io import (
+    FolderBusyError,
+    folder_lock,
+    read_json,
+    remove_staged_leftovers,
+    staged_folder,
+    write_json,
+)
 from lastexp.models import count_params
 from lastexp.models.components import RandomJointShift
 from lastexp.runstore import RunDir, RunError, model_checkpoint, open_finished
+from lastexp.runstore.layout import EXPORT_DIR
 from lastexp.runstore.models import model_from_checkpoint
 from lastexp.train.checkpoint import load_checkpoint
 from lastexp.train.loop import evaluate
 
+# the newest opset torch's ONNX exporter writes (its own constant; 23 in torch 2.13)
+MAX_OPSET = int(getattr(getattr(torch.onnx, "_constants", None), "ONNX_MAX_OPSET", 23))
 MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear (the ``axis`` attribute) need 13
 DYNAMO_MIN_OPSET = 18  # the dynamo exporter's native opset
 CALIBRATION_BATCH = 32
@@ -141,6 +151,9 @@ def parse_options(overrides: Iterable[str] = ()) -> ExportOptions:
     if opts.opset < MIN_OPSET:
         raise ConfigError(f"export.opset={opts.opset} is below {MIN_OPSET}, the first opset with "
                           "per-channel INT8 (QuantizeLinear axis)")
+    if opts.opset > MAX_OPSET:
+        raise ConfigError(f"export.opset={opts.opset} is above {MAX_OPSET}, the newest opset "
+                          f"torch's ONNX exporter writes; choose {MIN_OPSET}..{MAX_OPSET}")
     return opts
 
 
@@ -680,6 +693,51 @@ def export_run(
     except RunError as exc:
         raise ExportError(str(exc)) from None
     run = finished.paths
+    for path, want in ((run.export, (None, "folder")), (run.checkpoints, ("folder",))):
+        if _kind(path) not in want:  # a link would redirect the export, or the weights read
+            raise ExportError(f"{path} is {'a link' if _kind(path) == 'link' else 'no folder'}"
+                              "; a run keeps its own folder there: move it away, then export "
+                              "again")
+    if data_root is not None and not Path(data_root).is_dir():  # no corpus made there
+        raise ExportError(f"--data-root {data_root} is not a folder; give the paths.data the "
+                          "run was trained with (or leave --data-root out)")
+    try:
+        with folder_lock(run.path, wait=False, what="another export of this run"):
+            remove_staged_leftovers(run.export)  # a killed export's half-written folder
+            _sync_export_metrics(run)
+            return _export_locked(run, ckpt, opts, t0, exporter=exporter,
+                                  batch_size=batch_size, data_root=data_root)
+    except FolderBusyError as exc:
+        raise ExportError(str(exc)) from None
+
+
+def _kind(path: Path) -> str | None:
+    if path.is_symlink():
+        return "link"
+    return None if not path.exists() else "folder" if path.is_dir() else "file"
+
+
+def _sync_export_metrics(run: RunDir) -> None:
+    """An export killed between swapping its folder in and writing metrics.json left the run's
+    metrics describing the files before: they take export.json's keys (what the folder
+    holds), as the killed export would have written them."""
+    try:
+        added = read_json(run.export / "export.json")
+        metrics = read_json(run.metrics)
+    except (OSError, ValueError):
+        return
+    if isinstance(added, dict) and isinstance(metrics, dict) and \
+            any(metrics.get(k) != v for k, v in added.items()):
+        kept = {k: v for k, v in metrics.items() if not k.startswith("tflite_")}
+        write_json(run.metrics, {**kept, **added})
+
+
+def _export_locked(run: RunDir, ckpt: Path, opts: ExportOptions, t0: float, *,
+                   exporter: str, batch_size: int, data_root: str | Path | None
+                   ) -> dict[str, Any]:
+    """export_run's work, under the run's lock: every file into a temporary folder, which
+    replaces ``export/`` as a whole; then metrics.json."""
+    run_dir = run.path
     metrics_path = run.metrics
     hydra_cfg_path = run.hydra_config
     if not hydra_cfg_path.is_file():
@@ -708,10 +766,37 @@ def export_run(
     fp32_top1 = evaluate(model, test, device=cpu, transform=lambda x: x)["val_top1"]
 
     out_dir = run.export
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with staged_folder(out_dir) as staged:  # a kill leaves the old export/ whole
+        added, tflite_error = _write_export(
+            staged, model, test, data, tf, cfg, opts, exporter=exporter, name=name,
+            fp32_top1=fp32_top1)
+        added["export_checkpoint"] = ckpt.name
+        added["export_seconds"] = time.time() - t0
+        write_json(staged / "export.json", added)
+    # TFLite keys of an earlier export describe files this one did not write: they go (a kill
+    # before this write: the next export takes export.json's keys, _sync_export_metrics)
+    previous = {k: v for k, v in read_json(metrics_path).items() if not k.startswith("tflite_")}
+    write_json(metrics_path, {**previous, **added})
+    if tflite_error is not None:
+        raise tflite_error
+    drop = added["int8_drop"]
+    if not added["int8_within_limit"]:
+        raise DropOverLimit(f"INT8 top-1 dropped {drop:.2f} points ({fp32_top1:.2f}% -> "
+                            f"{added['int8_top1']:.2f}%), reaching export.max_drop="
+                            f"{opts.max_drop:g}; metrics written to {metrics_path} with "
+                            "int8_within_limit: false")
+    return added
+
+
+def _write_export(staged: Path, model: nn.Module, test: list, data: Any, tf: Any, cfg: dict,
+                  opts: ExportOptions, *, exporter: str, name: str, fp32_top1: float
+                  ) -> tuple[dict[str, Any], ExportError | None]:
+    """The export's files into ``staged`` and the keys describing them (paths as they will be
+    once ``staged`` is ``export/``), with the TFLite error when only that step failed."""
     x = test[0][0]
     example = x[: min(2, len(x))]
-    onnx_path, int8_path = out_dir / "model.onnx", out_dir / "model_int8.onnx"
+    onnx_path, int8_path = staged / "model.onnx", staged / "model_int8.onnx"
+    final = staged.parent / EXPORT_DIR
     calib = calibration_batches(data.train, opts.calibration, tf, int(cfg.get("seed", 0)))
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "model.onnx"
@@ -742,33 +827,21 @@ def export_run(
         "int8_weight_bytes": weight_bytes,
         "int8_weight_bytes_per_param": weight_bytes / max(params, 1),
         "int8_quantized": quantized_ops(int8_path),
-        "int8_path": str(int8_path),
+        "int8_path": str(final / int8_path.name),
         "calibration_samples": sum(len(b) for b in calib),
         "int8_activations": opts.activations,
         "onnx_max_abs_diff": diff,
-        "onnx_path": str(onnx_path),
+        "onnx_path": str(final / onnx_path.name),
         **how,
-        "export_checkpoint": ckpt.name,
     }
     tflite_error = None
     if opts.tflite:
         try:
-            added.update(export_tflite(model, example, out_dir, calib, test, name))
+            added.update(export_tflite(model, example, staged, calib, test, name))
         except ExportError as exc:  # the ONNX results stay valid: written, then the error
             tflite_error = exc
-            added["tflite_error"] = str(exc)
-    added["export_seconds"] = time.time() - t0
-    write_json(out_dir / "export.json", added)
-    # TFLite keys of an earlier export describe files this one did not write: they go
-    previous = {k: v for k, v in read_json(metrics_path).items() if not k.startswith("tflite_")}
-    write_json(metrics_path, {**previous, **added})
-    if tflite_error is not None:
-        raise tflite_error
-    if not added["int8_within_limit"]:
-        raise DropOverLimit(f"INT8 top-1 dropped {drop:.2f} points ({fp32_top1:.2f}% -> "
-                            f"{int8_top1:.2f}%), reaching export.max_drop={opts.max_drop:g}; "
-                            f"metrics written to {metrics_path} with int8_within_limit: false")
-    return added
+            added["tflite_error"] = str(exc).replace(str(staged), str(final))
+    return added, tflite_error
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,7 +39,7 @@ from lastexp.data import DataError
 from lastexp.data import load_data as load_dataset
 from lastexp.deps import distillation_on, resolve, teacher_streams
 from lastexp.ensemble import EnsembleError, ensemble_runs
-from lastexp.io import read_json, remove_orphan_temps, write_json
+from lastexp.io import disk_full_line, is_disk_full, read_json, remove_orphan_temps, write_json
 from lastexp.models import count_flops, count_params
 from lastexp.provenance import git_commit
 from lastexp.runstore import RunDir, RunLockedError, debug_of, discard_lock, lock_path, run_lock
@@ -50,6 +50,7 @@ from lastexp.runstore.guard import (
     refuse_foreign_metrics,
     remove_added,
     remove_own_log,
+    run_dir_store_problem,
     save_hydra_files,
     stamp,
     trained_here,
@@ -105,6 +106,13 @@ def run_job(cfg: DictConfig) -> float | None:
     if outside:  # (a sweep's run_name reaches here; a single run is refused before Hydra)
         print(f"lastexp: error: {outside}", file=sys.stderr)
         sys.exit(2)
+    unsafe = run_dir_store_problem(run.path, cfg.paths.runs)
+    if unsafe:  # (a sweep's or SLURM's job: a single run is refused before Hydra starts)
+        remove_own_log(run, STARTED_NS)
+        with contextlib.suppress(OSError):  # the directory Hydra made for it, when empty
+            run.path.rmdir()
+        print(f"lastexp: error: {unsafe}", file=sys.stderr)
+        sys.exit(2)
     before = entries(run)
     main = int(os.environ.get("RANK", "0")) == 0  # DDP: rank 0 holds the run's lock
     lock_existed = lock_path(run.path, cfg.paths.runs).exists()
@@ -120,6 +128,11 @@ def run_job(cfg: DictConfig) -> float | None:
         return result
     except RunLockedError as exc:  # the other command owns the directory: touch nothing
         print(f"lastexp: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:  # a full disk: one line; every file was written atomically, so the
+        if not is_disk_full(exc):  # last good checkpoint is intact
+            raise
+        print(f"lastexp: error: {disk_full_line(exc)}", file=sys.stderr)
         sys.exit(2)
     except (ConfigError, ValueError) as exc:
         if not isinstance(exc, (ConfigError, DataError)):

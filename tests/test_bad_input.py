@@ -4,13 +4,18 @@ no traceback, and nothing in the working directory created, changed or deleted."
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
+import subprocess
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from lastexp.io import folder_lock
 from tests.conftest import run_cli
 from tests.results.test_results import write_run
 from tests.test_ensemble import member
@@ -120,6 +125,13 @@ CASES = [
     (["init_from=runs"], ["init_from=runs", "is a folder", "checkpoints/best.pt"]),
     (["--multirun", "seed=1,2", "init_from=missing.pt"],
      ["init_from=missing.pt", "does not exist", "sweep job seed=1"]),
+    # a run store that would be written outside itself, or into an internal folder or a run
+    (["paths.runs="], ["paths.runs is empty", "paths.runs=runs"]),
+    (["paths.runs=/"], ["paths.runs=/", "root of the file system"]),
+    (["run_name=.locks"], ["runs/.locks", "keeps for itself", "run_name=my_run"]),
+    (["run_name=.sweeps"], ["runs/.sweeps", "keeps for itself"]),
+    (["run_name=search"], ["runs/search", "keeps for itself"]),
+    (["run_name=done_run/inner"], ["inside the run runs/done_run", "run_name=my_run"]),
 ]
 
 
@@ -131,7 +143,8 @@ CLI = {"scheduler.restart_period=0", "seed=-1", "preprocessing.p_interval_train=
        "optimizer.lrr=0.1", "optimizer.lr=abc", "ablation=Z99", "dataset=kinetics",
        "stream=hand", "model.foo=1", "--multirun optimizer.lr=0.1,-1",
        "paths.runs=train.py", "init_from=missing.pt",
-       "--multirun seed=1,2 init_from=missing.pt"}
+       "--multirun seed=1,2 init_from=missing.pt",
+       "paths.runs=", "paths.runs=/", "run_name=.locks", "run_name=done_run/inner"}
 CLI_CASES = [c for c in CASES if " ".join(c[0]) in CLI]
 assert len(CLI_CASES) == len(CLI)
 
@@ -436,3 +449,191 @@ def test_bad_runs_command(workdir, args, words):
     refused(r, *words)
     assert snapshot(workdir) == before
     assert (workdir / "runs" / "done_run" / "metrics.json").is_file()
+
+def test_an_empty_runs_root_leaves_nothing_at_the_file_system_root(workdir):
+    """paths.runs= (empty) is refused before Hydra creates its run directory: no
+    /<run>/__main__.log appears at /."""
+    before = sorted(os.listdir("/"))
+    r = run_cli(with_defaults(["paths.runs="]), workdir)
+    refused(r, "paths.runs is empty")
+    assert sorted(os.listdir("/")) == before
+
+
+def _chattr(path: Path, flag: str) -> bool:
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
+# What lies in the run store where lastexp keeps its own files: a link, a file for a folder, a
+# folder for a file. Each is refused before Hydra starts, touching nothing (a planted link's
+# target least of all); the run's .hydra files stay as they were.
+STORE_CASES = {
+    "lock_link": (lambda r: ((r / ".locks").mkdir(), (r / ".locks" / "newrun.lock").symlink_to(
+        r.parent / "train.py")), "newrun", ["runs/.locks/newrun.lock is a link", "remove it"]),
+    "locks_file": (lambda r: (r / ".locks").write_text("x"), "newrun",
+                   ["runs/.locks is not a folder", "remove it"]),
+    "lock_folder": (lambda r: (r / ".locks" / "newrun.lock").mkdir(parents=True), "newrun",
+                    ["runs/.locks/newrun.lock is not a file"]),
+    "run_dir_file": (lambda r: (r / "filerun").write_text("x"), "filerun",
+                     ["run directory runs/filerun is not a folder"]),
+    "run_dir_link": (lambda r: (r / "linked").symlink_to(r / "old"), "linked",
+                     ["run directory runs/linked is a link"]),
+    "metrics_folder": (lambda r: (r / "old" / "metrics.json").mkdir(parents=True), "old",
+                       ["runs/old/metrics.json is not a file", "move it away"]),
+    "checkpoints_file": (lambda r: (r / "old" / "checkpoints").write_text("x"), "old",
+                         ["runs/old/checkpoints is not a folder"]),
+    "checkpoints_link": (lambda r: (r / "old" / "checkpoints").symlink_to(r.parent), "old",
+                         ["runs/old/checkpoints is a link"]),
+    "export_link": (lambda r: (r / "old" / "export").symlink_to(r.parent), "old",
+                    ["runs/old/export is a link"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STORE_CASES))
+def test_run_store_of_the_wrong_shape(workdir, case):
+    make, name, words = STORE_CASES[case]
+    runs = workdir / "runs"
+    (runs / "old" / ".hydra").mkdir(parents=True)
+    (runs / "old" / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    make(runs)
+    before = snapshot(workdir)
+    r = run_cli(with_defaults([f"run_name={name}"]), workdir)
+    refused(r, *words)
+    assert snapshot(workdir) == before
+    assert (workdir / "train.py").read_text() == "print('my source')"
+
+
+def test_immutable_checkpoints_are_refused_before_anything_is_written(workdir):
+    ckpt = workdir / "runs" / "old" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    (ckpt / "last.pt").write_bytes(b"weights")
+    (workdir / "runs" / "old" / ".hydra").mkdir()
+    (workdir / "runs" / "old" / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    if not _chattr(ckpt, "+i"):
+        pytest.skip("chattr +i is not available here (needs root and ext4/xfs/tmpfs)")
+    try:
+        before = snapshot(workdir)
+        r = run_cli(with_defaults(["run_name=old"]), workdir)
+        refused(r, "cannot write in runs/old/checkpoints", "chattr -i")
+        assert snapshot(workdir) == before
+    finally:
+        _chattr(ckpt, "-i")
+
+
+def _finished_run(root: Path, name: str = "done") -> Path:
+    run = root / name
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best.pt").write_bytes(b"weights")
+    (run / "metrics.json").write_text('{"status": "completed"}')
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    return run
+
+
+EXPORT_CASES = {
+    "export_link": (lambda run: (run / "export").symlink_to(run.parent / "elsewhere"), [],
+                    ["export is a link", "move it away"]),
+    "checkpoints_link": (lambda run: ((run.parent / "ck").mkdir(), (run.parent / "ck" / "best.pt")
+                                      .write_bytes(b"w"), __import__("shutil").rmtree(
+                                          run / "checkpoints"), (run / "checkpoints").symlink_to(
+                                          run.parent / "ck")), [], ["checkpoints is a link"]),
+    "data_root_absent": (lambda run: None, ["--data-root", "/nonexistent/lastexp_data"],
+                         ["--data-root /nonexistent/lastexp_data is not a folder"]),
+    "opset_999": (lambda run: None, ["export.opset=999"], ["export.opset=999", "above"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXPORT_CASES))
+def test_export_refuses_what_would_write_elsewhere(tmp_path, case):
+    make, args, words = EXPORT_CASES[case]
+    (tmp_path / "elsewhere").mkdir()
+    run = _finished_run(tmp_path)
+    make(run)
+    before = snapshot(tmp_path)
+    r = run_cli([str(run), *args], tmp_path, module="lastexp.export")
+    refused(r, *words)
+    assert snapshot(tmp_path) == before
+    assert not Path("/nonexistent").exists()
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+@pytest.mark.parametrize(("out", "words"), [
+    ("", ["--out is empty"]),
+    ("/", ["--out / is the root of the file system"]),
+    ("runs", ["--out runs is the runs folder itself"]),
+    ("runs/done_run", ["--out runs/done_run is a run directory"]),
+    ("runs/done_run/tables", ["inside the run", "done_run"]),
+    ("runs/.locks", ["keeps for itself"]),
+    ("train.py/tables", ["train.py is not a folder"]),
+])
+def test_results_out_that_is_not_its_own(workdir, out, words):
+    before = snapshot(workdir)
+    r = run_cli(["--runs", "runs", "--out", out], workdir, module="lastexp.results")
+    refused(r, *words)
+    assert snapshot(workdir) == before
+    assert sorted(p.name for p in workdir.iterdir()) == ["runs", "train.py"]
+
+
+def test_results_out_in_a_place_that_cannot_be_written(workdir):
+    (workdir / "ro").mkdir()
+    if not _chattr(workdir / "ro", "+i"):
+        pytest.skip("chattr +i is not available here (needs root and ext4/xfs/tmpfs)")
+    try:
+        r = run_cli(["--runs", "runs", "--out", "ro/tables"], workdir, module="lastexp.results")
+        refused(r, "cannot write the tables into ro/tables", "choose a writable --out")
+        assert list((workdir / "ro").iterdir()) == []
+    finally:
+        _chattr(workdir / "ro", "-i")
+
+
+def _truncated_member(path: Path) -> None:
+    """test_scores.npz whose scores.npy member stops halfway (a copy cut short)."""
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    buf = io.BytesIO()
+    np.save(buf, arrays["scores"])
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("scores.npy", buf.getvalue()[: len(buf.getvalue()) // 2])
+        for k in ("labels", "names"):
+            one = io.BytesIO()
+            np.save(one, arrays[k])
+            zf.writestr(f"{k}.npy", one.getvalue())
+
+
+def test_ensemble_refusals_of_this_issue(tmp_path):
+    a = member(tmp_path / "runs", "a", "joint", [[1, 0, 0]] * 4)
+    b = member(tmp_path / "runs", "b", "bone", [[0, 1, 0]] * 4)
+    cut = member(tmp_path / "runs", "cut", "bone", [[0, 1, 0]] * 4)
+    _truncated_member(cut / "test_scores.npz")
+    before = snapshot(tmp_path)
+    for args, words in (
+        ([a, b, "--out", ""], ["--out is empty"]),
+        ([a, b, "--out", tmp_path / "runs"], ["holds run directories"]),
+        ([a, b, "--out", a / "ens"], ["inside the run", "runs/a"]),
+        ([a, b, "--out", "/"], ["root of the file system"]),
+        ([a, cut, "--out", tmp_path / "ens"], ["cut/test_scores.npz cannot be read",
+                                              "fresh=true"]),
+        ([a, b, "--weights", "nan", "nan"], ["--weights nan nan", "finite number >= 0"]),
+        ([a, b, "--weights", "0", "0"], ["--weights 0 0", "not all 0"]),
+        ([a, b, "--weights", "-1", "-1"], ["--weights -1 -1", ">= 0"]),
+        ([a, b, "--weights", "inf", "1"], ["--weights inf 1", "finite"]),
+    ):
+        r = run_cli([str(x) for x in args], tmp_path, module="lastexp.ensemble")
+        refused(r, *words)
+    assert snapshot(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+def test_models_frames_zero(tmp_path):
+    r = run_cli(["--frames", "0"], tmp_path, module="lastexp.models")
+    refused(r, "argument --frames", "0 is not a positive count")
+
+
+def test_a_second_export_of_the_same_run_waits_for_none(tmp_path):
+    """Two exports of one run at once: the second is refused in one line (the run directory is
+    locked while the first works), and touches nothing."""
+    run = _finished_run(tmp_path)
+    before = snapshot(tmp_path)
+    with folder_lock(run):  # as a running export holds it
+        r = run_cli([str(run)], tmp_path, module="lastexp.export")
+    refused(r, "is in use by another export of this run", "wait for it")
+    assert snapshot(tmp_path) == before

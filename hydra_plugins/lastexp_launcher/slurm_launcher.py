@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,32 @@ log = logging.getLogger(__name__)
 
 class JobFailed(RuntimeError):
     """A job that failed on its node (the message is the job's own error)."""
+
+
+def failure_message(job_id: str, text: str, log_file: str | os.PathLike | None) -> str:
+    """What a failed SLURM job ended with, from submitit's error text: the job's own error
+    (lastexp's one line, carried as ``JobFailed: ...``), or the state SLURM ended it in
+    (``CANCELLED`` by ``scancel``, ``TIMEOUT``, ``NODE_FAIL``, ``OUT_OF_MEMORY``), naming the
+    job and its log; one line."""
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    mine = [ln for ln in lines if "JobFailed: " in ln]
+    state = re.search(r"state:\s*([A-Z_]+(?: by \d+)?)", str(text))
+    if mine:
+        what = f"failed: {mine[-1].split('JobFailed: ', 1)[1]}"
+    elif state:
+        what = (f"ended {state.group(1)} without a result (scancel, its time limit or its node "
+                "stopped it)")
+    else:
+        what = f"failed: {lines[-1] if lines else 'no error text came back'}"
+    log_part = f"; its log: {log_file}" if log_file else ""
+    return f"SLURM job {job_id} {what}{log_part}"
+
+
+def sweep_failure_line(messages: Sequence[str]) -> str:
+    """The one line a sweep with failed SLURM jobs ends with (every job's outcome collected)."""
+    head = "" if len(messages) == 1 else f"{len(messages)} SLURM jobs failed: "
+    return (f"{head}{' | '.join(messages)}; completed jobs are kept: fix the cause and run the "
+            "same command again")
 
 
 class SlurmLauncher(PluginSlurmLauncher):
@@ -103,7 +130,12 @@ class SlurmLauncher(PluginSlurmLauncher):
                              f"{' '.join(filter_overrides(jobs[i].overrides))}{why}")
 
         # the sweep's own jobs, in order (an extra job's failure shows in its dependents)
-        return [self._result(jobs, i, submitted) for i in range(len(job_overrides))]
+        results = [self._result(jobs, i, submitted) for i in range(len(job_overrides))]
+        failed = [str(r._return_value) for r in results if r.status == JobStatus.FAILED]
+        if failed:  # one line, not the traceback Hydra makes of the first failed result
+            print(f"lastexp: error: {sweep_failure_line(failed)}", file=sys.stderr)
+            sys.exit(2)
+        return results
 
     @staticmethod
     def _result(jobs: list, i: int, submitted: dict[int, Any]) -> JobReturn:
@@ -119,10 +151,7 @@ class SlurmLauncher(PluginSlurmLauncher):
                                  for a in jobs[i].after)
                 ret._return_value = JobFailed(
                     f"SLURM job {job.job_id} did not run: a job it depends on failed: {deps}")
-            else:  # the job's own error: the last line of the trace submitit brought back
-                lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-                mine = [ln for ln in lines if "JobFailed: " in ln]
-                msg = (mine[-1].split("JobFailed: ", 1)[1] if mine
-                       else lines[-1] if lines else repr(exc))
-                ret._return_value = JobFailed(f"SLURM job {job.job_id}: {msg}")
+            else:  # the job's own error, or the state SLURM ended it in, and its log
+                log_file = getattr(getattr(job, "paths", None), "stderr", None)
+                ret._return_value = JobFailed(failure_message(job.job_id, str(exc), log_file))
             return ret

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from lastexp.cli import ArgumentParser
@@ -9,11 +10,22 @@ from lastexp.cli import ArgumentParser
 from . import available_models, build_model, count_flops, count_params
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a model needs a frame and a class)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive count (give 1 or more)")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = ArgumentParser(prog="python -m lastexp.models", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    parser.add_argument("--num-classes", type=int, default=60)
-    parser.add_argument("--frames", type=int, default=64, help="T of the FLOP count")
+    parser.add_argument("--num-classes", type=positive_int, default=60)
+    parser.add_argument("--frames", type=positive_int, default=64, help="T of the FLOP count")
     args = parser.parse_args(argv)
 
     rows = []

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from lastexp.cli import ArgumentParser
+from lastexp.io import (
+    disk_full_line,
+    folder_lock,
+    is_disk_full,
+    remove_staged_leftovers,
+    staged_folder,
+)
 from lastexp.results.report import table_part, write_tables
 from lastexp.results.search import SEARCH_MD, write_search
 from lastexp.results.store import load_store
+from lastexp.runstore.guard import out_dir_problem
 
 PRINTED = ("base.md", "lite.md", "preprocessing.md", "paper.md", "other.md")
 
@@ -32,12 +42,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lastexp.results: error: --runs {args.runs!r} is a file; name the runs folder "
               "(default: runs)", file=sys.stderr)
         return 2
+    problem = out_dir_problem(args.out, "--out", runs_root=args.runs)
+    if problem:
+        print(f"lastexp.results: error: {problem}", file=sys.stderr)
+        return 2
     if not os.path.isdir(args.runs):
         print(f"warning: runs folder {args.runs!r} does not exist; writing empty tables",
               file=sys.stderr)  # fmt: skip
     df, problems = load_store(args.runs)
-    files = write_tables(df, args.out, problems)
-    files.update(write_search(args.runs, args.out))  # search.md when the store has searches
+
+    def write(folder: Path) -> dict[str, str]:
+        files = write_tables(df, folder, problems)
+        files.update(write_search(args.runs, folder))  # search.md when the store has searches
+        return files
+
+    try:
+        files = publish(Path(args.out), write)
+    except OSError as exc:
+        line = disk_full_line(exc) if is_disk_full(exc) else (
+            f"cannot write the tables into {args.out} ({exc.strerror or exc}); choose a "
+            "writable --out")
+        print(f"lastexp.results: error: {line}", file=sys.stderr)
+        return 2
     if not args.quiet:
         for name in PRINTED:
             print(table_part(files[name]))
@@ -50,6 +76,19 @@ def main(argv: list[str] | None = None) -> int:
         f"wrote {len(files)} files to {args.out}: {', '.join(sorted(files))}"
     )
     return 0
+
+
+def publish(out: Path, write: Callable[[Path], dict[str, str]]) -> dict[str, str]:
+    """Run ``write`` into a temporary folder beside ``out`` and swap it in as a whole: a reader,
+    or a kill, sees the old complete set of tables or the new one, never a mix or an empty
+    file (files of ``out`` that this run does not write stay). Under a lock on the folder
+    that holds ``out``; what a killed earlier run left there (``.<out>.tmp-*``) goes first."""
+    dest = out.resolve() if out.is_symlink() else out  # a link the user named: its folder
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(dest.parent):
+        remove_staged_leftovers(dest)
+        with staged_folder(dest, keep_others=True) as folder:
+            return write(folder)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from lastexp import catalog
+from lastexp.io import write_files
 from lastexp.results import plots
 from lastexp.results.ablations import ablation_table, other_table
 from lastexp.results.aggregate import prepare
@@ -62,8 +63,7 @@ def write_tables(
     out.mkdir(parents=True, exist_ok=True)
     prov = git_provenance() if provenance is None else provenance
     files = build_report(df, problems, prov, figures_dir=out if plots else None)
-    for name, text in files.items():
-        (out / name).write_bytes(text.encode("utf-8"))
+    write_files(out, files)  # never through a link; a full disk is one line
     return files
 
 

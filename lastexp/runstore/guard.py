@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,21 @@ from omegaconf import DictConfig, OmegaConf
 
 from lastexp.config import ConfigError
 from lastexp.io import atomic_write
-from lastexp.runstore.layout import HYDRA_LOG, TRAINED, RunDir
+from lastexp.runstore.layout import (
+    CHECKPOINT_DIR,
+    EXPORT_DIR,
+    HYDRA_DIR,
+    HYDRA_LOG,
+    INTERNAL_DIRS,
+    LOCK_DIR,
+    METRICS_FILE,
+    NOT_RUNS,
+    SEARCH_DIR,
+    SWEEP_DIR,
+    TRAINED,
+    RunDir,
+)
+from lastexp.runstore.lock import lock_path, lock_problem
 from lastexp.runstore.metrics import (
     foreign_kind,
     is_failed,
@@ -137,3 +153,147 @@ def mark_failed(run: RunDir, cfg: DictConfig, exc: BaseException) -> None:
                                 "finished_at": timestamp()})
     if not run.hydra.exists():  # a run that failed before training: its config too (an
         save_hydra_files(run, cfg)  # existing run's .hydra/ is never rewritten)
+
+
+# ------------------------------------------------------------- where a command may write
+
+
+def _kind(path: Path) -> str | None:
+    """"link", "file", "folder", "other" for what ``path`` names itself (never followed); None
+    when nothing is there."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        return "other"
+    if stat.S_ISLNK(mode):
+        return "link"
+    return "folder" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
+
+
+def is_run(path: Path) -> bool:
+    """A folder that holds a run (its metrics.json or checkpoints)."""
+    return _kind(path / METRICS_FILE) is not None or _kind(path / CHECKPOINT_DIR) is not None
+
+
+def holds_runs(path: Path) -> bool:
+    """A runs root: a folder with ``.locks`` or a run directory directly below it."""
+    if _kind(path) != "folder":
+        return False
+    if _kind(path / LOCK_DIR) is not None:
+        return True
+    try:
+        return any(is_run(Path(e.path)) for e in os.scandir(path)
+                   if e.is_dir(follow_symlinks=False))
+    except OSError:
+        return False
+
+
+def runs_root_problem(runs_root: str | os.PathLike) -> str | None:
+    """An empty ``paths.runs`` or the file system's root: no run store (they would put run
+    directories at ``/``)."""
+    if not str(runs_root).strip():
+        return "paths.runs is empty; give the runs folder, e.g. paths.runs=runs"
+    root = Path(runs_root).resolve()
+    if root == Path(root.anchor):
+        return (f"paths.runs={runs_root} is the root of the file system; give a folder of its "
+                "own, e.g. paths.runs=runs")
+    return None
+
+
+def _writable(folder: Path) -> str | None:
+    """Why nothing can be written in ``folder`` (read-only, immutable, not permitted), found by
+    creating and removing a file there (``os.access`` says yes to root on an immutable one)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return None
+    except OSError as exc:
+        return exc.strerror or exc.__class__.__name__
+
+
+def run_dir_store_problem(run_dir: str | os.PathLike, runs_root: str | os.PathLike) -> str | None:
+    """What keeps a command from training ``run_dir`` below ``runs_root`` without writing
+    outside it, checked before anything is created: an empty or ``/`` runs root; a run
+    directory in an internal folder (``.locks``, ``.sweeps``, ``search``, a hidden one) or
+    inside another run; a run directory, ``metrics.json``, ``checkpoints/``, ``export/`` or
+    ``.hydra/`` of the wrong type or a link; a lock of the wrong type; ``checkpoints/`` or the
+    directory itself not writable. One line naming the path and the fix; None when fine."""
+    problem = runs_root_problem(runs_root)
+    if problem:
+        return problem
+    root = Path(runs_root)
+    if root.exists() and not root.is_dir():
+        return None  # the __main__ preflight's line (paths.runs is a file)
+    run = RunDir(Path(run_dir))
+    try:
+        rel = run.path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return None  # outside the runs root: config.run_dir_problem's line
+    parent = root
+    for i, part in enumerate(rel.parts):
+        if part in INTERNAL_DIRS or part in NOT_RUNS or part.startswith("."):
+            where = "is" if i == len(rel.parts) - 1 else "is inside"
+            return (f"run directory {run.path} {where} {root / Path(*rel.parts[:i + 1])}, a "
+                    "folder lastexp keeps for itself (results never read runs there); give "
+                    "run_name a plain name (run_name=my_run)")
+        if i and is_run(parent):
+            return (f"run directory {run.path} is inside the run {parent}; give run_name a "
+                    "plain name beside it (run_name=my_run)")
+        parent = parent / part
+    problem = lock_problem(lock_path(run.path, root))
+    if problem:
+        return problem
+    kind = _kind(run.path)
+    if kind is None:
+        return None
+    if kind != "folder":
+        return (f"run directory {run.path} is {'a link' if kind == 'link' else 'not a folder'}; "
+                "move it away or choose another run (run_name=, seed=)")
+    for name, want in ((METRICS_FILE, "file"), (CHECKPOINT_DIR, "folder"),
+                       (EXPORT_DIR, "folder"), (HYDRA_DIR, "folder")):
+        got = _kind(run.path / name)
+        if got not in (None, want):
+            what = "a link" if got == "link" else f"not a {want}"
+            return (f"{run.path / name} is {what}; a run keeps its own {want} there: move it "
+                    "away, then run the command again")
+    for folder in (run.path, run.checkpoints):
+        why = _writable(folder) if folder.is_dir() else None
+        if why:
+            return (f"cannot write in {folder} ({why}); make it writable (chmod, chattr -i) or "
+                    "choose another run (run_name=, seed=)")
+    return None
+
+
+def out_dir_problem(out: str | os.PathLike, flag: str, *,
+                    runs_root: str | os.PathLike | None = None,
+                    may_be_a_run: bool = False) -> str | None:
+    """What keeps ``out`` (``--out`` of results or ensemble) from being a folder the command
+    owns, checked before anything is created: empty, the file system's root, the runs root, a
+    folder that holds runs, an existing run (unless ``may_be_a_run``: an ensemble rewriting
+    its own directory), an internal folder (``.locks``, ``.sweeps``, a runs root's
+    ``search``), a path inside a run, a link inside a run. One line; None when fine."""
+    text = str(out)
+    if not text.strip():
+        return f"{flag} is empty; name a folder of its own, e.g. {flag} results"
+    path = Path(out).resolve()
+    if path == Path(path.anchor):
+        return f"{flag} {text} is the root of the file system; name a folder of its own"
+    for folder in path.parents:
+        if _kind(folder) not in (None, "folder"):
+            return f"{flag} {text}: {folder} is not a folder; name a folder for the output"
+    if runs_root is not None and path == Path(runs_root).resolve():
+        return f"{flag} {text} is the runs folder itself; name a folder of its own"
+    if holds_runs(path):
+        return (f"{flag} {text} holds run directories (a runs folder); name a folder of its "
+                "own")
+    if not may_be_a_run and is_run(path):
+        return f"{flag} {text} is a run directory; name a folder of its own"
+    for folder in (path, *path.parents):
+        if folder.name in (LOCK_DIR, SWEEP_DIR) or (folder.name == SEARCH_DIR
+                                                     and holds_runs(folder.parent)):
+            return (f"{flag} {text} is inside {folder}, a folder lastexp keeps for itself; name "
+                    "a folder of its own")
+        if folder != path and is_run(folder):
+            return f"{flag} {text} is inside the run {folder}; name a folder outside any run"
+    return None

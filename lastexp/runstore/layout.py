@@ -20,6 +20,12 @@ CHECKPOINT_DIR = "checkpoints"
 EXPORT_DIR = "export"
 TENSORBOARD_DIR = "tensorboard"
 WANDB_DIR = "wandb"
+# Folders of the runs root that never hold runs: the lock files, the records of sweeps, the
+# searches' studies (lastexp.search.SEARCH_DIR)
+LOCK_DIR = ".locks"
+SWEEP_DIR = ".sweeps"
+SEARCH_DIR = "search"
+INTERNAL_DIRS = frozenset({LOCK_DIR, SWEEP_DIR, SEARCH_DIR})
 # Folders inside a run directory (or beside runs) that never hold runs themselves.
 NOT_RUNS = frozenset({CHECKPOINT_DIR, EXPORT_DIR, WANDB_DIR, TENSORBOARD_DIR, "__pycache__"})
 # What only a run that started training writes (.hydra: once data, model and checkpoints are

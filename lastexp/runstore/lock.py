@@ -5,16 +5,21 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
+
+# LOCK_DIR lies below the runs root, so that the run directories stay as their commands left them
+from lastexp.runstore.layout import LOCK_DIR
 
 
 class RunLockedError(ValueError):
     """Another command is training the same run directory."""
 
 
-LOCK_DIR = ".locks"  # below the runs root, so that the run directories themselves stay as
-# their commands left them
+class LockFileError(RunLockedError):
+    """The lock file (or ``.locks``) is not what this module made: a link, a folder, ...; the
+    command touches nothing."""
 
 
 @contextlib.contextmanager
@@ -25,11 +30,22 @@ def run_lock(run_dir: Path, runs_root: str | os.PathLike) -> Iterator[None]:
     run never leaves a stale lock (a lock file outlives it, harmlessly)."""
     path = lock_path(run_dir, runs_root)
     while True:
+        problem = lock_problem(path)
+        if problem:
+            raise LockFileError(problem)
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a link: a planted one would have the PID written into its target
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         except FileNotFoundError:  # discard_lock removed an empty .locks meanwhile
             continue
+        except OSError as exc:  # a link planted meanwhile (ELOOP), a folder (EISDIR) ...
+            raise LockFileError(lock_problem(path) or f"cannot open the lock file {path} "
+                                f"({exc.strerror}); remove it, then run the command again"
+                                ) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise LockFileError(f"the lock file {path} is not a regular file; remove it, then "
+                                "run the command again")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -50,6 +66,23 @@ def run_lock(run_dir: Path, runs_root: str | os.PathLike) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def lock_problem(path: Path) -> str | None:
+    """Why the lock file ``path`` (or its folder ``.locks``) cannot be used: a link, or not a
+    file (folder); None when it is fine or absent. One line naming the path and the fix."""
+    for p, kind, ok in ((path.parent, "folder", stat.S_ISDIR), (path, "file", stat.S_ISREG)):
+        try:
+            mode = os.lstat(p).st_mode
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"cannot read the lock {kind} {p} ({exc.strerror}); fix or remove it"
+        if stat.S_ISLNK(mode) or not ok(mode):
+            what = "a link" if stat.S_ISLNK(mode) else f"not a {kind}"
+            return (f"the lock {kind} {p} is {what}; remove it (lastexp makes it itself), then "
+                    "run the command again")
+    return None
+
+
 def lock_path(run_dir: Path, runs_root: str | os.PathLike) -> Path:
     rel = Path(run_dir).resolve().relative_to(Path(runs_root).resolve())
     return Path(runs_root) / LOCK_DIR / (str(rel).replace(os.sep, "__") + ".lock")
@@ -67,7 +100,7 @@ def discard_lock(run_dir: Path, runs_root: str | os.PathLike) -> None:
     refused and leaves the runs root as it found it; a lock another command holds stays."""
     path = lock_path(run_dir, runs_root)
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
     except OSError:
         return
     try:
