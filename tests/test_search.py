@@ -127,6 +127,8 @@ def test_search_trials_are_runs_and_a_relaunch_continues_the_study(tmp_path, sha
         assert m["status"] == "completed" and m["selection"] == "validation"
         assert t.value == pytest.approx(m["best_val_top1"])  # the value maximised
         assert 0 <= m["best_top1"] <= 100  # the test top-1 of that epoch, reported apart
+        carved = json.loads((run / "data_summary.json").read_text())["validation"]
+        assert carved["rule"] == "fraction" and carved["n_val"] == m["n_val"] > 0
     (protocol,) = (runs / "search").glob("*.json")
     assert json.loads(protocol.read_text()) == {
         "study": protocol.stem, "selection": "validation", "objective": "best_val_top1"}
