@@ -21,7 +21,7 @@ from lastexp.train.early_stopping import EarlyStopping
 from lastexp.train.loop import StepContext
 from lastexp.train.sampler import EpochSampler
 from lastexp.train.signals import StopFlag
-from lastexp.train.state import Progress, RunFacts, Trainables
+from lastexp.train.state import Progress, RunFacts, Trainables, resume
 from lastexp.train.trainer import Outputs, Schedule, Trainer
 
 NUM_CLASSES, EPOCHS = 3, 4
@@ -81,8 +81,27 @@ def loss_fn(model, x, y):
     return (logits.sum() * 0 + model.w.square().sum()), logits
 
 
-def run(tmp_path, *, validation: bool, patience: int | None = None
+def run(tmp_path, *, validation: bool, patience: int | None = None, stop_after: int = 0
         ) -> tuple[dict, dict, Progress]:
+    """Train the scripted model for EPOCHS epochs and finish; ``stop_after=k`` first trains k
+    epochs in a trainer of its own (a run killed after epoch k), then resumes from last.pt."""
+    if stop_after:
+        first = make_trainer(tmp_path, validation=validation, patience=patience,
+                             epochs=stop_after)
+        first.train(Progress(), None)
+    trainer = make_trainer(tmp_path, validation=validation, patience=patience, epochs=EPOCHS)
+    progress = Progress()
+    if stop_after:
+        progress, _ = resume(trainer.out.run.last, trainer.parts, "scripted")
+        trainer.stopper.replay(progress.history)
+    status, reason = trainer.train(progress, None)
+    trainer.finish(progress, status, reason)
+    run_dir = trainer.out.run
+    assert json.loads(run_dir.metrics.read_text())["status"] == "completed"
+    return trainer.metrics, read_predictions(run_dir.scores), progress
+
+
+def make_trainer(tmp_path, *, validation: bool, patience: int | None, epochs: int) -> Trainer:
     torch.manual_seed(0)
     model = Scripted()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -92,24 +111,19 @@ def run(tmp_path, *, validation: bool, patience: int | None = None
     sampler = EpochSampler(N, seed=1)
     loader = lambda ds, **kw: torch.utils.data.DataLoader(ds, batch_size=N, **kw)  # noqa: E731
     run_dir = RunDir(tmp_path / ("val" if validation else "test"))
-    run_dir.path.mkdir(parents=True)
+    run_dir.path.mkdir(parents=True, exist_ok=True)
     ctx = StepContext(optimizer=opt, loss_fn=loss_fn, transform=lambda x: x,
                       device=torch.device("cpu"), progress=False)
     metrics: dict = {}
-    trainer = Trainer(
+    return Trainer(
         parts=parts, facts=RunFacts("scripted", {}, NUM_CLASSES, "joint"),
-        schedule=Schedule(epochs=EPOCHS, seed=1, batch_size=N, save_interval=0),
+        schedule=Schedule(epochs=epochs, seed=1, batch_size=N, save_interval=0),
         out=Outputs(run_dir), ctx=ctx, train_set=train, sampler=sampler,
         train_loader=loader(train, sampler=sampler), test_loader=loader(test), test_set=test,
         train_model=model, eval_model=model, test_tf=lambda x: x,
         aug_gen=torch.Generator(), dinfo=DistInfo(), logger=None, stop=StopFlag(),
         stopper=EarlyStopping(patience), metrics=metrics, t_start=time.time(),
         val_loader=loader(val) if validation else None)
-    progress = Progress()
-    status, reason = trainer.train(progress, None)
-    trainer.finish(progress, status, reason)
-    assert json.loads(run_dir.metrics.read_text())["status"] == "completed"
-    return metrics, read_predictions(run_dir.scores), progress
 
 
 def top1(right: list) -> float:
@@ -153,3 +167,17 @@ def test_early_stopping_reads_validation(tmp_path):
     assert metrics["final_top1"] == top1(TEST_RIGHT[3])  # the weights it stopped with
     tested, _, _ = run(tmp_path / "t", validation=False, patience=2)
     assert "stopped_early_at" not in tested and tested["best_epoch"] == 3
+
+
+@pytest.mark.parametrize("validation", [False, True], ids=["test", "validation"])
+def test_a_resumed_run_reports_the_same_selection(tmp_path, validation):
+    """Stopped after epoch 2 and resumed from last.pt, a run ends with the numbers and the
+    per-sample predictions of an uninterrupted one (best.pt, written before the stop, is what
+    the finish scores)."""
+    whole, whole_preds, _ = run(tmp_path / "whole", validation=validation)
+    resumed, resumed_preds, _ = run(tmp_path / "resumed", validation=validation, stop_after=2)
+    keys = ("best_top1", "best_val_top1", "best_epoch", "final_top1")
+    assert {k: resumed.get(k) for k in keys} == {k: whole.get(k) for k in keys}
+    assert sorted(resumed_preds) == sorted(whole_preds)
+    for key, value in whole_preds.items():
+        assert np.array_equal(resumed_preds[key], value), key
