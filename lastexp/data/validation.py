@@ -142,6 +142,8 @@ def carve(names: Sequence[str], labels: np.ndarray, *, subjects: Any = None,
         record = {"rule": "subjects", "subjects": held,
                   "requested": spec if isinstance(spec, int) else list(spec)}
     else:
+        if not 0.0 < float(fraction) < 1.0:
+            raise DataError(f"dataset.val_fraction={fraction} must lie in (0, 1), e.g. 0.1")
         val_rows = stratified_rows(names, labels, float(fraction))
         record = {"rule": "fraction", "fraction": float(fraction)}
     if not len(val_rows):

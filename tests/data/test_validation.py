@@ -126,3 +126,18 @@ def test_world_size_joins_the_identity_only_above_one():
     assert launch_world_size({"WORLD_SIZE": "2"}) == 2  # torchrun
     assert launch_world_size({"WORLD_SIZE": "1", "SLURM_NTASKS": "4"}) == 4  # submitit tasks
     assert launch_world_size({"SLURM_NTASKS": "1"}) == 1
+
+
+def test_the_preprocess_summary_shows_the_carve():
+    from lastexp.preprocess import format_summary
+
+    summary = {"n_train": 48, "n_test": 28, "num_classes": 14, "skipped": {}}
+    assert "validation" not in format_summary(summary)
+    names = names_of([1, 2, 4])
+    labels = np.array([parse_ntu_name(n).label for n in names])
+    record = carve(names, labels, subjects=[4]).record
+    line = [ln for ln in format_summary(dict(summary, validation=record)).splitlines()
+            if "validation" in ln]
+    assert line == ["  validation 4 of the train samples (subjects 4); train 8 left"]
+    with pytest.raises(DataError, match="dataset.val_fraction=1.5"):
+        carve(names, labels, fraction=1.5)
