@@ -119,6 +119,12 @@ def loaders(train_set, test_set, *, sampler, batch_size: int, eval_batch_size: i
     return train, test
 
 
+def eval_loader(dataset, *, batch_size: int, num_workers: int, pin: bool):
+    """A split evaluated in order (the validation split; the test split is :func:`loaders`')."""
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                                       num_workers=num_workers, pin_memory=pin)
+
+
 def loggers(lcfg: DictConfig, *, log_dir: Path, tensorboard_dir: Path, history: list[dict],
             group: str | None, config: dict, tags: list[str] | None = None,
             job_type: str = "train"):

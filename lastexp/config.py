@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -152,6 +154,12 @@ class DatasetConfig:
     missing_list: Optional[str] = None
     limit: Optional[int] = None  # keep only the first N samples of each split (debug)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    # A validation split carved from the training split (lastexp.data.validation; none by
+    # default: the best epoch is then chosen on the test split, as the field reports): whole
+    # training subjects for xsub/xset (a list of subject IDs, or a count picked reproducibly),
+    # or a class-stratified fraction for xview and the synthetic corpus.
+    val_subjects: Any = None
+    val_fraction: Optional[float] = None
 
 
 @dataclass
@@ -200,6 +208,16 @@ class LoggerConfig:
 
 
 @dataclass
+class SearchConfig:
+    """A hyper-parameter search (``+search=<name>`` sets ``name``): it tunes on the validation
+    split (``dataset.val_subjects`` / ``dataset.val_fraction``); ``on_test=true`` lets it tune on
+    the test split instead, and its table says so."""
+
+    name: Optional[str] = None
+    on_test: bool = False
+
+
+@dataclass
 class PathsConfig:
     runs: str = "runs"
     data: str = "data"
@@ -219,6 +237,7 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
     env: str = "local"  # local | kaggle | slurm: paths and loader workers (conf/env)
     seed: int = 1
     ablation: Optional[str] = None  # set by +ablation=<ID>
@@ -382,6 +401,57 @@ def validate(cfg: DictConfig) -> None:
     if get("scheduler.name") != "cosine" and warm > 1 and start > peak:
         raise ConfigError(f"scheduler.warmup_start_lr={start:g} is above the peak optimizer.lr="
                           f"{peak:g}: warmup climbs to the lr; lower scheduler.warmup_start_lr")
+    check_selection(cfg)
+
+
+SUBJECT_SPLITS = ("xsub", "xset")  # the splits whose validation split holds out subjects
+
+
+def check_selection(cfg: DictConfig) -> None:
+    """The validation split's keys (``dataset.val_subjects`` / ``dataset.val_fraction``) and the
+    search's protocol: a search tunes on a validation split unless ``search.on_test=true``.
+    What only the data can tell (a subject that is not a training subject) is checked when the
+    split is carved (:mod:`lastexp.data.validation`)."""
+    subjects = OmegaConf.select(cfg, "dataset.val_subjects")
+    fraction = OmegaConf.select(cfg, "dataset.val_fraction")
+    split, benchmark = OmegaConf.select(cfg, "dataset.split"), OmegaConf.select(
+        cfg, "dataset.benchmark")
+    if subjects is not None and fraction is not None:
+        raise ConfigError("dataset.val_subjects and dataset.val_fraction both carve the "
+                          "validation split; set one of them")
+    if subjects is not None:
+        val_subjects_spec(subjects)
+        if split not in SUBJECT_SPLITS:
+            raise ConfigError(f"dataset.val_subjects: the {split} split is by camera, its "
+                              "training subjects are test subjects too; carve a class-stratified "
+                              "share instead, e.g. dataset.val_fraction=0.1")
+    if fraction is not None:
+        if not 0.0 < fraction < 1.0:
+            raise ConfigError(f"dataset.val_fraction={fraction} must lie in (0, 1), e.g. 0.1")
+        if benchmark != "synthetic" and split in SUBJECT_SPLITS:
+            raise ConfigError(f"dataset.val_fraction: the {benchmark} {split} split holds out "
+                              "subjects, so validation holds out whole training subjects: "
+                              "dataset.val_subjects=3 (a count) or a list of subject IDs")
+    name = OmegaConf.select(cfg, "search.name")
+    if name and subjects is None and fraction is None and not OmegaConf.select(
+            cfg, "search.on_test"):
+        raise ConfigError(f"+search={name} would tune on the test split: carve a validation "
+                          "split with dataset.val_subjects=N (xsub, xset) or "
+                          "dataset.val_fraction=0.1 (xview, synthetic), or pass "
+                          "search.on_test=true to tune on the test split and say so")
+
+
+def val_subjects_spec(value: Any) -> int | list[int]:
+    """``dataset.val_subjects`` as a count (int >= 1) or a sorted list of subject IDs."""
+    if isinstance(value, (list, tuple)) or OmegaConf.is_list(value):
+        items = list(value)
+        if items and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                         for v in items):
+            return sorted(set(items))
+    elif isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    raise ConfigError(f"dataset.val_subjects={value} must be a count of training subjects "
+                      "(e.g. 3) or a list of subject IDs (e.g. [1,8])")
 
 
 def amp_mode(value: Any, device_type: str) -> str:
@@ -481,17 +551,37 @@ VOLATILE_KEYS = (
     "training.compile",
     "training.compile_mode",
     "training.channels_last",
+    "search",  # a search's trials are ordinary runs: the same config is the same run
 )
 
 
 # Keys added after runs were stored: at this value they are left out of the identity, so a new
 # option never renames the runs trained before it existed.
-ADDED_KEYS: dict[str, Any] = {"distill.teacher_streams": []}
+ADDED_KEYS: dict[str, Any] = {"distill.teacher_streams": [], "dataset.val_subjects": None,
+                             "dataset.val_fraction": None}
 
 
-def identity(cfg: Any) -> dict:
+def launch_world_size(environ: Mapping[str, str] | None = None) -> int:
+    """How many processes train this run, as :func:`lastexp.train.distributed.init_distributed`
+    will find them: torchrun's ``WORLD_SIZE``, else the task count of a SLURM job step that
+    submitit starts one process per task of; 1 for a single process."""
+    env = os.environ if environ is None else environ
+    for key in ("WORLD_SIZE", "SLURM_NTASKS"):
+        try:
+            n = int(env.get(key, "1"))
+        except ValueError:
+            continue
+        if n > 1:
+            return n
+    return 1
+
+
+def identity(cfg: Any, world_size: int | None = None) -> dict:
     """The resolved config minus volatile keys (and added keys at their default): what makes
-    two runs the same run."""
+    two runs the same run. ``world_size`` (default: :func:`launch_world_size`, this process's)
+    joins it as a top-level key only when it is not 1, so the runs of one process keep the
+    identity (and run directory) they had before it was recorded, and a torchrun run with two
+    processes is another run than a single-process one."""
     raw = OmegaConf.to_container(cfg, resolve=False) if not isinstance(cfg, dict) else dict(cfg)
     raw.pop("hydra", None)  # holds enums and the run directory itself
     raw = json.loads(json.dumps(raw))  # deep copy of plain containers
@@ -505,7 +595,11 @@ def identity(cfg: Any) -> dict:
         node, leaf = key.split(".")
         if isinstance(raw.get(node), dict) and raw[node].get(leaf, default) == default:
             raw[node].pop(leaf, None)
-    return OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
+    ident = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
+    world = launch_world_size() if world_size is None else int(world_size)
+    if world != 1:
+        ident["world_size"] = world
+    return ident
 
 
 def run_key(cfg: Any) -> str:

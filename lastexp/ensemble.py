@@ -63,6 +63,10 @@ def _check_same(members: list[dict[str, Any]]) -> None:
         if len(set(values.values())) > 1:
             listed = ", ".join(f"{d} ({v})" for d, v in values.items())
             raise EnsembleError(f"members differ in {key}: {listed}")
+    protocols = {str(m["dir"]): m["metrics"].get("selection") or "test" for m in members}
+    if len(set(protocols.values())) > 1:  # a validation-selected run beside a test-selected one
+        listed = ", ".join(f"{d} ({v})" for d, v in protocols.items())
+        raise EnsembleError(f"members differ in selection: {listed}")
     for m in members[1:]:
         if m["scores"].shape != ref["scores"].shape:
             raise EnsembleError(
@@ -121,7 +125,8 @@ def ensemble_runs(
                             "must be a finite number >= 0, and not all 0")
     scores = sum(w * m["scores"] for w, m in zip(weights, members))
     labels, names = members[0]["labels"], members[0]["names"]
-    top1 = 100.0 * float((scores.argmax(1) == labels).mean()) if len(labels) else 0.0
+    pred = scores.argmax(1) if len(labels) else np.zeros(0, np.int64)
+    top1 = 100.0 * float((pred == labels).mean()) if len(labels) else 0.0
 
     dirs = [str(Path(m["dir"]).resolve()) for m in members]
     if out_dir is None:
@@ -151,6 +156,7 @@ def ensemble_runs(
         "members": dirs,
         "weights": [float(w) for w in weights],
         "combine": "weighted sum of raw logits (CTR-GCN)",
+        "selection": first.get("selection") or "test",
         "best_top1": top1,
         "final_top1": top1,
         "best_epoch": None,
@@ -164,7 +170,7 @@ def ensemble_runs(
         "device": first.get("device"),
         "finished_at": timestamp(),
     }
-    write_scores(out.scores, scores, labels, names)
+    write_scores(out.scores, scores, labels, names, {"pred_final": pred})
     write_metrics(out.metrics, metrics)
     metrics["run_dir"] = str(out_dir)
     return metrics

@@ -31,6 +31,7 @@ from lastexp.cli import hydra_error_line
 from lastexp.config import normalize_overrides
 from lastexp.data import DataError, dataset_config, load_arrays, preprocessing_config
 from lastexp.data.npz import write_ctrgcn_npz
+from lastexp.data.validation import split_validation
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -87,6 +88,12 @@ def format_summary(summary: dict) -> str:
         lines.append(f"    {name}: {reason}")
     if len(skipped) > 10:
         lines.append(f"    ... {len(skipped) - 10} more in summary.json")
+    val = summary.get("validation")
+    if val:  # dataset.val_subjects / val_fraction: carved when a run loads the data
+        rule = (f"subjects {', '.join(map(str, val['subjects']))}" if val["rule"] == "subjects"
+                else f"fraction {val['fraction']:g} per class")
+        lines.append(f"  validation {val['n_val']} of the train samples ({rule}); "
+                     f"train {val['n_train']} left")
     state = "reused" if summary.get("cached") else "built"
     lines.append(f"  cache {state}: {summary.get('cache')} (summary.json inside)")
     return "\n".join(lines)
@@ -136,12 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         train, test, summary = load_arrays(dataset, prep, cfg.paths.data,
                                            progress=progress, workers=os.cpu_count())
+        carved = split_validation(train, test.names, subjects=dataset.val_subjects,
+                                  fraction=dataset.val_fraction)[2]
     except DataError as exc:
         progress.close()
         print(f"lastexp.preprocess: error: {exc}", file=sys.stderr)
         return 2
     progress.close()
-    print(format_summary(summary))
+    print(format_summary(dict(summary, validation=carved) if carved else summary))
     if export is not None:
         try:
             write_ctrgcn_npz(export, train, test, int(summary["num_classes"]),

@@ -68,7 +68,7 @@ from lastexp.train.signals import StopFlag
 from lastexp.train.state import Progress, RunFacts, Trainables, initialise, resume
 from lastexp.train.swa import SWATracker
 from lastexp.train.tracking import job_type, wandb_tags
-from lastexp.train.trainer import Outputs, Schedule, Trainer
+from lastexp.train.trainer import Outputs, Schedule, Trainer, selection_fields
 
 
 def pick_device(requested: str) -> torch.device:
@@ -213,7 +213,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> float | None:
             device=device, path=run.encoder, dinfo=dinfo))
     out = Outputs(run, main=dinfo.main)
     metrics = start_metrics(cfg, progress, device=device, amp=precision.mode, data=data,
-                            extra=extra, resumed=resumed)
+                            extra=extra, resumed=resumed, world_size=dinfo.world)
     if progress.history:  # as the killed run left them, also when it died before rewriting
         out.history(progress.history)
     out.metrics(metrics)
@@ -329,7 +329,8 @@ def start_point(run: RunDir, parts: Trainables, *, model_name: str,
 
 
 def start_metrics(cfg: DictConfig, progress: Progress, *, device: torch.device, amp: str,
-                  data: Any, extra: dict[str, Any], resumed: bool) -> dict[str, Any]:
+                  data: Any, extra: dict[str, Any], resumed: bool,
+                  world_size: int = 1) -> dict[str, Any]:
     """metrics.json as a run starts (or resumes): what it is, and where it stands."""
     metrics: dict[str, Any] = {
         "ablation": cfg.ablation, "model": cfg.model.name, "stream": cfg.stream.name,
@@ -344,7 +345,13 @@ def start_metrics(cfg: DictConfig, progress: Progress, *, device: torch.device, 
         "best_top1": progress.best_top1 if progress.best_top1 >= 0 else None,
         "best_epoch": progress.best_epoch if progress.best_epoch >= 0 else None,
         "final_top1": None, "train_seconds": progress.seconds,
+        # processes that trained it (torchrun / SLURM tasks); part of the run identity
+        "world_size": int(world_size),
+        # the split the best epoch, early stopping and a search read (test: as the field does)
+        "selection": "test" if data.val is None else "validation",
     }
+    if data.val is not None:
+        metrics.update(selection_fields(progress, validation=True), n_val=len(data.val))
     if os.environ.get("SLURM_JOB_ID"):
         metrics["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
     if resumed:
@@ -367,6 +374,9 @@ def make_trainer(cfg: DictConfig, parts: Trainables, data: Any, *, out: Outputs,
     train_loader, test_loader = build.loaders(
         data.train, data.test, sampler=sampler, batch_size=tcfg.batch_size,
         eval_batch_size=tcfg.eval_batch_size, num_workers=tcfg.num_workers, seed=cfg.seed,
+        pin=device.type == "cuda")
+    val_loader = None if data.val is None else build.eval_loader(
+        data.val, batch_size=tcfg.eval_batch_size, num_workers=tcfg.num_workers,
         pin=device.type == "cuda")
     # An ensemble teacher reads its members' own streams: the loop then hands over joint
     # coordinates (augmented only) and the Distiller derives each stream, the student's too.
@@ -401,7 +411,7 @@ def make_trainer(cfg: DictConfig, parts: Trainables, data: Any, *, out: Outputs,
                    test_loader=test_loader, test_set=data.test, train_model=train_model,
                    eval_model=eval_model, test_tf=build.transform(stream), aug_gen=aug_gen,
                    dinfo=dinfo, logger=loggers, stop=stop, stopper=stopper, metrics=metrics,
-                   t_start=t_start)
+                   t_start=t_start, val_loader=val_loader)
 
 
 def tracking(cfg: DictConfig) -> dict[str, Any]:

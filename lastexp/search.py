@@ -6,13 +6,18 @@ The study lives beside the runs, in ``<paths.runs>/search/<study>.db`` (sqlite);
 preset's prefix plus the run-name parts and a hash of the config minus the searched keys, so
 relaunching the same search continues the same study, and a search over another model, dataset,
 seed or epoch budget gets a study of its own. The value a trial reports is the run's best
-validation top-1 (``best_top1`` of metrics.json).
+validation top-1 (``best_val_top1`` of metrics.json) on the validation split carved from training
+(``dataset.val_subjects`` / ``dataset.val_fraction``); a search without one is refused unless
+``search.on_test=true``, and then reports the best test top-1 (``best_top1``). Beside each
+study's ``<study>.db`` a ``<study>.json`` says which (``selection``: ``validation`` or ``test``,
+``objective``: the metrics.json key maximised), for the search table.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -21,10 +26,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from lastexp.config import identity
+from lastexp.io import read_json, write_json
 from lastexp.runstore import RunDir, read_metrics
 
 SEARCH_DIR = "search"  # below paths.runs: the studies' sqlite files
-OBJECTIVE = "best_top1"
+OBJECTIVE = "best_top1"  # a search on the test split (search.on_test=true)
+VAL_OBJECTIVE = "best_val_top1"  # a search on a validation split (the default)
 
 
 def _pop(tree: dict, key: str) -> None:
@@ -59,14 +66,45 @@ def study_storage(runs: str, name: str) -> str:
     return f"sqlite:///{(folder / f'{name}.db').as_posix()}"
 
 
+def objective(metrics: dict[str, Any]) -> str:
+    """The metrics.json key a trial reports: the best validation top-1 of a run that selected
+    on a validation split, else (a search with ``search.on_test=true``) the best test top-1."""
+    return VAL_OBJECTIVE if metrics.get("selection") == "validation" else OBJECTIVE
+
+
+def protocol_path(storage: str) -> Path | None:
+    """``<study>.json`` beside the study's sqlite file (None for another kind of storage)."""
+    prefix = "sqlite:///"
+    return Path(storage[len(prefix):]).with_suffix(".json") if storage.startswith(prefix) \
+        else None
+
+
+def record_protocol(path: Path, study: str, metrics: dict[str, Any]) -> None:
+    """Write which split the study tunes on, once (atomically; unchanged files are left)."""
+    record = {"study": study, "selection": metrics.get("selection") or "test",
+              "objective": objective(metrics)}
+    try:
+        if read_json(path) == record:
+            return
+    except (OSError, ValueError):
+        pass
+    write_json(path, record)
+
+
 def trial_value(value: Any) -> Any:
     """What the Hydra task returns: under the Optuna sweeper the run's best validation top-1
-    (also for a run skipped as already completed), otherwise ``value`` unchanged."""
+    (:func:`objective`; also for a run skipped as already completed), otherwise ``value``
+    unchanged. The study's protocol file is written beside it (:func:`record_protocol`)."""
     if not HydraConfig.initialized():
         return value
     hc = HydraConfig.get()
     if "optuna" not in str(OmegaConf.select(hc, "sweeper._target_") or "").lower():
         return value
     metrics = read_metrics(RunDir(Path(hc.runtime.output_dir)).metrics)
-    best = metrics.get(OBJECTIVE) if isinstance(metrics, dict) else None
+    if not isinstance(metrics, dict):
+        return value
+    path = protocol_path(str(OmegaConf.select(hc, "sweeper.storage") or ""))
+    if path is not None and int(os.environ.get("RANK", "0")) == 0:
+        record_protocol(path, str(OmegaConf.select(hc, "sweeper.study_name")), metrics)
+    best = metrics.get(objective(metrics))
     return value if best is None else float(best)

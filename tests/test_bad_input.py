@@ -637,3 +637,59 @@ def test_a_second_export_of_the_same_run_waits_for_none(tmp_path):
         r = run_cli([str(run)], tmp_path, module="lastexp.export")
     refused(r, "is in use by another export of this run", "wait for it")
     assert snapshot(tmp_path) == before
+
+# Honest selection: the validation split's keys, and a search that would tune on the test split
+# (refused unless search.on_test=true), refused before Hydra starts.
+SELECTION_CASES = [
+    (["+search=lr_dropout"], ["+search=lr_dropout", "dataset.val_subjects",
+                              "dataset.val_fraction", "search.on_test=true"]),
+    (["--multirun", "+search=lr_dropout", "seed=1,2"], ["+search=lr_dropout", "search.on_test"]),
+    (["dataset.val_fraction=1.5"], ["dataset.val_fraction=1.5", "(0, 1)"]),
+    (["dataset.val_subjects=0"], ["dataset.val_subjects=0", "[1,8]"]),
+    (["dataset.val_subjects=[a]"], ["dataset.val_subjects", "list of subject IDs"]),
+    (["dataset=ntu60_xview", "dataset.val_subjects=2"], ["dataset.val_subjects",
+                                                         "dataset.val_fraction=0.1"]),
+    (["dataset=ntu60_xsub", "dataset.val_fraction=0.1"], ["dataset.val_fraction",
+                                                          "dataset.val_subjects=3"]),
+    (["dataset.val_fraction=0.1", "dataset.val_subjects=2"], ["set one of them"]),
+]
+
+
+@pytest.mark.parametrize("args,words", SELECTION_CASES,
+                         ids=[" ".join(a) for a, _ in SELECTION_CASES])
+def test_bad_selection_refused_before_hydra(workdir, monkeypatch, args, words):
+    from lastexp.__main__ import command_problem
+    from lastexp.config import normalize_overrides
+    from lastexp.environment import with_env
+
+    monkeypatch.chdir(workdir)
+    before = snapshot(workdir)
+    problem = command_problem(with_env(normalize_overrides(with_defaults(args))))
+    assert problem and "\n" not in problem and "Traceback" not in problem, problem
+    for w in words:
+        assert w in problem, problem
+    assert snapshot(workdir) == before
+
+
+def test_search_on_the_test_split_refused_by_the_command(workdir):
+    before = snapshot(workdir)
+    r = run_cli(with_defaults(["--multirun", "+search=lr_dropout"]), workdir)
+    refused(r, "+search=lr_dropout", "dataset.val_subjects", "dataset.val_fraction",
+            "search.on_test=true")
+    assert snapshot(workdir) == before
+    assert sorted(p.name for p in (workdir / "runs").iterdir()) == ["done_run"]
+
+
+@pytest.mark.parametrize("args,words", [
+    (["dataset.val_subjects=[3,99]"], ["dataset.val_subjects", "3, 99", "not in the training"]),
+    (["dataset.val_subjects=40"], ["dataset.val_subjects=40", "every training subject"]),
+], ids=["not training subjects", "every subject"])
+def test_validation_subjects_the_data_lacks(store, shared_data, args, words):
+    """What only the data can tell (which subjects train) is refused when the split is carved:
+    one line, the run directory removed again."""
+    before = snapshot(store)
+    r = run_cli([*args, f"paths.data={shared_data}", "logger=none", "debug=tiny"], store)
+    refused(r, *words)
+    assert snapshot(store) == before
+    assert sorted(p.name for p in (store / "runs").iterdir()) == ["done_run", "foreign",
+                                                                 "listckpt"]

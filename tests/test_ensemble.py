@@ -43,6 +43,10 @@ def test_default_stream_weights_are_applied(tmp_path):
     with np.load(tmp_path / "ens" / "test_scores.npz") as z:
         np.testing.assert_allclose(z["scores"], expected, rtol=1e-6)
         assert list(z["names"]) == list(NAMES)
+        # the ensemble's one weight set: its predictions, from the combined scores
+        assert list(z["pred_final"]) == expected.argmax(1).tolist()
+        assert sorted(z.files) == ["labels", "names", "pred_final", "scores"]
+    assert saved["selection"] == "test"  # members from before `selection`: the test split
 
 
 def test_explicit_weights_and_cli(tmp_path, capsys):
@@ -74,3 +78,30 @@ def test_refuses_other_sample_order_and_unfinished_runs(tmp_path):
         ensemble_runs([a, c])
     with pytest.raises(EnsembleError, match="2 weights for 1"):
         ensemble_runs([a], weights=[1.0, 2.0])
+
+
+def test_members_of_another_selection_protocol_are_refused(tmp_path):
+    a = member(tmp_path, "a", "joint", [[1, 0, 0]] * 4)
+    b = member(tmp_path, "b", "bone", [[0, 1, 0]] * 4)
+    write_json(b / "metrics.json", {**read_json(b / "metrics.json"), "selection": "validation"})
+    with pytest.raises(EnsembleError, match="differ in selection"):
+        ensemble_runs([a, b], out_dir=tmp_path / "e")
+
+
+def test_predictions_of_a_run_stored_before_them(tmp_path):
+    """A test_scores.npz without pred_* arrays reads as labels and names only: no guess."""
+    from lastexp.runstore.scores import PREDICTIONS, read_predictions, write_scores
+
+    old = member(tmp_path, "old", "joint", [[1, 0, 0]] * 4) / "test_scores.npz"
+    got = read_predictions(old)
+    assert sorted(got) == ["labels", "names"] and list(got["labels"]) == list(LABELS)
+    new = tmp_path / "new.npz"
+    write_scores(new, np.eye(3)[[0, 1, 2, 2]], LABELS, NAMES,
+                 {"pred_best": [0, 1, 1, 1], "pred_final": [0, 1, 2, 2]})
+    got = read_predictions(new, ["pred_best", "pred_swa"])
+    assert sorted(got) == ["labels", "names", "pred_best"]
+    assert got["pred_best"].dtype.kind == "i" and list(got["pred_best"]) == [0, 1, 1, 1]
+    assert PREDICTIONS == {"best_top1": "pred_best", "final_top1": "pred_final",
+                           "swa_top1": "pred_swa"}
+    with pytest.raises(ValueError, match="shape"):
+        write_scores(new, np.eye(3)[[0, 1]], LABELS[:2], NAMES[:2], {"pred_final": [0]})

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO, run_cli
@@ -43,6 +44,12 @@ def test_run_directory_matches_spec(workdir, shared_data):
         assert key in m, key
     assert m["status"] == "completed" and m["epochs"] == 2 and m["ablation"] is None
     assert 0 <= m["final_top1"] <= 100 and m["params"] > 0 and m["flops"] > 0
+    assert m["world_size"] == 1 and m["selection"] == "test" and "best_val_top1" not in m
+    with np.load(run / "test_scores.npz") as z:  # a prediction per sample for each rule
+        assert {"scores", "labels", "names", "pred_best", "pred_final"} <= set(z.files)
+        assert "pred_swa" not in z.files  # no SWA in this run
+        assert 100 * (z["pred_final"] == z["labels"]).mean() == pytest.approx(m["final_top1"])
+        assert 100 * (z["pred_best"] == z["labels"]).mean() == pytest.approx(m["best_top1"])
     rows = history(run)
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert list(rows[0]) == ["epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1",

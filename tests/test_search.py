@@ -32,12 +32,62 @@ def test_every_trial_of_the_grid_is_a_valid_run():
     from lastexp.config import normalize_overrides, validate
     from tests.conftest import compose
 
-    for extra in ([], ["+ablation=B7"], ["+ablation=L5"]):
+    for extra in (["dataset.val_fraction=0.1"], ["+ablation=B7", "dataset.val_subjects=3"],
+                  ["+ablation=L5", "search.on_test=true"]):
         for lr in LRS:
             cfg = compose(normalize_overrides(["+search=lr_dropout", *extra,
                                                f"optimizer.lr={lr}", "model.dropout=0.4"]))
             validate(cfg)  # the warmup starts below every lr of the grid
             assert cfg.optimizer.name == "adamw" and cfg.optimizer.lr == lr
+
+
+@pytest.mark.parametrize("extra", [[], ["+ablation=B7"], ["dataset=ntu60_xview"]])
+def test_a_search_without_a_validation_split_is_refused(extra):
+    """The search never tunes on the test split by default: one line naming both keys and
+    search.on_test; with a validation split or search.on_test=true it is a valid run."""
+    from lastexp.config import ConfigError, normalize_overrides, validate
+    from tests.conftest import compose
+
+    with pytest.raises(ConfigError) as refused:
+        validate(compose(normalize_overrides(["+search=lr_dropout", *extra])))
+    for word in ("dataset.val_subjects", "dataset.val_fraction", "search.on_test=true"):
+        assert word in str(refused.value)
+    split = "dataset.val_fraction=0.1" if extra == ["dataset=ntu60_xview"] else \
+        "dataset.val_subjects=2"
+    for allowed in (split, "search.on_test=true"):
+        validate(compose(normalize_overrides(["+search=lr_dropout", *extra, allowed])))
+    validate(compose(normalize_overrides(extra)))  # no search: no validation split needed
+
+
+def test_search_keys_leave_the_run_identity_alone():
+    """A trial is an ordinary run: +search= and search.on_test do not rename it, so a search
+    skips runs trained without it (and the runs stored before the keys existed)."""
+    from lastexp.config import normalize_overrides, run_key
+    from tests.conftest import compose
+
+    plain = run_key(compose(["optimizer=adamw", "dataset.val_fraction=0.1"]))
+    assert run_key(compose(normalize_overrides(["+search=lr_dropout",
+                                                "dataset.val_fraction=0.1"]))) == plain
+    assert run_key(compose(["optimizer=adamw"])) == run_key(
+        compose(normalize_overrides(["+search=lr_dropout", "search.on_test=true"])))
+
+
+def test_the_objective_follows_the_selection(tmp_path):
+    """A validation-selected trial reports best_val_top1, a test-selected one best_top1 (also a
+    run stored before `selection` existed); the study's protocol file says which."""
+    from lastexp.search import objective, protocol_path, record_protocol
+
+    assert objective({"selection": "validation"}) == "best_val_top1"
+    assert objective({"selection": "test"}) == objective({}) == "best_top1"
+    path = protocol_path(f"sqlite:///{tmp_path}/search/s.db")
+    assert path == tmp_path / "search" / "s.json"
+    path.parent.mkdir()
+    record_protocol(path, "s", {})
+    assert json.loads(path.read_text()) == {"study": "s", "selection": "test",
+                                            "objective": "best_top1"}
+    stamp = path.stat().st_mtime_ns
+    record_protocol(path, "s", {"selection": "test"})
+    assert path.stat().st_mtime_ns == stamp  # unchanged: not rewritten
 
 
 def load_trials(runs: Path) -> list:
@@ -58,6 +108,7 @@ def run_dirs(runs: Path) -> dict[tuple[float, float], Path]:
 def test_search_trials_are_runs_and_a_relaunch_continues_the_study(tmp_path, shared_data):
     runs = tmp_path / "runs"
     args = ["--multirun", "hydra/sweeper=optuna", "+search=lr_dropout", "debug=tiny",
+            "dataset.val_fraction=0.25",  # tuned on validation, never on the test split
             "model=last_e_nano", "logger=none", "hydra.sweeper.n_trials=2",
             f"paths.runs={runs}", f"paths.data={shared_data}"]
     first = run_cli(args, tmp_path)
@@ -73,8 +124,14 @@ def test_search_trials_are_runs_and_a_relaunch_continues_the_study(tmp_path, sha
         run = dirs[(lr, dropout)]  # an ordinary run, named like any multirun job
         assert run.parent == runs and run.name.startswith("last_e_nano_joint_synthetic_s1_")
         m = json.loads((run / "metrics.json").read_text())
-        assert m["status"] == "completed"
-        assert t.value == pytest.approx(m["best_top1"])  # the value maximised
+        assert m["status"] == "completed" and m["selection"] == "validation"
+        assert t.value == pytest.approx(m["best_val_top1"])  # the value maximised
+        assert 0 <= m["best_top1"] <= 100  # the test top-1 of that epoch, reported apart
+        carved = json.loads((run / "data_summary.json").read_text())["validation"]
+        assert carved["rule"] == "fraction" and carved["n_val"] == m["n_val"] > 0
+    (protocol,) = (runs / "search").glob("*.json")
+    assert json.loads(protocol.read_text()) == {
+        "study": protocol.stem, "selection": "validation", "objective": "best_val_top1"}
 
     # The same command again: the same study goes on (trials 2 and 3); the seeded sampler
     # asks the same parameters first, so the finished runs are skipped, not trained again.

@@ -26,6 +26,7 @@ from .npz import load_npz
 from .preprocess import SplitArrays, build_arrays, list_skeleton_files
 from .skeleton import parse_ntu_name
 from .synthetic import corpus_fields, ensure_corpus
+from .validation import split_validation
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dataset import SkeletonDataset
@@ -44,6 +45,7 @@ class DataBundle:
     num_classes: int
     num_person: int
     summary: dict
+    val: SkeletonDataset | None = None  # dataset.val_subjects / val_fraction (.validation)
 
 
 # ----------------------------------------------------------------------------- typed
@@ -235,6 +237,10 @@ def load_data(dataset: DatasetConfig | Mapping[str, Any],
 
     dataset, prep = dataset_config(dataset), preprocessing_config(prep)
     train, test, summary = load_arrays(dataset, prep, data_root)
+    train, val, carved = split_validation(train, test.names, subjects=dataset.val_subjects,
+                                          fraction=dataset.val_fraction)
+    if carved is not None:
+        summary = dict(summary, validation=carved)
     num_classes = int(dataset.num_classes or 0) or int(summary["num_classes"])
     top = int(max(train.y.max(), test.y.max()))
     if top >= num_classes:
@@ -253,6 +259,7 @@ def load_data(dataset: DatasetConfig | Mapping[str, Any],
         num_classes=num_classes,
         num_person=int(train.x.shape[-1]),
         summary=summary,
+        val=make(val, False, prep.p_interval_test) if val is not None else None,
     )
 
 

@@ -44,6 +44,14 @@ class Metrics(TypedDict, total=False):
     best_epoch: int | None
     final_top1: float | None  # the weights the schedule ends with
     swa_top1: float  # the SWA model (checkpoints/swa.pt)
+    # the split the best epoch, early stopping and a search read: "test" (the default, as the
+    # field reports) or "validation" (dataset.val_subjects / dataset.val_fraction); the three
+    # top-1s above are test numbers either way, each with its predictions in test_scores.npz
+    # (lastexp.runstore.scores.PREDICTIONS)
+    selection: Literal["test", "validation"]
+    best_val_top1: float | None  # validation: the best epoch's validation top-1
+    n_val: int  # validation: samples carved from the training split (n_train excludes them)
+    world_size: int  # processes that trained the run (torchrun, SLURM tasks); 1 = one
     # cost and provenance
     params: int
     flops: int

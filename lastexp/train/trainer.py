@@ -1,5 +1,11 @@
 """The epoch loop of a run and its finish (final evaluation, SWA, the delivered logits).
 
+Each epoch is evaluated on the split the run selects on: the test split by default (the best
+epoch reported as the field reports it), or a validation split carved from training
+(``dataset.val_subjects`` / ``dataset.val_fraction``): then the best epoch, early stopping and a
+search read validation only, and the finish scores the test split once for each weight set a
+rule reports (best.pt, the final weights, the SWA model), keeping each one's predictions.
+
 Per step the loop synchronises with the host only where the NaN guard needs it (see
 ``lastexp.train.loop``); per epoch it evaluates, steps the schedule, writes ``best.pt`` then
 ``last.pt``, history.csv and metrics.json (all atomically), in that order, so that a kill at
@@ -25,7 +31,7 @@ from lastexp.models import set_causal
 from lastexp.runstore.layout import RunDir
 from lastexp.runstore.metrics import timestamp, write_metrics
 from lastexp.runstore.scores import write_scores
-from lastexp.train.checkpoint import save_checkpoint
+from lastexp.train.checkpoint import load_checkpoint, save_checkpoint
 from lastexp.train.early_stopping import EarlyStopping
 from lastexp.train.loop import EpochProgress, StepContext, evaluate, train_one_epoch
 from lastexp.train.seeding import epoch_seed
@@ -87,13 +93,17 @@ class Trainer:
                  train_loader: Iterable, test_loader: Iterable, test_set: Any,
                  train_model: nn.Module, eval_model: nn.Module, test_tf: Any,
                  aug_gen: torch.Generator, dinfo: Any, logger: Any, stop: StopFlag,
-                 stopper: EarlyStopping, metrics: dict[str, Any], t_start: float) -> None:
+                 stopper: EarlyStopping, metrics: dict[str, Any], t_start: float,
+                 val_loader: Iterable | None = None) -> None:
         self.parts, self.facts, self.schedule, self.out, self.ctx = parts, facts, schedule, out, ctx
         self.train_set, self.sampler, self.test_set = train_set, sampler, test_set
         self.train_loader, self.test_loader = train_loader, test_loader
         self.train_model, self.eval_model, self.test_tf = train_model, eval_model, test_tf
         self.aug_gen, self.dinfo, self.logger, self.stop = aug_gen, dinfo, logger, stop
         self.stopper, self.metrics, self.t_start = stopper, metrics, t_start
+        # the split each epoch is evaluated on: what the best epoch and early stopping read
+        self.val_loader = val_loader
+        self.select_loader = val_loader if val_loader is not None else test_loader
         self.device = ctx.device
         self.causal_rng = np.random.default_rng(schedule.seed)
         if schedule.causal_prob > 0:
@@ -195,7 +205,7 @@ class Trainer:
         set_causal(parts.model, False)
         if parts.swa is not None:
             parts.swa.update(epoch)
-        ev = evaluate(self.eval_model, self.test_loader, device=self.device,
+        ev = evaluate(self.eval_model, self.select_loader, device=self.device,
                       transform=self.test_tf, amp_dtype=self.ctx.amp_dtype)
         parts.scheduler.step()
         seconds = time.perf_counter() - t_epoch
@@ -221,8 +231,9 @@ class Trainer:
                   f"train {tr['train_loss']:.4f}/{tr['train_top1']:5.1f}% "
                   f"val {ev['val_loss']:.4f}/{ev['val_top1']:5.1f}% ({seconds:.1f}s)",
                   flush=True)
-        metrics.update(best_top1=progress.best_top1, best_epoch=progress.best_epoch,
-                       train_seconds=row["cum_seconds"], epochs_done=epoch + 1)
+        metrics.update(selection_fields(progress, validation=self.val_loader is not None),
+                       best_epoch=progress.best_epoch, train_seconds=row["cum_seconds"],
+                       epochs_done=epoch + 1)
         if sch.overfit_check and tr["train_top1"] >= 100.0:
             metrics.update(memorised=True, memorised_at_epoch=epoch + 1)
         self.out.metrics(metrics)
@@ -250,7 +261,11 @@ class Trainer:
         if self.dinfo.main:
             final = " ".join(f"{k.removesuffix('_top1')} {metrics[k]:.2f}%"
                              for k in ("final_top1", "swa_top1") if metrics.get(k) is not None)
-            print(f"lastexp: {status}: {self.out.run.path} (best {progress.best_top1:.2f}% at "
+            best = f"{progress.best_top1:.2f}%"
+            if self.val_loader is not None:  # the epoch validation chose, scored on test
+                test = metrics.get("best_top1")
+                best = f"val {best}, test {'-' if test is None else f'{test:.2f}%'},"
+            print(f"lastexp: {status}: {self.out.run.path} (best {best} at "
                   f"epoch {progress.best_epoch}{', ' + final if final else ''})", flush=True)
         return metrics
 
@@ -258,14 +273,15 @@ class Trainer:
         # Three selection rules, each its own number (the training plan §7 and the tables'
         # notes): best_top1 is the best epoch of the trained weights (best.pt), final_top1 the
         # weights the schedule ends with, swa_top1 the averaged model (swa.pt). None replaces
-        # another, so B13 against B7 compares like with like.
+        # another, so B13 against B7 compares like with like. Each is a test-split number, and
+        # each keeps its per-sample predictions (pred_best, pred_final, pred_swa).
         if not progress.history:
             raise ConfigError("no epoch was run; raise training.epochs")
         metrics, sch, parts = self.metrics, self.schedule, self.parts
-        dtype = self.ctx.amp_dtype
-        ev = evaluate(self.eval_model, self.test_loader, device=self.device,
-                      transform=self.test_tf, amp_dtype=dtype, keep_scores=True)
-        metrics.update(final_top1=ev["val_top1"], final_loss=ev["val_loss"])
+        final = self._score_test(self.eval_model)
+        metrics.update(final_top1=final["val_top1"], final_loss=final["val_loss"])
+        preds = {"pred_final": predictions(final)}
+        ev = final
         # the finish draws randomness (dropout while SWA's BN statistics are recomputed) from
         # (seed, epochs) alone, so a run killed in this phase finishes the same on resume
         torch.manual_seed(epoch_seed(sch.seed, sch.epochs))
@@ -276,15 +292,49 @@ class Trainer:
             swa_model = parts.swa.finalize(self.train_loader, self.test_tf, self.device)
             self.out.checkpoint(self.out.run.swa, {**self._checkpoint(progress, sch.epochs),
                                                    "model": swa_model.state_dict()})
-            ev = evaluate(swa_model, self.test_loader, device=self.device,
-                          transform=self.test_tf, amp_dtype=dtype, keep_scores=True)
+            ev = self._score_test(swa_model)
             metrics.update(swa_top1=ev["val_top1"], swa_loss=ev["val_loss"],
                            swa_epochs=parts.swa.n_averaged)
+            preds["pred_swa"] = predictions(ev)
+        best = self._score_best(progress, final)
+        if best is not None:
+            preds["pred_best"] = predictions(best)
+            if self.val_loader is not None:  # the epoch validation chose, on the test split
+                metrics.update(best_top1=best["val_top1"])
         # The logits of the model the run delivers: the SWA model when SWA is on.
         if self.out.main:
             write_scores(self.out.run.scores, ev["scores"].numpy(),
                          np.asarray(getattr(self.test_set, "labels", [])),
-                         np.asarray(getattr(self.test_set, "names", [])))
+                         np.asarray(getattr(self.test_set, "names", [])), preds)
+
+    def _score_test(self, model: nn.Module) -> dict[str, Any]:
+        return evaluate(model, self.test_loader, device=self.device, transform=self.test_tf,
+                        amp_dtype=self.ctx.amp_dtype, keep_scores=True)
+
+    def _score_best(self, progress: Progress, final: dict[str, Any]) -> dict[str, Any] | None:
+        """The test scores of the best epoch's weights: the final weights' when the last epoch
+        run is the best, else those of best.pt, loaded into the model (the finish needs the
+        trained weights no more); None when best.pt is missing, and on the processes of a
+        distributed run other than the main one, which write nothing."""
+        if progress.best_epoch == progress.epoch:
+            return final
+        if not self.out.main or not self.out.run.best.is_file():
+            return None
+        self.parts.model.load_state_dict(load_checkpoint(self.out.run.best)["model"])
+        return self._score_test(self.eval_model)
+
+
+def predictions(ev: dict[str, Any]) -> np.ndarray:
+    """The predicted class of each sample of an evaluation kept with ``keep_scores``."""
+    return ev["scores"].argmax(1).numpy() if len(ev["scores"]) else np.zeros(0, np.int64)
+
+
+def selection_fields(progress: Progress, *, validation: bool) -> dict[str, Any]:
+    """metrics.json's best epoch so far, while a run trains. Evaluated on the test split, its
+    top-1 is ``best_top1``; with a validation split it is ``best_val_top1`` and ``best_top1``
+    (always a test number) waits for the finish, which scores best.pt on the test split."""
+    best = progress.best_top1 if progress.best_top1 >= 0 else None
+    return {"best_val_top1": best, "best_top1": None} if validation else {"best_top1": best}
 
 
 def overfit_verdict(metrics: dict, history: list[dict], n_train: int) -> str:

@@ -4,10 +4,11 @@ or a pre-empted node would: no handler runs, nothing is flushed.
 ``LASTEXP_KILL=replace:N:before`` kills at the N-th ``os.replace`` (the rename that ends every
 atomic write), before it happens (a temporary file is left) or ``after`` it;
 ``LASTEXP_KILL=evaluate:N`` at the start of the N-th evaluation (the last ones are the final
-phase: final weights, then the SWA model); ``LASTEXP_KILL=update_bn:1`` halfway through SWA's
-BN recomputation. ``LASTEXP_KILL=signal:N:TERM`` (or ``USR2``, ``INT``) does not kill: right
-after the N-th rename it sends that signal to the process, as ``scancel``, SLURM's pre-emption
-warning or a Ctrl-C would, and lets lastexp's own handling end the run.
+phase: final weights, the SWA model, then best.pt unless the last epoch is the best);
+``LASTEXP_KILL=update_bn:1`` halfway through SWA's BN recomputation.
+``LASTEXP_KILL=signal:N:TERM`` (or ``USR2``, ``INT``) does not kill: right after the N-th
+rename it sends that signal to the process, as ``scancel``, SLURM's pre-emption warning or a
+Ctrl-C would, and lets lastexp's own handling end the run.
 ``LASTEXP_KILL=count`` kills nothing and prints how many of each it saw.
 """
 

@@ -75,8 +75,10 @@ def test_sigkill_anywhere_resumes_bit_for_bit(tmp_path, shared_data):
     counted = harness([*args, f"paths.runs={ref_root}"], tmp_path, "count")
     assert counted.returncode == 0, counted.stderr[-3000:]
     n_replace, n_eval, n_bn = map(int, counted.stdout.split("KILL-COUNTS")[1].split())
-    assert n_bn == 1 and n_eval == 5  # 3 epochs + final weights + SWA model
     reference = outcome(ref_root)
+    # 3 epochs + final weights + SWA model, + best.pt unless the last epoch is the best
+    assert n_bn == 1 and n_eval == 5 + (reference["best_epoch"] != 3)
+    assert {"pred_best", "pred_final", "pred_swa"} <= set(reference["scores"])
     assert reference["metrics"]["status"] == "completed" and "swa_top1" in reference["metrics"]
 
     # every atomic write, before and after its rename, at 14 points spread over the run (the
