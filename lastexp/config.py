@@ -379,7 +379,7 @@ def validate(cfg: DictConfig) -> None:
                 raise ConfigError(f"{key}={get(key)} has no effect without distillation; add "
                                   "distill=from_base or distill=from_existing")
     start, peak = get("scheduler.warmup_start_lr"), get("optimizer.lr")
-    if get("scheduler.name") != "cosine" and warm > 1 and start > peak:
+    if get("scheduler.name") != "cosine" and warm > 0 and start > peak:
         raise ConfigError(f"scheduler.warmup_start_lr={start:g} is above the peak optimizer.lr="
                           f"{peak:g}: warmup climbs to the lr; lower scheduler.warmup_start_lr")
 
