@@ -40,14 +40,12 @@ def model(model_cfg: DictConfig, *, num_classes: int, num_person: int,
 def optimizer(net: nn.Module, ocfg: DictConfig,
               projector: nn.Module | None = None) -> torch.optim.Optimizer:
     """The training recipe's optimizer with its weight-decay exclusions; a distillation
-    projector is trained with the student (decayed) and discarded after training."""
-    opt = build_optimizer(net, name=ocfg.name, lr=ocfg.lr, weight_decay=ocfg.weight_decay,
-                          momentum=ocfg.momentum, nesterov=ocfg.nesterov,
-                          betas=list(ocfg.betas))
-    if projector is not None:
-        opt.add_param_group({"params": list(projector.parameters()),
-                             "weight_decay": ocfg.weight_decay})
-    return opt
+    projector is trained with the student (its weights decayed, its biases not, by the same
+    rule) and discarded after training."""
+    return build_optimizer(net, name=ocfg.name, lr=ocfg.lr, weight_decay=ocfg.weight_decay,
+                           momentum=ocfg.momentum, nesterov=ocfg.nesterov,
+                           betas=list(ocfg.betas),
+                           extra=[projector] if projector is not None else [])
 
 
 def scheduler(opt: torch.optim.Optimizer, scfg: DictConfig, *, epochs: int, lr: float):

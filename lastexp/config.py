@@ -172,6 +172,9 @@ class TrainingConfig:
     # §7: int(0.75 * total_epochs)); null = off
     swa_start: Optional[float] = None
     causal_prob: float = 0.0
+    # what a causal batch makes causal: tcn (the training plan §8: left-only padding in the TCN
+    # layers) | all (attention, pooled means, prototype graph, refinement and gates too)
+    causal_scope: str = "tcn"
     save_interval: int = 10  # keep checkpoints/epoch_XXXX.pt every N epochs (0 = never)
     max_hours: Optional[float] = None  # checkpoint and exit cleanly past this wall time
     early_stopping_patience: Optional[int] = None  # epochs without a gain; null = off
@@ -197,6 +200,8 @@ class LoggerConfig:
     mode: str = "auto"  # auto (online with credentials, else offline) | online | offline
     group: Optional[str] = None  # default: the sweep directory name
     tags: list[str] = field(default_factory=list)
+    # train loss, lr and gradient norm every N optimizer steps (global step as x-axis); 0 = off
+    log_every_n_steps: int = 50
 
 
 @dataclass
@@ -245,6 +250,7 @@ CHOICES = {
     "pretrain.mask_strategy": ("body_region", "random"),
     "training.compile_mode": COMPILE_MODES,
     "training.early_stopping_monitor": ("val_top1", "val_loss"),
+    "training.causal_scope": ("tcn", "all"),
 }
 
 
@@ -344,6 +350,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"paths.data={data_root} is a file; name a folder for the data and "
                           "its caches")
     positive("training.early_stopping_patience")
+    positive("logger.log_every_n_steps", strict=False)
     positive("scheduler.restart_period")
     positive("seed", strict=False)
     betas = list(get("optimizer.betas") or [])
@@ -505,6 +512,11 @@ def identity(cfg: Any) -> dict:
         node, leaf = key.split(".")
         if isinstance(raw.get(node), dict) and raw[node].get(leaf, default) == default:
             raw[node].pop(leaf, None)
+    # training.causal_scope acts in causal batches only: a run without them (causal_prob 0, every
+    # run before the key existed but B12 and L9) keeps its identity whatever the scope
+    training = raw.get("training")
+    if isinstance(training, dict) and not training.get("causal_prob"):
+        training.pop("causal_scope", None)
     return OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
 
 

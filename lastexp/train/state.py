@@ -90,7 +90,12 @@ def resume(path: Path, parts: Trainables, model_name: str) -> tuple[Progress, di
     state = load_checkpoint(path)
     check_compatible(state, parts.model, model_name, path)
     parts.model.load_state_dict(state["model"])
-    parts.optimizer.load_state_dict(state["optimizer"])
+    try:
+        parts.optimizer.load_state_dict(state["optimizer"])
+    except ValueError:  # other parameter groups: the weight-decay exclusions have changed
+        raise ConfigError(f"{path} holds optimizer state of an older lastexp (other weight-decay "
+                          "groups) that cannot be resumed; start the run over with "
+                          "fresh=true") from None
     try:
         parts.scheduler.load_state_dict(state["scheduler"])
     except KeyError:  # LambdaLR reads the "lr_lambdas" a LinearLR state lacks

@@ -44,6 +44,7 @@ class Schedule:
     save_interval: int = 0
     overfit_check: bool = False
     causal_prob: float = 0.0
+    causal_scope: str = "tcn"  # what a causal batch makes causal (lastexp.models.CAUSAL_SCOPES)
     max_hours: float = 0.0
 
     @classmethod
@@ -51,7 +52,8 @@ class Schedule:
         return cls(epochs=int(tcfg.epochs), seed=int(seed), batch_size=int(tcfg.batch_size),
                    save_interval=int(tcfg.save_interval or 0),
                    overfit_check=bool(tcfg.overfit_check),
-                   causal_prob=float(tcfg.causal_prob), max_hours=float(tcfg.max_hours or 0))
+                   causal_prob=float(tcfg.causal_prob), causal_scope=str(tcfg.causal_scope),
+                   max_hours=float(tcfg.max_hours or 0))
 
     @property
     def limit_s(self) -> float:
@@ -103,8 +105,8 @@ class Trainer:
     # ------------------------------------------------------------------ per step
 
     def _causal_draw(self) -> None:
-        set_causal(self.parts.model,
-                   bool(self.causal_rng.random() < self.schedule.causal_prob))
+        set_causal(self.parts.model, bool(self.causal_rng.random() < self.schedule.causal_prob),
+                   self.schedule.causal_scope)
 
     def _should_stop(self) -> bool:
         late = time.time() - self.t_start > self.schedule.limit_s
