@@ -118,13 +118,14 @@ def loaders(train_set, test_set, *, sampler, batch_size: int, eval_batch_size: i
 
 
 def loggers(lcfg: DictConfig, *, log_dir: Path, tensorboard_dir: Path, history: list[dict],
-            group: str | None, config: dict):
-    """The trackers of ``logger=`` (none, wandb, tensorboard, wandb_tensorboard), or None."""
+            group: str | None, config: dict, global_step: int = 0):
+    """The trackers of ``logger=`` (none, wandb, tensorboard, wandb_tensorboard), or None;
+    ``history`` and ``global_step``: where a resumed run stands."""
     found = []
     if lcfg.name in ("wandb", "wandb_tensorboard"):
         found.append(WandbLogger(log_dir, project=lcfg.project, entity=lcfg.entity,
                                  group=lcfg.group or group, tags=list(lcfg.tags),
                                  mode=lcfg.mode, config=config))
     if lcfg.name in ("tensorboard", "wandb_tensorboard"):
-        found.append(TensorBoardLogger(tensorboard_dir, history))
+        found.append(TensorBoardLogger(tensorboard_dir, history, global_step))
     return Loggers(found) if found else None

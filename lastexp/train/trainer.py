@@ -101,6 +101,8 @@ class Trainer:
         if schedule.causal_prob > 0:
             ctx.before_step = self._causal_draw
         ctx.should_stop = self._should_stop
+        if logger is not None:
+            ctx.on_log = logger.log_step  # every logger.log_every_n_steps optimizer steps
 
     # ------------------------------------------------------------------ per step
 
@@ -131,6 +133,7 @@ class Trainer:
         On an exception, metrics.json records it before it propagates."""
         sch, metrics = self.schedule, self.metrics
         last_epoch_s = 0.0
+        self.ctx.global_step = progress.global_step  # the step count goes on from the checkpoint
         try:
             for epoch in range(progress.epoch, sch.epochs):
                 if self.dinfo.any(time.time() - self.t_start + last_epoch_s > sch.limit_s,
@@ -181,6 +184,7 @@ class Trainer:
         stop = self.stop
         reason = (f"signal {signal.Signals(stop.signum).name}" if stop.requested else
                   f"training.max_hours={self.schedule.max_hours} reached")
+        progress.global_step = self.ctx.global_step
         mid = {"progress": tr["progress"].to_dict(), "rng_torch": torch.get_rng_state(),
                "rng_aug": self.aug_gen.get_state(),
                "rng_causal": self.causal_rng.bit_generator.state,
@@ -204,7 +208,9 @@ class Trainer:
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": tr["train_loss"],
                "train_top1": tr["train_top1"], "val_loss": ev["val_loss"],
                "val_top1": ev["val_top1"], "seconds": seconds,
-               "cum_seconds": progress.seconds + seconds}
+               "cum_seconds": progress.seconds + seconds, "grad_norm": tr["grad_norm"],
+               "global_step": self.ctx.global_step}
+        progress.global_step = self.ctx.global_step
         improved = progress.record(row)
         self.stopper.update(row)
         state = self._checkpoint(progress, epoch + 1)
