@@ -12,9 +12,13 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from lastexp import build
+from lastexp.config import ConfigError
 from lastexp.models import build_model
+from lastexp.train.checkpoint import save_checkpoint
 from lastexp.train.distill import FeatureProjector
 from lastexp.train.optim import build_optimizer, no_decay_names, param_groups
+from lastexp.train.schedule import build_scheduler
+from lastexp.train.state import Progress, RunFacts, Trainables, checkpoint_contents, resume
 
 
 class Toy(nn.Module):
@@ -133,3 +137,23 @@ def test_projector_biases_are_not_decayed():
     assert len(opt.param_groups) == 2
     every = ids(p for g in opt.param_groups for p in g["params"])
     assert every == ids([*student.parameters(), *projector.parameters()])
+
+
+def test_a_checkpoint_with_other_weight_decay_groups_is_refused_in_one_line(tmp_path):
+    def parts():
+        model = build_model("last_lite_nano", num_classes=5, dct_gate=True)
+        opt = build_optimizer(model, name="sgd", lr=0.1, weight_decay=4e-4)
+        return Trainables(model, opt, build_scheduler(opt, name="cosine", epochs=3, lr=0.1))
+
+    old = parts()
+    # what lastexp wrote before the gates joined the no-decay group: three groups
+    decay, no_decay = old.optimizer.param_groups
+    old.optimizer = torch.optim.SGD([{"params": decay["params"][:1]},
+                                     {"params": decay["params"][1:]},
+                                     {"params": no_decay["params"]}], lr=0.1)
+    facts = RunFacts(model_name="last_lite_nano", config={}, num_classes=5, stream="joint")
+    path = tmp_path / "checkpoints" / "last.pt"
+    path.parent.mkdir()
+    save_checkpoint(path, checkpoint_contents(old, Progress(), facts, epoch=1))
+    with pytest.raises(ConfigError, match="fresh=true"):
+        resume(path, parts(), "last_lite_nano")
