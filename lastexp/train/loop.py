@@ -131,11 +131,14 @@ class EpochProgress:
     seen: int = 0
     grad_norm_sum: float = 0.0  # pre-clip global gradient norms of the epoch's optimizer steps
     grad_norm_steps: int = 0  # ... those with a finite norm (an fp16 overflow step is skipped)
+    # (loss_sum, seen, grad_norm_sum, grad_norm_steps) at the last per-step record: a record
+    # after a resume averages the same steps as it would have without the stop
+    log_mark: list = field(default_factory=lambda: [0.0, 0, 0.0, 0])
 
     def to_dict(self) -> dict:
         return dict(batches=self.batches, loss_sum=self.loss_sum, correct=self.correct,
                     seen=self.seen, grad_norm_sum=self.grad_norm_sum,
-                    grad_norm_steps=self.grad_norm_steps)
+                    grad_norm_steps=self.grad_norm_steps, log_mark=list(self.log_mark))
 
 
 class _Window:
@@ -145,10 +148,19 @@ class _Window:
     first. Reads the device only when a record or line is due."""
 
     def __init__(self, ctx: StepContext, desc: str, n_batches: int, line: bool,
-                 sums: tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]) -> None:
+                 mark: list) -> None:
         self.ctx, self.desc, self.n_batches, self.line = ctx, desc, n_batches, line
-        self.mark = tuple(v.clone() if isinstance(v, torch.Tensor) else v for v in sums)
+        loss, seen, norm, steps = mark
+        dev = ctx.device
+        self.mark = (torch.full((), float(loss), device=dev), int(seen),
+                     torch.full((), float(norm), device=dev),
+                     torch.full((), int(steps), device=dev, dtype=torch.long))
         self.t_line = time.monotonic()
+
+    def saved(self) -> list:
+        """The mark as plain numbers, for the mid-epoch state (read at the epoch's end)."""
+        loss, seen, norm, steps = self.mark
+        return [float(loss), seen, float(norm), int(steps)]
 
     def step(self, batch: int, sums: tuple[torch.Tensor, int, torch.Tensor, torch.Tensor],
              optimizer: torch.optim.Optimizer) -> None:
@@ -195,7 +207,7 @@ def train_one_epoch(
     n_batches = len(batches) if hasattr(batches, "__len__") else 0
     bar = _progress(n_batches, desc, ctx.progress)
     window = _Window(ctx, desc, n_batches, line=bar is None and ctx.progress is not False,
-                     sums=(loss_sum, seen, norm_sum, norm_steps))
+                     mark=start.log_mark)
     pending = 0  # micro-batches accumulated since the last optimizer step
     consumed = 0
     stopped = False
@@ -237,7 +249,7 @@ def train_one_epoch(
     if bar is not None:
         bar.close()
     progress = EpochProgress(start.batches + consumed, float(loss_sum), int(correct), seen,
-                             float(norm_sum), int(norm_steps))
+                             float(norm_sum), int(norm_steps), window.saved())
     if not stopped and progress.batches and not seen:  # nothing trained: fail, never complete
         raise NonFiniteError(
             f"all {progress.batches} training batches of the epoch were skipped as non-finite "

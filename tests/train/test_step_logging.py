@@ -150,3 +150,23 @@ def test_wandb_steps_rise_and_epochs_and_steps_have_their_own_axes():
     assert logger.run.logs[2][1]["epoch"] == 1 and "global_step" not in logger.run.logs[2][1]
     assert logger.run.axes["step/*"] == "global_step"
     assert all(logger.run.axes[k] == "epoch" for k in HISTORY_FIELDS[1:])
+
+
+def test_a_stop_mid_window_resumes_to_the_same_records():
+    """Records every 3 steps; the epoch stopped after step 2 and resumed gives the record at
+    step 3 the uninterrupted run gave (its mean over steps 1-3)."""
+    whole = []
+    model, _, ctx = setup(log_every=3, on_log=whole.append)
+    train_one_epoch(model, data(6), ctx)
+
+    parts = []
+    model, _, ctx = setup(log_every=3, on_log=parts.append)
+    stops = iter([False, True])
+    ctx.should_stop = lambda: next(stops, False)
+    first = train_one_epoch(model, data(6), ctx)
+    assert first["stopped"] and first["progress"].batches == 2
+    ctx.should_stop = None
+    restored = EpochProgress(**first["progress"].to_dict())
+    train_one_epoch(model, data(6)[2:], ctx, resume=restored)
+    assert [r["global_step"] for r in parts] == [3, 6]
+    assert parts == whole
