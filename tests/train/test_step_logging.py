@@ -170,3 +170,14 @@ def test_a_stop_mid_window_resumes_to_the_same_records():
     train_one_epoch(model, data(6)[2:], ctx, resume=restored)
     assert [r["global_step"] for r in parts] == [3, 6]
     assert parts == whole
+
+
+def test_fp16_scaler_norm_is_of_the_unscaled_gradients():
+    """With GradScaler the loss is scaled by 2**16 before backward; the recorded norm is the
+    norm of the true gradients (as without a scaler)."""
+    plain_model, plain_opt, plain = setup()
+    ref = train_one_epoch(plain_model, data(3), plain)
+    model, opt, ctx = setup(scaler=torch.amp.GradScaler("cpu", init_scale=2.0**16))
+    out = train_one_epoch(model, data(3), ctx)
+    assert out["grad_norm"] == pytest.approx(ref["grad_norm"], rel=1e-5)
+    assert opt.norms == pytest.approx(plain_opt.norms, rel=1e-5)
