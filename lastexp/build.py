@@ -40,14 +40,12 @@ def model(model_cfg: DictConfig, *, num_classes: int, num_person: int,
 def optimizer(net: nn.Module, ocfg: DictConfig,
               projector: nn.Module | None = None) -> torch.optim.Optimizer:
     """The training recipe's optimizer with its weight-decay exclusions; a distillation
-    projector is trained with the student (decayed) and discarded after training."""
-    opt = build_optimizer(net, name=ocfg.name, lr=ocfg.lr, weight_decay=ocfg.weight_decay,
-                          momentum=ocfg.momentum, nesterov=ocfg.nesterov,
-                          betas=list(ocfg.betas))
-    if projector is not None:
-        opt.add_param_group({"params": list(projector.parameters()),
-                             "weight_decay": ocfg.weight_decay})
-    return opt
+    projector is trained with the student (its weights decayed, its biases not, by the same
+    rule) and discarded after training."""
+    return build_optimizer(net, name=ocfg.name, lr=ocfg.lr, weight_decay=ocfg.weight_decay,
+                           momentum=ocfg.momentum, nesterov=ocfg.nesterov,
+                           betas=list(ocfg.betas),
+                           extra=[projector] if projector is not None else [])
 
 
 def scheduler(opt: torch.optim.Optimizer, scfg: DictConfig, *, epochs: int, lr: float):
@@ -127,14 +125,15 @@ def eval_loader(dataset, *, batch_size: int, num_workers: int, pin: bool):
 
 def loggers(lcfg: DictConfig, *, log_dir: Path, tensorboard_dir: Path, history: list[dict],
             group: str | None, config: dict, tags: list[str] | None = None,
-            job_type: str = "train"):
-    """The trackers of ``logger=`` (none, wandb, tensorboard, wandb_tensorboard), or None."""
+            job_type: str = "train", global_step: int = 0):
+    """The trackers of ``logger=`` (none, wandb, tensorboard, wandb_tensorboard), or None;
+    ``history`` and ``global_step``: where a resumed run stands."""
     found = []
     if lcfg.name in ("wandb", "wandb_tensorboard"):
         found.append(wandb_logger(lcfg, log_dir=log_dir, group=group, config=config, tags=tags,
                                   job_type=job_type))
     if lcfg.name in ("tensorboard", "wandb_tensorboard"):
-        found.append(TensorBoardLogger(tensorboard_dir, history))
+        found.append(TensorBoardLogger(tensorboard_dir, history, global_step))
     return Loggers(found) if found else None
 
 

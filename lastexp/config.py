@@ -180,6 +180,9 @@ class TrainingConfig:
     # §7: int(0.75 * total_epochs)); null = off
     swa_start: Optional[float] = None
     causal_prob: float = 0.0
+    # what a causal batch makes causal: tcn (the training plan §8: left-only padding in the TCN
+    # layers) | all (attention, pooled means, prototype graph, refinement and gates too)
+    causal_scope: str = "tcn"
     save_interval: int = 10  # keep checkpoints/epoch_XXXX.pt every N epochs (0 = never)
     max_hours: Optional[float] = None  # checkpoint and exit cleanly past this wall time
     early_stopping_patience: Optional[int] = None  # epochs without a gain; null = off
@@ -205,6 +208,8 @@ class LoggerConfig:
     mode: str = "auto"  # auto (online with credentials, else offline) | online | offline
     group: Optional[str] = None  # default: the row's config without the seed (row_group)
     tags: list[str] = field(default_factory=list)
+    # train loss, lr and gradient norm every N optimizer steps (global step as x-axis); 0 = off
+    log_every_n_steps: int = 50
 
 
 @dataclass
@@ -264,6 +269,7 @@ CHOICES = {
     "pretrain.mask_strategy": ("body_region", "random"),
     "training.compile_mode": COMPILE_MODES,
     "training.early_stopping_monitor": ("val_top1", "val_loss"),
+    "training.causal_scope": ("tcn", "all"),
 }
 
 
@@ -363,6 +369,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"paths.data={data_root} is a file; name a folder for the data and "
                           "its caches")
     positive("training.early_stopping_patience")
+    positive("logger.log_every_n_steps", strict=False)
     positive("scheduler.restart_period")
     positive("seed", strict=False)
     betas = list(get("optimizer.betas") or [])
@@ -398,7 +405,7 @@ def validate(cfg: DictConfig) -> None:
                 raise ConfigError(f"{key}={get(key)} has no effect without distillation; add "
                                   "distill=from_base or distill=from_existing")
     start, peak = get("scheduler.warmup_start_lr"), get("optimizer.lr")
-    if get("scheduler.name") != "cosine" and warm > 1 and start > peak:
+    if get("scheduler.name") != "cosine" and warm > 0 and start > peak:
         raise ConfigError(f"scheduler.warmup_start_lr={start:g} is above the peak optimizer.lr="
                           f"{peak:g}: warmup climbs to the lr; lower scheduler.warmup_start_lr")
     check_selection(cfg)
@@ -595,6 +602,11 @@ def identity(cfg: Any, world_size: int | None = None) -> dict:
         node, leaf = key.split(".")
         if isinstance(raw.get(node), dict) and raw[node].get(leaf, default) == default:
             raw[node].pop(leaf, None)
+    # training.causal_scope acts in causal batches only: a run without them (causal_prob 0, every
+    # run before the key existed but B12 and L9) keeps its identity whatever the scope
+    training = raw.get("training")
+    if isinstance(training, dict) and not training.get("causal_prob"):
+        training.pop("causal_scope", None)
     ident = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
     world = launch_world_size() if world_size is None else int(world_size)
     if world != 1:

@@ -368,7 +368,8 @@ def make_trainer(cfg: DictConfig, parts: Trainables, data: Any, *, out: Outputs,
     tcfg, stream, model = cfg.training, cfg.stream.name, parts.model
     loggers = build.loggers(
         cfg.logger, log_dir=out.run.path, tensorboard_dir=out.run.tensorboard,
-        history=progress.history, config=identity(cfg), **tracking(cfg)) if dinfo.main else None
+        history=progress.history, config=identity(cfg), global_step=progress.global_step,
+        **tracking(cfg)) if dinfo.main else None
     aug_gen = torch.Generator(device=device)
     sampler = EpochSampler(len(data.train), seed=cfg.seed, rank=dinfo.rank, world=dinfo.world)
     train_loader, test_loader = build.loaders(
@@ -401,7 +402,9 @@ def make_trainer(cfg: DictConfig, parts: Trainables, data: Any, *, out: Outputs,
     ctx = StepContext(optimizer=parts.optimizer, loss_fn=loss_fn, transform=train_tf,
                       device=device, accumulation=tcfg.gradient_accumulation_steps,
                       clip=tcfg.gradient_clip, scaler=parts.scaler, amp_dtype=precision.dtype,
-                      guard=NanGuard(max_consecutive=tcfg.max_nonfinite_steps))
+                      guard=NanGuard(max_consecutive=tcfg.max_nonfinite_steps),
+                      progress=None if dinfo.main else False,
+                      log_every=cfg.logger.log_every_n_steps)
     stopper = EarlyStopping(tcfg.early_stopping_patience, tcfg.early_stopping_monitor,
                             tcfg.early_stopping_min_delta).replay(progress.history)
     facts = RunFacts(model_name=cfg.model.name, config=identity(cfg),

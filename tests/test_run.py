@@ -53,7 +53,7 @@ def test_run_directory_matches_spec(workdir, shared_data):
     rows = history(run)
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert list(rows[0]) == ["epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1",
-                             "seconds"]
+                             "seconds", "grad_norm"]
     for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "checkpoints/last.pt",
                  "checkpoints/best.pt", "test_scores.npz"):
         assert (run / name).exists(), name

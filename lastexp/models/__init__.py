@@ -15,13 +15,14 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .blocks import set_causal
+from .blocks import CAUSAL_SCOPES, set_causal
 from .last_base import LastBase, last_base
 from .last_e import LastE, last_e_base, last_e_large, last_e_nano, last_e_small
 from .last_lite import LastLite, last_lite_nano, last_lite_small
 from .last_v2 import LastV2, last_v2_base
 
 __all__ = [
+    "CAUSAL_SCOPES",
     "MODELS",
     "LastBase",
     "LastE",

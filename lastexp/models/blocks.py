@@ -1,12 +1,15 @@
 """Building blocks shared by the GCN families: graph conv, multi-scale TCN, attention, heads.
 
 Tensors inside a network are laid out ``(N, C, T, V)`` with the persons folded into ``N``
-(``N*M`` samples); only the head sees ``M`` again. Parameters that the trainer must keep out of
-weight decay end in ``alpha``, ``edge`` or ``pool_gate`` (see ``LastE.no_weight_decay``).
+(``N*M`` samples); only the head sees ``M`` again. Parameters that the trainer keeps out of
+weight decay are named ``alpha``, ``edge`` or ``pool_gate`` (the rule:
+``lastexp.models.components.no_weight_decay_names``).
 
 Causal mode (the training plan §8, Idea E): every layer that mixes frames has a ``causal`` attribute
 (default False) that the trainer flips per batch (``set_causal``); when True, output frame t
-reads input frames <= t only (left padding, cumulative means). Eval-mode BN is per frame; in
+reads input frames <= t only (left padding, cumulative means). By default
+(``training.causal_scope=tcn``) only the TCN layers' temporal convolutions and max-pools switch,
+as the plan says; ``all`` switches every such layer. Eval-mode BN is per frame; in
 train mode BN's batch statistics still pool over time, as in any BN network.
 """
 
@@ -32,13 +35,24 @@ def _conv_init(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-def set_causal(model: nn.Module, causal: bool) -> int:
-    """Set ``causal`` on every submodule that has the attribute; returns how many were set."""
+# What causal training (``training.causal_scope``) makes causal: ``tcn``, the training plan §8's
+# "left-only padding in all TCN layers" (their temporal convolutions and max-pools), or ``all``,
+# every layer that mixes frames (attention, pooled means, the prototype graph, LAST-v2's
+# refinement and the frequency gates too: an option of lastexp).
+CAUSAL_SCOPES = ("tcn", "all")
+
+
+def set_causal(model: nn.Module, causal: bool, scope: str = "tcn") -> int:
+    """Switch causal mode on (within ``scope``) or off (everywhere) on every submodule that has a
+    ``causal`` attribute; returns how many are now causal (off: how many were switched off)."""
+    if scope not in CAUSAL_SCOPES:
+        raise ValueError(f"training.causal_scope={scope!r} is not one of "
+                         f"{', '.join(CAUSAL_SCOPES)}")
     count = 0
     for m in model.modules():
         if hasattr(m, "causal"):
-            m.causal = causal
-            count += 1
+            m.causal = causal and (scope == "all" or isinstance(m, TCN_LAYERS))
+            count += m.causal == causal
     return count
 
 
@@ -92,6 +106,10 @@ class TemporalMaxPool2d(nn.MaxPool2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = _time_pad(x, self.pad_total, self.causal, value=float("-inf"))  # (N, C, T+pad, V)
         return super().forward(x)  # (N, C, T/stride, V)
+
+
+# the TCN layers' frame-mixing parts: what ``training.causal_scope=tcn`` makes causal
+TCN_LAYERS = (TemporalConv2d, TemporalMaxPool2d)
 
 
 class DropPath(nn.Module):

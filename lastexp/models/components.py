@@ -2,7 +2,8 @@
 
 Each component sits behind one typed constructor flag of its family. Layers that mix frames
 have a ``causal`` attribute (Idea E): when True, output frame t depends on frames <= t only.
-Parameters named ``*alpha`` / ``*edge`` stay out of weight decay (ReZero gates, adjacencies).
+Parameters named ``alpha`` / ``edge`` / ``proto_edge`` and the zero-initialised ``gate`` weights of
+the frequency gates stay out of weight decay (:func:`no_weight_decay_names`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from .blocks import (
 )
 from .graph import BODY_REGIONS, NUM_JOINTS
 
-# The training recipe: structural parameters free to move away from their initial value (no
-# weight decay).
-NO_DECAY_SUFFIXES = ("alpha", "A_learned", "pool_gate", "edge")
+# The training recipe's structural parameters, free to move away from their initial value (no
+# weight decay): the ReZero / subset-blend gates, LAST-v2's adaptive adjacency, the head's pool
+# blend and the learnable edge weights (the prototype graph's included). See
+# :func:`no_weight_decay_names`, the one rule of the weight-decay exclusions.
+NO_DECAY_PARAMS = frozenset({"alpha", "A_learned", "pool_gate", "edge", "proto_edge"})
 BASE_FLAGS = frozenset(
     {"cross_temporal", "prototype_graph", "freq_gate", "partitioned_attention", "hbra"}
     | {"factorized_att"}
@@ -471,16 +474,30 @@ class SkeletonNet(nn.Module):
         return [f"ib.{name}" for name in self.ib.train_only_parameters()]
 
     def no_weight_decay(self) -> set[str]:
-        """Names of parameters kept out of weight decay: biases, norms, structural parameters."""
-        norm_types = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
-        names = set()
-        for mod_name, module in self.named_modules():
-            for p_name, _ in module.named_parameters(recurse=False):
-                full = f"{mod_name}.{p_name}" if mod_name else p_name
-                if (
-                    p_name == "bias"
-                    or isinstance(module, norm_types)
-                    or full.endswith(NO_DECAY_SUFFIXES)
-                ):
-                    names.add(full)
-        return names
+        """Names of parameters kept out of weight decay (:func:`no_weight_decay_names`)."""
+        return no_weight_decay_names(self)
+
+
+# Norm layers: weights and biases without weight decay (BatchNorm, InstanceNorm, LayerNorm, ...).
+NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+# Zero-initialised gates of the newer components (identity at init): their ``gate`` weights are
+# structural parameters too, as the recipe's alpha gates are.
+ZERO_INIT_GATES = (FreqTemporalGate, FrozenDCTGate)
+
+
+def no_weight_decay_names(module: nn.Module) -> set[str]:
+    """The training recipe's weight-decay exclusions, the one rule lastexp applies (to models,
+    to a distillation projector, to MaskCLR's decoder and projector): every bias, the parameters
+    of norm layers, the structural parameters of :data:`NO_DECAY_PARAMS`, and the ``gate``
+    weights of :data:`ZERO_INIT_GATES`. Names as ``module.named_parameters()`` gives them."""
+    names = set()
+    for mod_name, sub in module.named_modules():
+        for p_name, _ in sub.named_parameters(recurse=False):
+            if (
+                p_name == "bias"
+                or p_name in NO_DECAY_PARAMS
+                or isinstance(sub, NORM_TYPES)
+                or (p_name == "gate" and isinstance(sub, ZERO_INIT_GATES))
+            ):
+                names.add(f"{mod_name}.{p_name}" if mod_name else p_name)
+    return names

@@ -10,12 +10,16 @@ and nothing else; ``benchmarks/models.py``'s ``sync`` column measures what they 
 3. with ``training.amp=fp16`` only: ``GradScaler.step`` reads its found-inf flag on the host
    once per optimizer step (bf16 and fp32 have no scaler).
 
-Loss sums and correct counts stay on the device and are read once, at the end of the epoch;
-gradient clipping (``clip_grad_norm_``) does not sync.
+Loss sums, correct counts and the pre-clip gradient norms stay on the device and are read once,
+at the end of the epoch; computing and clipping the gradient norm does not sync. With
+``logger.log_every_n_steps=N`` the loop reads the last N steps' mean loss and gradient norm every
+N optimizer steps (one sync per N steps) for W&B / TensorBoard and, without a terminal, for a
+progress line (also after 30 s without one).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -29,6 +33,8 @@ from tqdm import tqdm
 
 from lastexp.config import ConfigError
 
+log = logging.getLogger("lastexp.train")
+LINE_SECONDS = 30.0  # without a terminal: a progress line at least this often
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -101,10 +107,13 @@ class StepContext:
     before_step: Callable[[], None] | None = None  # e.g. switch causal mode per batch
     should_stop: Callable[[], bool] | None = None  # polled per step (preemption signal)
     progress: Any = None  # None: a bar on a terminal only; False: never; a file: bar there
+    global_step: int = 0  # optimizer steps of the run so far (restored from the checkpoint)
+    log_every: int = 0  # logger.log_every_n_steps: per-step records every N steps (0: none)
+    on_log: Callable[[dict[str, float]], None] | None = None  # receives those records
 
 
 def _progress(total: int, desc: str, where: Any = None):
-    """A progress bar on a terminal only; logs get one line per epoch instead."""
+    """A progress bar on a terminal only; logs get progress lines instead (:class:`_Window`)."""
     if where is False or (where is None and not sys.stderr.isatty()):
         return None
     out = sys.stderr if where in (None, True) else where
@@ -120,10 +129,59 @@ class EpochProgress:
     loss_sum: float = 0.0
     correct: int = 0
     seen: int = 0
+    grad_norm_sum: float = 0.0  # pre-clip global gradient norms of the epoch's optimizer steps
+    grad_norm_steps: int = 0  # ... those with a finite norm (an fp16 overflow step is skipped)
+    # (loss_sum, seen, grad_norm_sum, grad_norm_steps) at the last per-step record: a record
+    # after a resume averages the same steps as it would have without the stop
+    log_mark: list = field(default_factory=lambda: [0.0, 0, 0.0, 0])
 
     def to_dict(self) -> dict:
         return dict(batches=self.batches, loss_sum=self.loss_sum, correct=self.correct,
-                    seen=self.seen)
+                    seen=self.seen, grad_norm_sum=self.grad_norm_sum,
+                    grad_norm_steps=self.grad_norm_steps, log_mark=list(self.log_mark))
+
+
+class _Window:
+    """The per-step records: every ``ctx.log_every`` optimizer steps the mean loss and gradient
+    norm since the previous record (W&B / TensorBoard through ``ctx.on_log``), and without a
+    progress bar a log line at those steps or after :data:`LINE_SECONDS`, whichever comes
+    first. Reads the device only when a record or line is due."""
+
+    def __init__(self, ctx: StepContext, desc: str, n_batches: int, line: bool,
+                 mark: list) -> None:
+        self.ctx, self.desc, self.n_batches, self.line = ctx, desc, n_batches, line
+        loss, seen, norm, steps = mark
+        dev = ctx.device
+        self.mark = (torch.full((), float(loss), device=dev), int(seen),
+                     torch.full((), float(norm), device=dev),
+                     torch.full((), int(steps), device=dev, dtype=torch.long))
+        self.t_line = time.monotonic()
+
+    def saved(self) -> list:
+        """The mark as plain numbers, for the mid-epoch state (read at the epoch's end)."""
+        loss, seen, norm, steps = self.mark
+        return [float(loss), seen, float(norm), int(steps)]
+
+    def step(self, batch: int, sums: tuple[torch.Tensor, int, torch.Tensor, torch.Tensor],
+             optimizer: torch.optim.Optimizer) -> None:
+        ctx = self.ctx
+        record = bool(ctx.log_every) and ctx.global_step % ctx.log_every == 0
+        line = self.line and (record or time.monotonic() - self.t_line >= LINE_SECONDS)
+        if not (record or line):
+            return
+        loss_sum, seen, norm_sum, norm_steps = sums
+        m_loss, m_seen, m_norm, m_steps = self.mark
+        stats = {"global_step": ctx.global_step, "lr": optimizer.param_groups[0]["lr"],
+                 "train_loss": float(loss_sum - m_loss) / max(seen - m_seen, 1),
+                 "grad_norm": float(norm_sum - m_norm) / max(int(norm_steps - m_steps), 1)}
+        self.mark = (loss_sum.clone(), seen, norm_sum.clone(), norm_steps.clone())
+        if record and ctx.on_log is not None:
+            ctx.on_log(stats)
+        if line:
+            self.t_line = time.monotonic()
+            log.info("%s batch %d/%d step %d: loss %.4f lr %.3g grad_norm %.3g", self.desc,
+                     batch, self.n_batches, ctx.global_step, stats["train_loss"], stats["lr"],
+                     stats["grad_norm"])
 
 
 def train_one_epoch(
@@ -144,8 +202,12 @@ def train_one_epoch(
     loss_sum = torch.full((), start.loss_sum, device=device)
     correct = torch.full((), start.correct, device=device, dtype=torch.long)
     seen = start.seen
+    norm_sum = torch.full((), start.grad_norm_sum, device=device)
+    norm_steps = torch.full((), start.grad_norm_steps, device=device, dtype=torch.long)
     n_batches = len(batches) if hasattr(batches, "__len__") else 0
     bar = _progress(n_batches, desc, ctx.progress)
+    window = _Window(ctx, desc, n_batches, line=bar is None and ctx.progress is not False,
+                     mark=start.log_mark)
     pending = 0  # micro-batches accumulated since the last optimizer step
     consumed = 0
     stopped = False
@@ -173,18 +235,21 @@ def train_one_epoch(
                 correct += (logits.detach().argmax(1) == y).sum()
                 seen += y.shape[0]
         if pending and (pending == ctx.accumulation or last):
-            _optimizer_step(model, ctx)
+            _count_norm(_optimizer_step(ctx), norm_sum, norm_steps)
             pending = 0
+            window.step(start.batches + i + 1, (loss_sum, seen, norm_sum, norm_steps), opt)
         if bar is not None:
             bar.update(1)
         if pending == 0 and not last and ctx.should_stop is not None and ctx.should_stop():
             stopped = True
             break
     if pending:
-        _optimizer_step(model, ctx)
+        _count_norm(_optimizer_step(ctx), norm_sum, norm_steps)
+        window.step(start.batches + consumed, (loss_sum, seen, norm_sum, norm_steps), opt)
     if bar is not None:
         bar.close()
-    progress = EpochProgress(start.batches + consumed, float(loss_sum), int(correct), seen)
+    progress = EpochProgress(start.batches + consumed, float(loss_sum), int(correct), seen,
+                             float(norm_sum), int(norm_steps), window.saved())
     if not stopped and progress.batches and not seen:  # nothing trained: fail, never complete
         raise NonFiniteError(
             f"all {progress.batches} training batches of the epoch were skipped as non-finite "
@@ -194,24 +259,42 @@ def train_one_epoch(
     return {
         "train_loss": progress.loss_sum / denom,  # the epoch's one sync
         "train_top1": 100.0 * progress.correct / denom,
+        # mean pre-clip global gradient norm over the epoch's optimizer steps
+        "grad_norm": (progress.grad_norm_sum / progress.grad_norm_steps
+                      if progress.grad_norm_steps else float("nan")),
         "train_seconds": time.perf_counter() - t0,
         "stopped": stopped,
         "progress": progress,
     }
 
 
-def _optimizer_step(model: nn.Module, ctx: StepContext) -> None:
+def _optimizer_step(ctx: StepContext) -> torch.Tensor:
+    """Clip and step; the pre-clip global gradient norm (a device tensor: no sync).
+
+    One norm over every parameter the optimizer trains: the model's and a distillation
+    projector's, clipped together to ``ctx.clip``."""
+    params = [p for group in ctx.optimizer.param_groups for p in group["params"]]
     if ctx.scaler is not None:
-        if ctx.clip > 0:
-            ctx.scaler.unscale_(ctx.optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), ctx.clip)
+        ctx.scaler.unscale_(ctx.optimizer)  # the norm of the true gradients
+    norm = nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    if ctx.clip > 0:
+        nn.utils.clip_grads_with_norm_(params, ctx.clip, norm)
+    if ctx.scaler is not None:
         ctx.scaler.step(ctx.optimizer)
         ctx.scaler.update()
     else:
-        if ctx.clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), ctx.clip)
         ctx.optimizer.step()
     ctx.optimizer.zero_grad(set_to_none=True)
+    ctx.global_step += 1
+    return norm
+
+
+def _count_norm(norm: torch.Tensor, total: torch.Tensor, steps: torch.Tensor) -> None:
+    """Add a step's gradient norm to the epoch's sums on the device; a non-finite one (an fp16
+    overflow, whose step GradScaler skips) is left out."""
+    finite = torch.isfinite(norm)
+    total.add_(torch.where(finite, norm, torch.zeros_like(norm)).to(total.dtype))
+    steps.add_(finite.to(steps.dtype))
 
 
 @torch.no_grad()

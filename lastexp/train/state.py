@@ -28,6 +28,7 @@ class Progress:
     best_top1: float = -1.0
     best_epoch: int = -1
     history: list[dict[str, Any]] = field(default_factory=list)
+    global_step: int = 0  # optimizer steps taken, mid-epoch ones included (the vision guide)
 
     def record(self, row: dict[str, Any]) -> bool:
         """Add an epoch's history row; True when its ``val_top1`` is a new best."""
@@ -75,7 +76,8 @@ def checkpoint_contents(parts: Trainables, progress: Progress, facts: RunFacts, 
         "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
         "scheduler": parts.scheduler.state_dict(),
         "scaler": parts.scaler.state_dict() if parts.scaler is not None else None,
-        "epoch": epoch, "best_top1": progress.best_top1, "best_epoch": progress.best_epoch,
+        "epoch": epoch, "global_step": progress.global_step,
+        "best_top1": progress.best_top1, "best_epoch": progress.best_epoch,
         "history": progress.history, "model_name": facts.model_name,
         "architecture": architecture(parts.model), "config": facts.config,
         "num_classes": facts.num_classes, "stream": facts.stream,
@@ -90,7 +92,12 @@ def resume(path: Path, parts: Trainables, model_name: str) -> tuple[Progress, di
     state = load_checkpoint(path)
     check_compatible(state, parts.model, model_name, path)
     parts.model.load_state_dict(state["model"])
-    parts.optimizer.load_state_dict(state["optimizer"])
+    try:
+        parts.optimizer.load_state_dict(state["optimizer"])
+    except ValueError:  # other parameter groups: the weight-decay exclusions have changed
+        raise ConfigError(f"{path} holds optimizer state of an older lastexp (other weight-decay "
+                          "groups) that cannot be resumed; start the run over with "
+                          "fresh=true") from None
     try:
         parts.scheduler.load_state_dict(state["scheduler"])
     except KeyError:  # LambdaLR reads the "lr_lambdas" a LinearLR state lacks
@@ -104,7 +111,8 @@ def resume(path: Path, parts: Trainables, model_name: str) -> tuple[Progress, di
     if parts.swa is not None and state.get("swa"):
         parts.swa.load_state_dict(state["swa"])
     progress = Progress(epoch=state["epoch"], best_top1=state["best_top1"],
-                        best_epoch=state["best_epoch"], history=state.get("history", []))
+                        best_epoch=state["best_epoch"], history=state.get("history", []),
+                        global_step=int(state.get("global_step", 0)))
     return progress, state.get("mid_epoch")
 
 

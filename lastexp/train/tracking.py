@@ -1,5 +1,7 @@
 """Per-epoch records of a run: history.csv always, Weights & Biases and TensorBoard when
-configured (``logger=wandb|tensorboard|wandb_tensorboard|none``)."""
+configured (``logger=wandb|tensorboard|wandb_tensorboard|none``); those two also get per-step
+records (train loss, lr, gradient norm every ``logger.log_every_n_steps`` optimizer steps, the
+global step as their x-axis)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,13 @@ from typing import Any
 
 from lastexp.io import atomic_write
 
-HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "seconds")
+# grad_norm: mean pre-clip global gradient norm over the epoch's optimizer steps (runs written
+# before it existed have no such column; readers take the columns a file has)
+HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "seconds",
+                  "grad_norm")
+# the per-step records (lastexp.train.loop): W&B keys and TensorBoard tags "step/<field>"
+STEP_FIELDS = ("train_loss", "lr", "grad_norm")
+STEP_PREFIX = "step/"
 
 
 def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -98,10 +106,27 @@ class WandbLogger:
             reinit="create_new",
             settings=wandb.Settings(silent=True, console="off"),
         )
+        self._define_axes()
+
+    def _define_axes(self) -> None:
+        """W&B's own step is the global optimizer step; the per-step series are drawn over it,
+        the per-epoch series over ``epoch``."""
+        self.run.define_metric("global_step")
+        self.run.define_metric(f"{STEP_PREFIX}*", step_metric="global_step")
+        self.run.define_metric("epoch")
+        for key in HISTORY_FIELDS[1:]:
+            self.run.define_metric(key, step_metric="epoch")
 
     def log_epoch(self, row: dict[str, Any]) -> None:
-        data = {k: v for k, v in row.items() if k != "epoch" and isinstance(v, (int, float))}
-        self.run.log(data, step=int(row["epoch"]))
+        data = {k: v for k, v in row.items() if k != "global_step"
+                and isinstance(v, (int, float))}
+        # a resumed run's repeated steps are dropped by W&B (their values are the same)
+        self.run.log(data, step=int(row.get("global_step", row["epoch"])))
+
+    def log_step(self, stats: dict[str, Any]) -> None:
+        step = int(stats["global_step"])
+        self.run.log({"global_step": step, **{STEP_PREFIX + k: float(stats[k])
+                                              for k in STEP_FIELDS}}, step=step)
 
     def finish(self, summary: dict[str, Any], exit_code: int = 0) -> None:
         for k, v in summary.items():
@@ -123,16 +148,23 @@ class TensorBoardLogger:
     logged), then deletes the earlier files; the new file also starts with ``purge_step=1``, so
     a reader that still sees an old file drops its events. The series always equal the history,
     even when an attempt died between its checkpoint and its log, or when an earlier attempt
-    ran with another logger."""
+    ran with another logger.
 
-    def __init__(self, log_dir: Path, history: list[dict[str, Any]]) -> None:
+    The per-step series (``step/train_loss``, ``step/lr``, ``step/grad_norm``, the global step as
+    their step) are carried over the same way up to ``global_step``, the checkpoint's count."""
+
+    def __init__(self, log_dir: Path, history: list[dict[str, Any]],
+                 global_step: int = 0) -> None:
         # deferred: ~0.9 s to import; only logger=tensorboard needs it
         from torch.utils.tensorboard import SummaryWriter
 
         log_dir = Path(log_dir)
         old = sorted(log_dir.glob("events.out.tfevents.*"))
         self._walltimes = _logged_walltimes(log_dir) if old else {}
+        steps = _logged_steps(log_dir, global_step) if old else []  # before the new file purges
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=1)
+        for tag, step, value, walltime in steps:
+            self.writer.add_scalar(tag, value, global_step=step, walltime=walltime)
         for row in history:
             self.log_epoch(row, flush=False)
         self.writer.flush()
@@ -149,6 +181,12 @@ class TensorBoardLogger:
                                        walltime=self._walltimes.get((key, step)))
         if flush:
             self.writer.flush()
+
+    def log_step(self, stats: dict[str, Any]) -> None:
+        step = int(stats["global_step"])
+        for key in STEP_FIELDS:
+            self.writer.add_scalar(STEP_PREFIX + key, float(stats[key]), global_step=step)
+        self.writer.flush()
 
     def finish(self, summary: dict[str, Any], exit_code: int = 0) -> None:
         self.writer.close()
@@ -168,6 +206,21 @@ def _logged_walltimes(log_dir: Path) -> dict[tuple[str, int], float]:
         return {}
 
 
+def _logged_steps(log_dir: Path, upto: int) -> list[tuple[str, int, float, float]]:
+    """(tag, step, value, wall time) of the per-step series earlier attempts logged, up to the
+    global step ``upto`` of the checkpoint the run resumes from (later ones are trained again)."""
+    # deferred: tensorboard's reader, only when resuming a logger=tensorboard run
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    try:
+        acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+        acc.Reload()
+        return [(tag, e.step, e.value, e.wall_time) for tag in acc.Tags()["scalars"]
+                if tag.startswith(STEP_PREFIX) for e in acc.Scalars(tag) if e.step <= upto]
+    except Exception:  # noqa: BLE001 -- a truncated file: those steps are not shown again
+        return []
+
+
 class Loggers:
     """Several loggers behind the one interface of :class:`WandbLogger`."""
 
@@ -177,6 +230,10 @@ class Loggers:
     def log_epoch(self, row: dict[str, Any]) -> None:
         for logger in self.loggers:
             logger.log_epoch(row)
+
+    def log_step(self, stats: dict[str, Any]) -> None:
+        for logger in self.loggers:
+            logger.log_step(stats)
 
     def finish(self, summary: dict[str, Any], exit_code: int = 0) -> None:
         for logger in self.loggers:

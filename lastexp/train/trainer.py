@@ -50,6 +50,7 @@ class Schedule:
     save_interval: int = 0
     overfit_check: bool = False
     causal_prob: float = 0.0
+    causal_scope: str = "tcn"  # what a causal batch makes causal (lastexp.models.CAUSAL_SCOPES)
     max_hours: float = 0.0
 
     @classmethod
@@ -57,7 +58,8 @@ class Schedule:
         return cls(epochs=int(tcfg.epochs), seed=int(seed), batch_size=int(tcfg.batch_size),
                    save_interval=int(tcfg.save_interval or 0),
                    overfit_check=bool(tcfg.overfit_check),
-                   causal_prob=float(tcfg.causal_prob), max_hours=float(tcfg.max_hours or 0))
+                   causal_prob=float(tcfg.causal_prob), causal_scope=str(tcfg.causal_scope),
+                   max_hours=float(tcfg.max_hours or 0))
 
     @property
     def limit_s(self) -> float:
@@ -109,12 +111,14 @@ class Trainer:
         if schedule.causal_prob > 0:
             ctx.before_step = self._causal_draw
         ctx.should_stop = self._should_stop
+        if logger is not None:
+            ctx.on_log = logger.log_step  # every logger.log_every_n_steps optimizer steps
 
     # ------------------------------------------------------------------ per step
 
     def _causal_draw(self) -> None:
-        set_causal(self.parts.model,
-                   bool(self.causal_rng.random() < self.schedule.causal_prob))
+        set_causal(self.parts.model, bool(self.causal_rng.random() < self.schedule.causal_prob),
+                   self.schedule.causal_scope)
 
     def _should_stop(self) -> bool:
         late = time.time() - self.t_start > self.schedule.limit_s
@@ -139,6 +143,7 @@ class Trainer:
         On an exception, metrics.json records it before it propagates."""
         sch, metrics = self.schedule, self.metrics
         last_epoch_s = 0.0
+        self.ctx.global_step = progress.global_step  # the step count goes on from the checkpoint
         try:
             for epoch in range(progress.epoch, sch.epochs):
                 if self.dinfo.any(time.time() - self.t_start + last_epoch_s > sch.limit_s,
@@ -189,6 +194,7 @@ class Trainer:
         stop = self.stop
         reason = (f"signal {signal.Signals(stop.signum).name}" if stop.requested else
                   f"training.max_hours={self.schedule.max_hours} reached")
+        progress.global_step = self.ctx.global_step
         mid = {"progress": tr["progress"].to_dict(), "rng_torch": torch.get_rng_state(),
                "rng_aug": self.aug_gen.get_state(),
                "rng_causal": self.causal_rng.bit_generator.state,
@@ -212,7 +218,9 @@ class Trainer:
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": tr["train_loss"],
                "train_top1": tr["train_top1"], "val_loss": ev["val_loss"],
                "val_top1": ev["val_top1"], "seconds": seconds,
-               "cum_seconds": progress.seconds + seconds}
+               "cum_seconds": progress.seconds + seconds, "grad_norm": tr["grad_norm"],
+               "global_step": self.ctx.global_step}
+        progress.global_step = self.ctx.global_step
         improved = progress.record(row)
         self.stopper.update(row)
         state = self._checkpoint(progress, epoch + 1)

@@ -122,7 +122,7 @@ def test_causal_mode_hides_the_future(name):
         with torch.no_grad():
             return model(inp, return_features=True)[1]["stages"]
 
-    assert set_causal(model, True) > 0
+    assert set_causal(model, True, "all") > 0  # training.causal_scope=all: every layer
     for s, (a, b) in enumerate(zip(stages(x), stages(x_future), strict=True)):
         last = t0 // 2**s  # frame j of stage s has read input frames <= j * 2**s
         assert torch.allclose(a[:, :, : last + 1], b[:, :, : last + 1], atol=1e-5), f"stage {s}"

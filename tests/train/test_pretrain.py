@@ -158,6 +158,6 @@ def test_pretraining_optimizer_and_schedule():
         torch.utils.data.TensorDataset(x, torch.zeros(8, dtype=torch.long)), batch_size=4)
     hist = pretrain(tiny(), loader, epochs=8, lr=1e-3, warmup_epochs=3, warmup_start_lr=1e-5,
                     min_lr=1e-6)
-    lr = hist["lr"]  # cosine_warmup: up to 1e-3 at the end of warmup, then down to min_lr
-    assert lr[0] == pytest.approx(1e-5) and lr[2] == pytest.approx(1e-3)
-    assert all(a >= b for a, b in zip(lr[2:], lr[3:])) and lr[-1] == pytest.approx(1e-6)
+    lr = hist["lr"]  # cosine_warmup: LinearLR over 3 epochs, 1e-3 in epoch 3, then to min_lr
+    assert lr[:4] == pytest.approx([1e-5 + (1e-3 - 1e-5) * e / 3 for e in range(3)] + [1e-3])
+    assert all(a >= b for a, b in zip(lr[3:], lr[4:])) and lr[-1] == pytest.approx(1e-6)

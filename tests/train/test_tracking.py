@@ -38,7 +38,8 @@ def test_wandb_mode_auto(monkeypatch, tmp_path):
 def test_history_rewritten_whole(tmp_path):
     path = tmp_path / "history.csv"
     write_history(path, [{"epoch": 1, "lr": 0.1, "train_loss": 1.0, "train_top1": 10.0,
-                          "val_loss": 2.0, "val_top1": 20.0, "seconds": 1.5, "extra": 1}])
+                          "val_loss": 2.0, "val_top1": 20.0, "seconds": 1.5, "extra": 1,
+                          "grad_norm": 0.75, "global_step": 4}])
     rows = list(csv.DictReader(open(path)))
     assert rows == [{"epoch": "1", "lr": "0.1", "train_loss": "1", "train_top1": "10",
-                     "val_loss": "2", "val_top1": "20", "seconds": "1.5"}]
+                     "val_loss": "2", "val_top1": "20", "seconds": "1.5", "grad_norm": "0.75"}]
