@@ -78,6 +78,13 @@ def raw_bodies(parsed: dict) -> tuple[int, list[Body]]:
     items = list(parsed["bodies"].items())
     if not items:
         raise SkeletonFormatError(MISSING_SKELETON)
+    for bid, (frames, _) in items:
+        repeat = np.flatnonzero(np.diff(frames) == 0)
+        if len(repeat):
+            # the reference reader would take the repeat for the body's next frame: every
+            # later frame of the body shifts, and past the clip's end its script fails
+            raise SkeletonFormatError(f"body ID {bid} appears twice in frame "
+                                      f"{int(frames[repeat[0]]) + 1}")
     with_body = np.unique(np.concatenate([frames for _, (frames, _) in items]))
     bodies = [Body(bid, int(np.searchsorted(with_body, frames[0])), xyz)
               for bid, (frames, xyz) in items]

@@ -1,0 +1,112 @@
+"""The locks under which the data folder's caches and generated corpora are built, and the
+removal of what a killed build left behind.
+
+A build writes into a temporary folder beside its target and renames it into place, so a
+reader never sees half a cache. A build killed before the rename leaves that folder; the next
+command that takes the same lock removes it: while a lock is held no other command builds
+that target, so every temporary folder of the target is a leftover. The lock is an ``flock``
+on a file of its own: the kernel drops it when its process dies, so a killed command never
+leaves a stale lock (the lock file outlives it, harmlessly). Lock files are opened without
+following a symbolic link.
+
+numpy-free and torch-free: preprocessing imports this module.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+LOCK_DIR = ".locks"  # below the cache folder: one lock file per cache
+# _build_cache's temporary folders: ".tmp-<cache name>-<8 characters of mkdtemp>"
+CACHE_TEMP = re.compile(r"\.tmp-(?P<name>.+)-[a-z0-9_]{8}")
+# ensure_corpus's temporary folder: "raw.tmp-<pid>"
+CORPUS_TEMP = re.compile(r"raw\.tmp-\d+")
+
+
+def _open_lock(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        return os.open(path, flags, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(exc.errno, f"{path} is a symbolic link; remove it (a lock file is "
+                                     "never followed)") from None
+        raise
+
+
+@contextmanager
+def held(path: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on ``path`` (created if absent); yields True. With
+    ``wait=False`` a lock another process holds yields False at once instead of waiting."""
+    fd = _open_lock(path)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            got = True
+        except BlockingIOError:
+            got = False
+        yield got
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def cache_lock_path(cache: Path) -> Path:
+    """The lock file of the cache folder ``cache``: ``<cache parent>/.locks/<name>.lock``."""
+    return cache.parent / LOCK_DIR / f"{cache.name}.lock"
+
+
+def _remove(path: Path) -> bool:
+    try:
+        if path.is_symlink() or not path.is_dir():
+            path.unlink()
+        else:
+            shutil.rmtree(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def remove_cache_leftovers(cache_root: Path, own: str | None = None) -> list[str]:
+    """Remove the temporary folders that killed builds left in ``cache_root``. The caller
+    holds the lock of cache ``own`` (its leftovers go at once); any other cache's leftovers go
+    when its lock is free (no command is building it). Returns the names removed."""
+    removed = []
+    try:
+        entries = sorted(os.listdir(cache_root))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = CACHE_TEMP.fullmatch(entry)
+        if not m:
+            continue
+        name = m.group("name")
+        if name == own:
+            if _remove(cache_root / entry):
+                removed.append(entry)
+            continue
+        with held(cache_lock_path(cache_root / name), wait=False) as free:
+            if free and _remove(cache_root / entry):
+                removed.append(entry)
+    return removed
+
+
+def remove_corpus_leftovers(base: Path) -> list[str]:
+    """Remove the ``raw.tmp-<pid>`` folders of killed corpus generations in ``base``; the
+    caller holds ``base``'s corpus lock. Returns the names removed."""
+    removed = []
+    try:
+        entries = sorted(os.listdir(base))
+    except OSError:
+        return removed
+    for entry in entries:
+        if CORPUS_TEMP.fullmatch(entry) and _remove(base / entry):
+            removed.append(entry)
+    return removed
