@@ -106,16 +106,18 @@ class SkeletonDataset(Dataset):
     def __getitem__(self, i: int):
         if i < 0:
             i += len(self)
-        rng = np.random.default_rng((self.seed, self.epoch, int(i)))
         length = int(self.arrays.lengths[i])
         data = self.arrays.x[i]
         if self.sampling == "uniform" and length == self.window == data.shape[1]:
             # the stored subsample (uniform_indices would take every frame in order); a copy,
             # never a view of the read-only cache
             out = np.array(data, dtype=np.float32)
-        elif self.sampling == "uniform":
-            out = data[:, uniform_indices(length, self.window, self.train, rng)]
         else:
-            out = valid_crop_resize(data, length, self.p_interval, self.window, self.train, rng)
+            rng = np.random.default_rng((self.seed, self.epoch, int(i)))
+            if self.sampling == "uniform":
+                out = data[:, uniform_indices(length, self.window, self.train, rng)]
+            else:
+                out = valid_crop_resize(data, length, self.p_interval, self.window, self.train,
+                                        rng)
         x = torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
         return x, torch.tensor(int(self.arrays.y[i]), dtype=torch.int64)

@@ -177,3 +177,18 @@ def test_export_npz_bad_target(raw, tmp_path):
                  "--export-npz", str(tmp_path / "no" / "such" / "x.npz")], tmp_path,
                 module="lastexp.preprocess")
     assert r.returncode == 2 and "--export-npz" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ntu_without_missing_list_says_so_in_one_line(raw, tmp_path):
+    args = ["dataset=ntu60_xsub", f"dataset.raw_dir={raw}", f"paths.data={tmp_path}"]
+    r = run_cli(args, tmp_path, module="lastexp.preprocess")
+    assert r.returncode == 0, r.stderr
+    notes = [ln for ln in r.stdout.splitlines() if "dataset.missing_list" in ln]
+    assert len(notes) == 1
+    assert "known bad" in notes[0] and "dataset.missing_list=FILE" in notes[0]
+    assert "NTU_RGBD_samples_with_missing_skeletons.txt" in notes[0]
+    listed = tmp_path / "missing.txt"
+    listed.write_text("S017C003P020R002A060\n")
+    r = run_cli([*args, f"dataset.missing_list={listed}"], tmp_path,
+                module="lastexp.preprocess")
+    assert r.returncode == 0 and "known bad" not in r.stdout, r.stderr
