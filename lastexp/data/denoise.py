@@ -9,7 +9,9 @@ those scripts' rules, written anew for one file at a time; the names say which s
    frames are numbered contiguously from the frame where it first appears (the reference
    appends ``previous index + 1``, so a body that vanishes and comes back is not re-spaced).
    Each body's *motion* (only when the file has more than one body ID) is
-   ``sum over x, y, z of var(coordinate over all its joints and frames)``.
+   ``sum over x, y, z of var(coordinate over all its joints and frames)``. A body ID that
+   appears twice in one frame skips the file: the reference reader would append the repeat as
+   the body's next frame, shifting the rest of it (and failing once it runs past the clip).
 2. :func:`denoise` -- bodies tracked for ``<= 11`` frames are dropped; then, while more than
    one body is left, a body whose frames are "noisy" (x-spread > 0.8 * y-spread) on a ratio
    ``>= 0.69754`` of its frames is dropped, and otherwise its motion becomes

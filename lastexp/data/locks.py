@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import DataError
+
 LOCK_DIR = ".locks"  # below the cache folder: one lock file per cache
 # _build_cache's temporary folders: ".tmp-<cache name>-<8 characters of mkdtemp>"
 CACHE_TEMP = re.compile(r"\.tmp-(?P<name>.+)-[a-z0-9_]{8}")
@@ -31,15 +33,18 @@ CORPUS_TEMP = re.compile(r"raw\.tmp-\d+")
 
 
 def _open_lock(path: Path) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Open (create) the lock file ``path`` without following a link; a link or a file that
+    cannot be opened is refused in one line (:class:`DataError`) and nothing is written."""
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         return os.open(path, flags, 0o666)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise OSError(exc.errno, f"{path} is a symbolic link; remove it (a lock file is "
-                                     "never followed)") from None
-        raise
+            raise DataError(f"the lock file {path} is a symbolic link, which lastexp never "
+                            "follows; remove the link") from None
+        raise DataError(f"the lock file {path} cannot be opened ({exc.strerror or exc}); "
+                        "choose a writable paths.data") from None
 
 
 @contextmanager

@@ -131,3 +131,16 @@ def test_a_corpus_that_cannot_be_made_is_refused_before_writing(tmp_path, field,
     with pytest.raises(DataError, match=words.replace(".", r"\.").replace("(", r"\(")):
         ensure_corpus(tmp_path / "d", cfg)
     assert not (tmp_path / "d").exists()
+
+
+def test_a_linked_lock_file_is_refused_and_its_target_untouched(raw, tmp_path):
+    root = tmp_path / "d"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    _, _, s = load(raw, root)
+    lock = cache_lock_path(Path(s["cache"]))
+    lock.unlink()
+    lock.symlink_to(victim)
+    with pytest.raises(DataError, match="is a symbolic link, which lastexp never follows"):
+        load(raw, root)
+    assert victim.read_text() == "precious"
