@@ -253,7 +253,7 @@ def load_arrays(dataset: DatasetConfig | Mapping[str, Any],
         train, test, summary = _read_cache(path)
         return train, test, dict(summary, cache=str(path), cached=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with held(cache_lock_path(path)):
+    with held(cache_lock_path(path), discard_on_error=True):
         remove_cache_leftovers(path.parent, own=path.name)
         if path.is_dir():
             try:

@@ -32,13 +32,22 @@ CACHE_TEMP = re.compile(r"\.tmp-(?P<name>.+)-[a-z0-9_]{8}")
 CORPUS_TEMP = re.compile(r"raw\.tmp-\d+")
 
 
-def _open_lock(path: Path) -> int:
-    """Open (create) the lock file ``path`` without following a link; a link or a file that
-    cannot be opened is refused in one line (:class:`DataError`) and nothing is written."""
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+def _open_lock(path: Path) -> tuple[int, bool]:
+    """Open the lock file ``path``, creating it if absent, without following a link; returns
+    the descriptor and whether this call created the file. A link or a file that cannot be
+    opened is refused in one line (:class:`DataError`)."""
+    flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, flags, 0o666)
+        while True:
+            try:
+                return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o666), True
+            except FileExistsError:
+                pass
+            try:
+                return os.open(path, flags), False
+            except FileNotFoundError:
+                continue  # removed in between by a refused command: create it
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise DataError(f"the lock file {path} is a symbolic link, which lastexp never "
@@ -47,18 +56,43 @@ def _open_lock(path: Path) -> int:
                         "choose a writable paths.data") from None
 
 
-@contextmanager
-def held(path: Path, wait: bool = True) -> Iterator[bool]:
-    """Hold an exclusive ``flock`` on ``path`` (created if absent); yields True. With
-    ``wait=False`` a lock another process holds yields False at once instead of waiting."""
-    fd = _open_lock(path)
+def _same_file(fd: int, path: Path) -> bool:
     try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_ino, st.st_dev) == (mine.st_ino, mine.st_dev)
+
+
+@contextmanager
+def held(path: Path, wait: bool = True, discard_on_error: bool = False) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on ``path`` (created if absent); yields True. With
+    ``wait=False`` a lock another process holds yields False at once instead of waiting.
+    With ``discard_on_error``, a lock file this call created is removed again when the body
+    raises (a refused command leaves the data folder as it found it)."""
+    while True:
+        fd, created = _open_lock(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            got = True
         except BlockingIOError:
-            got = False
-        yield got
+            os.close(fd)
+            yield False
+            return
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # locked a file that a refused command removed meanwhile: lock the new one
+    try:
+        yield True
+    except BaseException:
+        if discard_on_error and created:
+            path.unlink(missing_ok=True)  # (waiters on this file see it gone and retry)
+            for folder in (path.parent, path.parent.parent):
+                try:
+                    folder.rmdir()  # only when empty
+                except OSError:
+                    break
+        raise
     finally:
         os.close(fd)  # releases the lock
 

@@ -472,7 +472,7 @@ def ensure_corpus(data_root: str | Path, cfg: SyntheticConfig | Mapping[str, Any
     if raw.is_dir() and not any(base.glob("raw.tmp-*")):
         return raw
     base.mkdir(parents=True, exist_ok=True)
-    with held(base / "raw.lock"):
+    with held(base / "raw.lock", discard_on_error=True):
         remove_corpus_leftovers(base)
         if raw.is_dir():
             return raw

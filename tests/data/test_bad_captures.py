@@ -144,3 +144,21 @@ def test_a_linked_lock_file_is_refused_and_its_target_untouched(raw, tmp_path):
     with pytest.raises(DataError, match="is a symbolic link, which lastexp never follows"):
         load(raw, root)
     assert victim.read_text() == "precious"
+
+
+def test_two_commands_building_one_cache_build_it_once(raw, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    cmd = [sys.executable, "-m", "lastexp.preprocess", "dataset=ntu60_xsub",
+           f"dataset.raw_dir={raw}", f"paths.data={tmp_path / 'd'}"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    states = sorted("built" if "cache built" in o else "reused" for o, _ in outs)
+    assert states == ["built", "reused"]
+    assert [p.name for p in (tmp_path / "d" / "cache").iterdir() if ".tmp-" in p.name] == []
