@@ -81,7 +81,10 @@ def raw_listing(raw_dir: Path, files: list[Path], missing: set[str]) -> dict[str
     ``dataset.missing_list``. An edited capture (even of the same size) changes its mtime."""
     entries = []
     for p in files:
-        st = p.stat()
+        try:
+            st = p.stat()
+        except OSError:  # a dangling link: the build skips it; its own stat keys it
+            st = p.lstat()
         entries.append([str(p.relative_to(raw_dir)), st.st_size, st.st_mtime_ns])
     return {"raw_dir": str(Path(raw_dir).resolve()), "files": entries,
             "missing_list": sorted(missing)}

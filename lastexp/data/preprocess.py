@@ -149,6 +149,7 @@ def stored_frames_text(window: int | None, max_frames: int) -> str:
 
 MISSING_LISTED = "in NTU's missing-skeleton list (dataset.missing_list)"
 NOT_REGULAR = "not a regular file (a FIFO, socket or device); not opened"
+DANGLING = "a symbolic link to nothing"
 
 
 def build_arrays(
@@ -182,7 +183,8 @@ def build_arrays(
     excluded = 0
     for path in files:
         if not path.is_file():  # a FIFO, socket or device: opening it could block forever
-            skipped[path.name] = NOT_REGULAR
+            skipped[path.name] = (DANGLING if path.is_symlink() and not path.exists()
+                                  else NOT_REGULAR)
             continue
         try:
             name = parse_ntu_name(path.stem)
