@@ -162,3 +162,11 @@ def test_two_commands_building_one_cache_build_it_once(raw, tmp_path):
     states = sorted("built" if "cache built" in o else "reused" for o, _ in outs)
     assert states == ["built", "reused"]
     assert [p.name for p in (tmp_path / "d" / "cache").iterdir() if ".tmp-" in p.name] == []
+
+
+def test_a_dangling_link_is_skipped(raw, tmp_path):
+    link = raw / "S001C002P001R001A005.skeleton"
+    link.symlink_to(tmp_path / "nowhere")
+    tr, te, s = load(raw, tmp_path / "d")
+    assert s["skipped"][link.name] == "a symbolic link to nothing"
+    assert sorted(tr.names + te.names) == GOOD
