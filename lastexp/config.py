@@ -129,6 +129,11 @@ class PreprocessingConfig:
     copy_single_body: bool = False
     p_interval_train: list[float] = field(default_factory=lambda: [0.5, 1.0])
     p_interval_test: list[float] = field(default_factory=lambda: [0.95])
+    # uniform sampling: false (the training plan's Phase 0) stores exactly `window` frames per
+    # sample, frame floor((i + 0.5) * L / window) of L valid frames, the same for train and
+    # test; true stores up to `max_frames` and draws a random frame in each of the `window`
+    # segments every training epoch (temporal jitter, an augmentation the notes do not give)
+    temporal_jitter: bool = False
 
 
 @dataclass

@@ -1,11 +1,14 @@
 """`python -m lastexp.preprocess dataset=<name> [preprocessing=<name>] [dataset.raw_dir=DIR |
-dataset.npz=FILE] [paths.data=DIR] [--export-npz FILE]`: build the preprocessed cache of a
-dataset and print a summary.
+dataset.npz=FILE] [dataset.missing_list=FILE] [paths.data=DIR] [--export-npz FILE [--force]]`:
+build the preprocessed cache of a dataset and print a summary.
 
 `--export-npz FILE` also writes the cached arrays in CTR-GCN's npz layout (x_train / x_test
 float32 (N, T, 150) with both body slots, one-hot y_train / y_test, train_names / test_names),
 in the reference's sample order, to move data to other toolboxes. Both body slots are always
 written: with a one-body preprocessing the two-body cache of the same preprocessing is used.
+T is the stored frames: 64 for t64_uniform, 120 for t120_uniform, every frame (padded to the
+longest clip) for t300_crop64 or preprocessing.temporal_jitter=true. An existing FILE is
+never replaced without `--force`.
 
 The config is composed from conf/ with Hydra's compose API (the same overrides as a run), so no
 run directory or log file is written: only the cache (with its summary.json) under
@@ -28,7 +31,7 @@ from tqdm import tqdm
 
 from lastexp import app
 from lastexp.cli import hydra_error_line
-from lastexp.config import normalize_overrides
+from lastexp.config import ConfigError, normalize_overrides, validate
 from lastexp.data import DataError, dataset_config, load_arrays, preprocessing_config
 from lastexp.data.npz import write_ctrgcn_npz
 from lastexp.data.validation import split_validation
@@ -115,11 +118,31 @@ def split_export_arg(argv: list[str]) -> tuple[list[str], Path | None]:
     return rest, (Path(export) if export else None)
 
 
+def export_target_problem(export: Path, force: bool) -> str | None:
+    """Why ``--export-npz`` cannot write ``export`` (None: it can): a folder, a missing
+    parent, or an existing file (or link) without ``--force``."""
+    if export.is_dir() or not export.parent.is_dir():
+        return f"--export-npz {str(export)!r} must name a file in an existing folder"
+    if os.path.lexists(export) and not force:
+        return (f"--export-npz {str(export)!r} exists; pass --force to replace it, or name a "
+                "new file")
+    return None
+
+
+MISSING_LIST_NOTE = (
+    "note: dataset.missing_list is not set, so the captures NTU lists as having missing "
+    "skeletons (known bad) are read like the others; to leave them out pass "
+    "dataset.missing_list=FILE, NTU's list (NTU_RGBD_samples_with_missing_skeletons.txt, "
+    "NTU_RGBD120_samples_with_missing_skeletons.txt for NTU-120)")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return 0
+    force = "--force" in argv
+    argv = [a for a in argv if a != "--force"]
     try:
         argv, export = split_export_arg(argv)
     except ValueError as exc:
@@ -130,14 +153,22 @@ def main(argv: list[str] | None = None) -> int:
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         print(f"lastexp.preprocess: error: {hydra_error_line(exc)}", file=sys.stderr)
         return 2
+    try:  # the values a run refuses (preprocessing.max_frames=-1 ...), refused here too
+        validate(cfg)
+    except ConfigError as exc:
+        print(f"lastexp.preprocess: error: {exc}", file=sys.stderr)
+        return 2
     dataset, prep = dataset_config(cfg.dataset), preprocessing_config(cfg.preprocessing)
     if export is not None:
-        if export.is_dir() or not export.parent.is_dir():
-            print(f"lastexp.preprocess: error: --export-npz {str(export)!r} must name a file in "
-                  "an existing folder", file=sys.stderr)
+        problem = export_target_problem(export, force)
+        if problem:
+            print(f"lastexp.preprocess: error: {problem}", file=sys.stderr)
             return 2
         if int(prep.num_person) < 2:
             prep = replace(prep, num_person=2)
+    if (dataset.benchmark in ("ntu60", "ntu120") and dataset.raw_dir and not dataset.npz
+            and not dataset.missing_list):
+        print(MISSING_LIST_NOTE, flush=True)
     progress = Progress(f"{dataset.name}/{prep.name}")
     start = time.perf_counter()
     try:
@@ -152,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     progress.close()
     print(format_summary(dict(summary, validation=carved) if carved else summary))
     if export is not None:
+        problem = export_target_problem(export, force)  # (created while the cache was built?)
+        if problem:
+            print(f"lastexp.preprocess: error: {problem}", file=sys.stderr)
+            return 2
         try:
             write_ctrgcn_npz(export, train, test, int(summary["num_classes"]),
                              split=str(dataset.split))

@@ -218,6 +218,7 @@ def store(workdir):
     npz(workdir / "float.npz", y_train=np.array([0.0, 1.0, 2.0, 3.0]))
     (workdir / "empty_raw").mkdir()
     (workdir / "empty_raw" / "keep.txt").write_text("x")
+    (workdir / "binary.txt").write_bytes(b"S001C001P001R001A001\n\xff\xfe\x00\x81")
     return workdir
 
 
@@ -236,6 +237,12 @@ JOB_CASES = [
                                                             "point dataset.raw_dir"]),
     (["dataset.missing_list=missing.txt"], ["dataset.missing_list='missing.txt'", "or null"]),
     (["distill=from_base"], ["teacher B7", "run_dependencies=true"]),
+    (["dataset.missing_list=binary.txt"], ["dataset.missing_list='binary.txt'",
+                                           "not a text file", "or null"]),
+    (["dataset.synthetic.samples_per_class=0"],
+     ["dataset.synthetic.samples_per_class=0", ">= 1"]),
+    (["dataset.synthetic.min_frames=50", "dataset.synthetic.max_frames=40"],
+     ["dataset.synthetic.min_frames=50", "max_frames=40"]),
 ]
 
 
@@ -319,12 +326,23 @@ PREPROCESS_CASES = [
     (["dataset=kinetics"], ["dataset/kinetics", "ntu60_xsub"]),
     (["dataset=ntu60_xsub"], ["dataset.raw_dir is not set", "dataset.npz=FILE"]),
     (["--export-npz", "."], ["--export-npz", "must name a file"]),
+    (["--export-npz", "exists.npz"], ["--export-npz 'exists.npz' exists", "--force"]),
+    (["preprocessing.max_frames=-1"], ["preprocessing.max_frames=-1", "> 0"]),
+    (["dataset.synthetic.samples_per_class=0"],
+     ["dataset.synthetic.samples_per_class=0", ">= 1"]),
+    (["dataset.synthetic.subjects=0"], ["dataset.synthetic.subjects=0", ">= 1"]),
+    (["dataset.synthetic.min_frames=50", "dataset.synthetic.max_frames=40"],
+     ["dataset.synthetic.min_frames=50", "max_frames=40"]),
+    (["dataset.missing_list=binary.txt"], ["dataset.missing_list='binary.txt'",
+                                           "not a text file", "or null"]),
 ]
 
 
 @pytest.mark.parametrize("args,words", PREPROCESS_CASES,
                          ids=[" ".join(a) for a, _ in PREPROCESS_CASES])
 def test_bad_preprocess_command(tmp_path, args, words):
+    (tmp_path / "exists.npz").write_bytes(b"a file of mine")  # never replaced without --force
+    (tmp_path / "binary.txt").write_bytes(b"S001C001P001R001A001\n\xff\xfe\x00\x81")
     before = snapshot(tmp_path)
     r = run_cli([*args, f"paths.data={tmp_path / 'd'}"], tmp_path, module="lastexp.preprocess")
     refused(r, *words)

@@ -22,8 +22,9 @@ from lastexp.config import DatasetConfig, PreprocessingConfig
 
 from .convert import dataset_config, preprocessing_config, synthetic_config
 from .errors import DataError
+from .locks import cache_lock_path, held, remove_cache_leftovers
 from .npz import load_npz
-from .preprocess import SplitArrays, build_arrays, list_skeleton_files
+from .preprocess import SplitArrays, build_arrays, list_skeleton_files, stored_window
 from .skeleton import parse_ntu_name
 from .synthetic import corpus_fields, ensure_corpus
 from .validation import split_validation
@@ -35,7 +36,9 @@ __all__ = ["DataBundle", "DataError", "dataset_config", "load_arrays", "load_dat
            "preprocessing_config", "synthetic_config"]
 
 # 3: the reference denoising, actor assignment and frame removal (lastexp.data.denoise)
-CACHE_VERSION = 3
+# 4: uniform preprocessings store their `window` frames; the raw folder's resolved path and
+#    each file's mtime join the key; implausible coordinates and repeated body IDs are skipped
+CACHE_VERSION = 4
 
 
 @dataclass
@@ -65,18 +68,44 @@ def resolve_raw_dir(dataset: DatasetConfig, data_root: str | Path) -> Path:
 SIDES = ("train", "test")
 
 
-def cache_key(dataset: DatasetConfig, prep: PreprocessingConfig, files: list) -> str:
-    """Hash of everything the built arrays depend on: the source listing (names and sizes of
-    the raw files, or the npz path, size and mtime) and the preprocessing fields that change
-    the stored arrays (window, sampling and p_interval act when items are drawn, so P0 and P2
-    share one cache). Its text must not change: existing caches are found by it."""
+def stored_frames_key(prep: PreprocessingConfig) -> dict[str, Any]:
+    """What each stored sample holds: ``{"uniform": window}`` (the stored subsample) or
+    ``{"all": max_frames}`` (every frame, up to max_frames; P1 and temporal_jitter=true)."""
+    window = stored_window(prep)
+    if window is not None:
+        return {"uniform": window}
+    return {"all": int(prep.max_frames or 0)}
+
+
+def raw_listing(raw_dir: Path, files: list[Path], missing: set[str]) -> dict[str, Any]:
+    """The cache key's view of a raw folder, from ``stat`` alone (no file is read): its
+    resolved path, each file's path below it, size and mtime in ns, and the sample names of
+    ``dataset.missing_list``. An edited capture (even of the same size) changes its mtime."""
+    entries = []
+    for p in files:
+        try:
+            st = p.stat()
+        except OSError:  # a dangling link: the build skips it; its own stat keys it
+            st = p.lstat()
+        entries.append([str(p.relative_to(raw_dir)), st.st_size, st.st_mtime_ns])
+    return {"raw_dir": str(Path(raw_dir).resolve()), "files": entries,
+            "missing_list": sorted(missing)}
+
+
+def cache_key(dataset: DatasetConfig, prep: PreprocessingConfig, files: Any) -> str:
+    """Hash of everything the built arrays depend on: the source (``files``: a raw folder's
+    :func:`raw_listing`, or the npz's resolved path, size and mtime in ns) and the
+    preprocessing fields that change the stored arrays (:func:`stored_frames_key`; sampling
+    and p_interval of a cache that keeps every frame act when items are drawn, so P1 and a
+    temporal_jitter run share one cache). Existing caches are found by it: a change of its
+    text must bump :data:`CACHE_VERSION`."""
     generated = dataset.benchmark == "synthetic" and not dataset.raw_dir and not dataset.npz
     ident = {
         "v": CACHE_VERSION,
         "benchmark": dataset.benchmark,
         "split": dataset.split,
         "limit": dataset.limit,
-        "max_frames": int(prep.max_frames or 0),
+        "stored_frames": stored_frames_key(prep),
         "num_person": int(prep.num_person or 0),
         "copy_single_body": int(prep.copy_single_body or 0),
         "files": files,
@@ -112,7 +141,8 @@ def _read_cache(path: Path):
 def _build_cache(final: Path, build: Callable) -> None:
     """Run ``build(alloc)`` into a temporary directory next to ``final`` and move it into place
     atomically (``os.replace`` of the directory): a reader sees a complete cache or none, and
-    an interrupted build leaves nothing (at worst a ``.tmp-*`` directory, never read)."""
+    an interrupted build leaves nothing (a killed one at worst a ``.tmp-*`` directory, never
+    read, which the next build under the cache's lock removes: :func:`load_arrays`)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
     try:
@@ -152,10 +182,15 @@ def read_missing_list(path: str | None) -> set[str]:
     if not path:
         return set()
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as exc:
         raise DataError(f"dataset.missing_list={path!r} cannot be read ({exc.strerror or exc}); "
                         "give the path of NTU's missing-skeleton list, or null") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"dataset.missing_list={path!r} is not a text file (byte "
+                        f"{exc.object[exc.start]:#04x} at offset {exc.start} is not UTF-8); "
+                        "give the path of NTU's missing-skeleton list (one sample name per "
+                        "line), or null") from None
     names = set()
     for n, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
@@ -176,11 +211,16 @@ def load_arrays(dataset: DatasetConfig | Mapping[str, Any],
     """Map the train/test arrays from ``cache_dir(...)``, building the cache first if needed.
     ``dataset``/``prep``: the config dataclasses, OmegaConf nodes or dicts of their fields.
 
-    Returns ``(train, test, summary)``; ``x`` is a read-only memory map (N, C, T, V, M)."""
+    Returns ``(train, test, summary)``; ``x`` is a read-only memory map (N, C, T, V, M).
+
+    The cache is read and built under its lock (:mod:`lastexp.data.locks`): a second command
+    waits for a build in progress and then reads it, and the temporary folders of killed
+    builds are removed."""
     dataset, prep = dataset_config(dataset), preprocessing_config(prep)
     npz = dataset.npz
     num_person = int(prep.num_person)
     max_frames = int(prep.max_frames)
+    window = stored_window(prep)
     limit = dataset.limit
     if npz:
         src = Path(npz)
@@ -193,14 +233,12 @@ def load_arrays(dataset: DatasetConfig | Mapping[str, Any],
         def build(alloc):
             return load_npz(src, num_person, max_frames, limit=limit, alloc=alloc,
                             benchmark=dataset.benchmark, split=dataset.split,
-                            num_classes=int(dataset.num_classes or 0))
+                            num_classes=int(dataset.num_classes or 0), window=window)
     else:
+        missing = read_missing_list(dataset.missing_list)
         raw_dir = resolve_raw_dir(dataset, data_root)
         files = list_skeleton_files(raw_dir)
-        listing = [(str(p.relative_to(raw_dir)), p.stat().st_size) for p in files]
-        missing = read_missing_list(dataset.missing_list)
-        if missing:
-            listing.append(("missing_list", sorted(missing)))
+        listing = raw_listing(raw_dir, files, missing)
 
         def build(alloc):
             return build_arrays(raw_dir, dataset.benchmark, dataset.split,
@@ -209,12 +247,6 @@ def load_arrays(dataset: DatasetConfig | Mapping[str, Any],
 
     key = cache_key(dataset, prep, listing)
     path = cache_dir(dataset, prep, data_root, key)
-    if path.is_dir():
-        try:
-            train, test, summary = _read_cache(path)
-            return train, test, dict(summary, cache=str(path), cached=True)
-        except (OSError, ValueError, KeyError):
-            shutil.rmtree(path, ignore_errors=True)  # unreadable cache: rebuild
 
     def named_build(alloc):
         train, test, summary = build(alloc)
@@ -222,7 +254,19 @@ def load_arrays(dataset: DatasetConfig | Mapping[str, Any],
                        cache_key=key)
         return train, test, summary
 
-    _build_cache(path, named_build)
+    if path.is_dir() and not os.access(path.parent, os.W_OK):  # a read-only shared cache
+        train, test, summary = _read_cache(path)
+        return train, test, dict(summary, cache=str(path), cached=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with held(cache_lock_path(path), discard_on_error=True):
+        remove_cache_leftovers(path.parent, own=path.name)
+        if path.is_dir():
+            try:
+                train, test, summary = _read_cache(path)
+                return train, test, dict(summary, cache=str(path), cached=True)
+            except (OSError, ValueError, KeyError):
+                shutil.rmtree(path, ignore_errors=True)  # unreadable cache: rebuild
+        _build_cache(path, named_build)
     train, test, summary = _read_cache(path)
     return train, test, dict(summary, cache=str(path), cached=False)
 
@@ -264,4 +308,5 @@ def load_data(dataset: DatasetConfig | Mapping[str, Any],
 
 
 __all__ = ["DataBundle", "DataError", "cache_dir", "cache_key", "dataset_config", "load_arrays",
-           "load_data", "preprocessing_config", "resolve_raw_dir", "synthetic_config"]
+           "load_data", "preprocessing_config", "raw_listing", "resolve_raw_dir",
+           "stored_frames_key", "synthetic_config"]

@@ -1,4 +1,9 @@
-"""Torch dataset over preprocessed :class:`SplitArrays` with P0 / crop-resize sampling."""
+"""Torch dataset over preprocessed :class:`SplitArrays` with P0 / crop-resize sampling.
+
+A uniform preprocessing stores exactly its ``window`` frames per sample (the default): items are
+those frames, unchanged, in training and testing. With ``preprocessing.temporal_jitter=true`` the
+cache holds every frame and training draws a random frame in each of the ``window`` segments
+every epoch (testing takes the segment centres, the frames the default stores)."""
 
 from __future__ import annotations
 
@@ -6,21 +11,21 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .preprocess import SplitArrays
+from .preprocess import SplitArrays, uniform_frames
 
 SAMPLINGS = ("uniform", "crop_resize")
 
 
 def uniform_indices(length: int, window: int, train: bool, rng: np.random.Generator) -> np.ndarray:
-    """Split ``[0, length)`` into ``window`` equal segments; train draws a random frame in each,
-    test takes each segment's centre. Short sequences repeat frames."""
+    """Split ``[0, length)`` into ``window`` equal segments; train draws a random frame in each
+    (temporal jitter), test takes each segment's centre (:func:`uniform_frames`, the frames a
+    stored-window cache holds). Short sequences repeat frames."""
     length = max(int(length), 1)
+    if not train:
+        return uniform_frames(length, window)
     edges = np.linspace(0.0, length, window + 1)
     lo, hi = edges[:-1], edges[1:]
-    if train:
-        pos = lo + rng.random(window) * (hi - lo)
-    else:
-        pos = (lo + hi) / 2.0
+    pos = lo + rng.random(window) * (hi - lo)
     return np.clip(np.floor(pos).astype(np.int64), 0, length - 1)
 
 
@@ -101,12 +106,18 @@ class SkeletonDataset(Dataset):
     def __getitem__(self, i: int):
         if i < 0:
             i += len(self)
-        rng = np.random.default_rng((self.seed, self.epoch, int(i)))
         length = int(self.arrays.lengths[i])
         data = self.arrays.x[i]
-        if self.sampling == "uniform":
-            out = data[:, uniform_indices(length, self.window, self.train, rng)]
+        if self.sampling == "uniform" and length == self.window == data.shape[1]:
+            # the stored subsample (uniform_indices would take every frame in order); a copy,
+            # never a view of the read-only cache
+            out = np.array(data, dtype=np.float32)
         else:
-            out = valid_crop_resize(data, length, self.p_interval, self.window, self.train, rng)
+            rng = np.random.default_rng((self.seed, self.epoch, int(i)))
+            if self.sampling == "uniform":
+                out = data[:, uniform_indices(length, self.window, self.train, rng)]
+            else:
+                out = valid_crop_resize(data, length, self.p_interval, self.window, self.train,
+                                        rng)
         x = torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
         return x, torch.tensor(int(self.arrays.y[i]), dtype=torch.int64)

@@ -9,7 +9,9 @@ those scripts' rules, written anew for one file at a time; the names say which s
    frames are numbered contiguously from the frame where it first appears (the reference
    appends ``previous index + 1``, so a body that vanishes and comes back is not re-spaced).
    Each body's *motion* (only when the file has more than one body ID) is
-   ``sum over x, y, z of var(coordinate over all its joints and frames)``.
+   ``sum over x, y, z of var(coordinate over all its joints and frames)``. A body ID that
+   appears twice in one frame skips the file: the reference reader would append the repeat as
+   the body's next frame, shifting the rest of it (and failing once it runs past the clip).
 2. :func:`denoise` -- bodies tracked for ``<= 11`` frames are dropped; then, while more than
    one body is left, a body whose frames are "noisy" (x-spread > 0.8 * y-spread) on a ratio
    ``>= 0.69754`` of its frames is dropped, and otherwise its motion becomes
@@ -78,6 +80,13 @@ def raw_bodies(parsed: dict) -> tuple[int, list[Body]]:
     items = list(parsed["bodies"].items())
     if not items:
         raise SkeletonFormatError(MISSING_SKELETON)
+    for bid, (frames, _) in items:
+        repeat = np.flatnonzero(np.diff(frames) == 0)
+        if len(repeat):
+            # the reference reader would take the repeat for the body's next frame: every
+            # later frame of the body shifts, and past the clip's end its script fails
+            raise SkeletonFormatError(f"body ID {bid} appears twice in frame "
+                                      f"{int(frames[repeat[0]]) + 1}")
     with_body = np.unique(np.concatenate([frames for _, (frames, _) in items]))
     bodies = [Body(bid, int(np.searchsorted(with_body, frames[0])), xyz)
               for bid, (frames, xyz) in items]

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError
-from .preprocess import SplitArrays, _zeros
-from .skeleton import MISSING_SKELETON, NUM_JOINTS, parse_ntu_name
+from .preprocess import SplitArrays, _zeros, store_frames, stored_frames_text
+from .skeleton import MAX_ABS_COORD, MISSING_SKELETON, NUM_JOINTS, parse_ntu_name
 from .splits import SPLITS, is_train
 
 BODIES = 2
@@ -179,11 +179,13 @@ def _labels(y: np.ndarray, key: str, path: Path, n: int,
 
 def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | None = None,
              alloc: Callable = _zeros, benchmark: str | None = None,
-             split: str | None = None,
-             num_classes: int = 0) -> tuple[SplitArrays, SplitArrays, dict]:
+             split: str | None = None, num_classes: int = 0,
+             window: int | None = None) -> tuple[SplitArrays, SplitArrays, dict]:
     """Read a CTR-GCN npz into train/test :class:`SplitArrays` plus a summary. A file made
     for another split than ``split`` is refused (:func:`check_split`); its sample names are
-    used when it has them (``train_names`` / ``test_names``)."""
+    used when it has them (``train_names`` / ``test_names``). Each sample keeps its valid
+    frames as :func:`lastexp.data.preprocess.store_frames` stores them (``window``: the
+    uniform subsample of a stored-window preprocessing)."""
     path = Path(path)
     declared = int(num_classes or 0)  # dataset.num_classes (0: taken from the data)
     if not path.is_file():
@@ -231,6 +233,12 @@ def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | No
                 raise DataError(f"dataset.npz={str(path)!r}: x_{side} holds NaN or inf in "
                                 f"{len(bad)} sample(s) (the first at index {int(bad[0])}); "
                                 "clean the file or drop those samples")
+            far = np.flatnonzero(np.abs(data).max(axis=(1, 2, 3, 4)) > MAX_ABS_COORD)
+            if len(far):
+                raise DataError(f"dataset.npz={str(path)!r}: x_{side} holds coordinates "
+                                f"beyond {MAX_ABS_COORD:g} m in {len(far)} sample(s) (the "
+                                f"first at index {int(far[0])}), which no capture has; clean "
+                                "the file or drop those samples")
             present = np.abs(data).max(axis=(3, 4)) > 0  # (N, T, 2)
             any_frame = present.any(axis=2)
             lengths = np.where(any_frame.any(axis=1),
@@ -250,18 +258,19 @@ def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | No
                                 "sample with a non-zero frame); point dataset.npz at a file "
                                 "holding skeletons")
             bodies.update(present[keep].any(axis=1).sum(axis=1).tolist())
-            t_store = min(max_frames, int(lengths[keep].max()))
+            if window is not None:
+                t_store = window
+                new_len = np.full(len(keep), window, dtype=np.int64)
+            else:
+                t_store = min(max_frames, int(lengths[keep].max()))
+                new_len = np.minimum(lengths[keep], max_frames)
             arr = alloc(side, (len(keep), 3, t_store, NUM_JOINTS, num_person))
-            new_len = np.minimum(lengths[keep], max_frames)
             for j, i in enumerate(keep.tolist()):
-                seq = data[i, : lengths[i], :num_person]  # (L, M, 25, 3)
-                if len(seq) > max_frames:
-                    idx = np.rint(np.linspace(0, len(seq) - 1, max_frames)).astype(np.int64)
-                    seq = seq[idx]
+                seq = store_frames(data[i, : lengths[i], :num_person], window, max_frames)
                 arr[j, :, : len(seq)] = seq.transpose(3, 0, 2, 1)
             out[side] = SplitArrays(arr, labels[keep], new_len.astype(np.int64),
                                     [names[i] for i in keep.tolist()])
-            lengths_all.append(new_len)
+            lengths_all.append(lengths[keep])
     lens = np.concatenate(lengths_all)
     summary = {
         "source": "npz",
@@ -276,6 +285,7 @@ def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | No
         "skipped": dict(sorted(skipped.items())),
         "frames": {"min": int(lens.min()), "mean": round(float(lens.mean()), 2),
                    "max": int(lens.max())},
+        "stored_frames": stored_frames_text(window, max_frames),
         "bodies": {str(k): v for k, v in sorted(bodies.items())},
     }
     return out["train"], out["test"], summary

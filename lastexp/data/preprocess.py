@@ -18,7 +18,7 @@ import numpy as np
 
 from .denoise import reference_sequence
 from .errors import DataError
-from .skeleton import SkeletonFormatError, parse_ntu_name, parse_skeleton
+from .skeleton import SkeletonFormatError, implausible_coordinates, parse_ntu_name, parse_skeleton
 from .splits import NUM_CLASSES, is_train, keep_action
 from .synthetic import ACTIONS, _mp_context, pool_worker_init
 
@@ -61,29 +61,59 @@ def list_skeleton_files(raw_dir: str | Path) -> list[Path]:
     return sorted(files, key=lambda p: (p.name, str(p)))
 
 
-def sequence_from_file(path: str | Path, num_person: int, max_frames: int,
-                       copy_single: bool = False):
-    """One file through the reference pipeline (:mod:`lastexp.data.denoise`), then lastexp's
-    storage: the first ``num_person`` body slots, and a uniform subsample (nearest frames)
-    when the reference keeps more than ``max_frames`` frames (never for NTU's <= 300 frames
-    at the default 300).
+def uniform_frames(length: int, window: int) -> np.ndarray:
+    """The frames a uniform subsample takes from ``length`` valid frames: frame
+    ``floor((i + 0.5) * length / window)`` for i = 0 .. window - 1, the centre of each of
+    ``window`` equal segments (short clips repeat frames). Integer arithmetic, so a centre
+    that falls exactly on a frame boundary is that frame."""
+    length = max(int(length), 1)
+    i = np.arange(int(window), dtype=np.int64)
+    return ((2 * i + 1) * length) // (2 * int(window))
 
-    Returns ``(seq float32 (L, M, 25, 3), raw body count, kept body count)``; raises
-    :class:`SkeletonFormatError`.
+
+def stored_window(prep: PreprocessingConfig) -> int | None:
+    """``window`` when a sample stores exactly its uniform subsample (uniform sampling
+    without ``temporal_jitter``); None when it stores every frame (up to ``max_frames``)."""
+    if str(prep.sampling) == "uniform" and not bool(getattr(prep, "temporal_jitter", False)):
+        return int(prep.window)
+    return None
+
+
+def store_frames(seq: np.ndarray, window: int | None, max_frames: int) -> np.ndarray:
+    """The frames of ``seq`` (valid frames first axis) a cache keeps: its uniform subsample of
+    ``window`` frames, or with ``window`` None every frame, thinned to ``max_frames`` nearest
+    frames when longer (never for NTU's <= 300 frames at the default 300)."""
+    if window is not None:
+        return seq[uniform_frames(len(seq), window)]
+    if len(seq) > max_frames:
+        idx = np.rint(np.linspace(0, len(seq) - 1, max_frames)).astype(np.int64)
+        return seq[idx]
+    return seq
+
+
+def sequence_from_file(path: str | Path, num_person: int, max_frames: int,
+                       copy_single: bool = False, window: int | None = None):
+    """One file through the reference pipeline (:mod:`lastexp.data.denoise`), then lastexp's
+    storage: the first ``num_person`` body slots and :func:`store_frames` (``window``: the
+    uniform subsample of a stored-window preprocessing).
+
+    Returns ``(seq float32 (T, M, 25, 3), raw body count, kept body count, valid frames L
+    before storage)``; raises :class:`SkeletonFormatError` (also for coordinates no capture
+    has: :func:`lastexp.data.skeleton.implausible_coordinates`).
     """
     parsed = parse_skeleton(path)
+    bad = implausible_coordinates(parsed)
+    if bad:
+        raise SkeletonFormatError(bad)
     data = reference_sequence(parsed, copy_single)[:, :num_person]
     kept = int((np.abs(data).reshape(len(data), num_person, -1).max(axis=2) > 0).any(axis=0).sum())
-    if len(data) > max_frames:
-        idx = np.rint(np.linspace(0, len(data) - 1, max_frames)).astype(np.int64)
-        data = data[idx]
-    return data, len(parsed["bodies"]), kept
+    return store_frames(data, window, max_frames), len(parsed["bodies"]), kept, len(data)
 
 
 def _work(args: tuple) -> tuple[str, Any]:
-    path, num_person, max_frames, copy_single = args
+    path, num_person, max_frames, copy_single, window = args
     try:
-        return "ok", sequence_from_file(path, num_person, max_frames, copy_single)
+        return "ok", sequence_from_file(path, num_person, max_frames, copy_single, window)
     except SkeletonFormatError as exc:
         return "skip", exc.reason
     except (OSError, MemoryError) as exc:  # an unreadable file is reported, never a crash
@@ -95,8 +125,9 @@ def _zeros(side: str, shape: tuple) -> np.ndarray:
 
 
 def _stack(seqs: list[np.ndarray], labels: list[int], names: list[str],
-           max_frames: int, alloc: Callable = _zeros, side: str = "train") -> SplitArrays:
-    t_store = min(max_frames, max(len(s) for s in seqs))
+           alloc: Callable = _zeros, side: str = "train") -> SplitArrays:
+    """Pad the stored sequences to the longest (the reference layout) in ``alloc``'s array."""
+    t_store = max(len(s) for s in seqs)
     m = seqs[0].shape[1]
     x = alloc(side, (len(seqs), 3, t_store, 25, m))  # zero-filled float32
     for i, s in enumerate(seqs):
@@ -109,8 +140,16 @@ def _stack(seqs: list[np.ndarray], labels: list[int], names: list[str],
     )
 
 
+def stored_frames_text(window: int | None, max_frames: int) -> str:
+    """summary.json's ``stored_frames``: what each sample of the cache holds."""
+    if window is not None:
+        return f"{window} (uniform subsample: segment centres, the same in training)"
+    return f"every frame (at most {max_frames})"
+
+
 MISSING_LISTED = "in NTU's missing-skeleton list (dataset.missing_list)"
 NOT_REGULAR = "not a regular file (a FIFO, socket or device); not opened"
+DANGLING = "a symbolic link to nothing"
 
 
 def build_arrays(
@@ -126,7 +165,10 @@ def build_arrays(
 ) -> tuple[SplitArrays, SplitArrays, dict]:
     """Walk ``raw_dir`` and build the train/test arrays of ``benchmark``/``split``.
 
-    ``prep`` gives ``num_person``, ``max_frames`` and ``copy_single_body``.
+    ``prep`` gives ``num_person``, ``copy_single_body`` and the frames stored: exactly
+    ``window`` (the uniform subsample, :func:`stored_window`) or every frame up to
+    ``max_frames``; ``lengths`` are the stored valid frames, the summary's ``frames`` those of
+    the clips.
     ``limit`` keeps the first N files (by name) of each split. Bad files land in
     ``summary["skipped"]`` with a reason.
     ``progress(done, total)`` is called as files are parsed; ``alloc(side, shape)`` returns the
@@ -141,7 +183,8 @@ def build_arrays(
     excluded = 0
     for path in files:
         if not path.is_file():  # a FIFO, socket or device: opening it could block forever
-            skipped[path.name] = NOT_REGULAR
+            skipped[path.name] = (DANGLING if path.is_symlink() and not path.exists()
+                                  else NOT_REGULAR)
             continue
         try:
             name = parse_ntu_name(path.stem)
@@ -159,7 +202,8 @@ def build_arrays(
             chosen[side].append((path, name.label))
 
     copy_single = bool(prep.copy_single_body)
-    jobs = [(str(p), num_person, max_frames, copy_single)
+    window = stored_window(prep)
+    jobs = [(str(p), num_person, max_frames, copy_single, window)
             for side in ("train", "test") for p, _ in chosen[side]]
     if workers is None:
         workers = os.cpu_count() or 1
@@ -192,11 +236,11 @@ def build_arrays(
             if status == "skip":
                 skipped[path.name] = value
                 continue
-            seq, n_raw, n_kept = value
+            seq, n_raw, n_kept, n_frames = value
             seqs.append(seq)
             labels.append(label)
             names.append(path.stem)
-            lengths.append(len(seq))
+            lengths.append(n_frames)
             raw_bodies[n_raw] += 1
             kept_bodies[n_kept] += 1
         if not seqs:
@@ -205,7 +249,7 @@ def build_arrays(
                 f"under dataset.raw_dir={str(raw_dir)!r} ({len(skipped)} skipped); check "
                 "dataset.raw_dir, dataset.benchmark and dataset.split"
             )
-        out[side] = _stack(seqs, labels, names, max_frames, alloc, side)
+        out[side] = _stack(seqs, labels, names, alloc, side)
         del seqs
 
     if benchmark == "synthetic":
@@ -228,6 +272,7 @@ def build_arrays(
             "mean": round(float(np.mean(lengths)), 2),
             "max": int(max(lengths)),
         },
+        "stored_frames": stored_frames_text(window, max_frames),
         "bodies": {str(k): v for k, v in sorted(raw_bodies.items())},
         "bodies_kept": {str(k): v for k, v in sorted(kept_bodies.items())},
     }

@@ -31,6 +31,13 @@ JOINT_FIELDS = 12
 
 MISSING_SKELETON = "missing skeleton (no body in any frame)"
 
+# A joint's camera-space x, y or z (metres) beyond this is no capture: the Kinect v2 measures
+# depth to 8 m at most (4.5 m reliably) and NTU's coordinates lie within a few metres of the
+# camera. 1000 m is over 100x that range, so no real file comes near it, while every value
+# below it keeps the pipeline's sums and squares (motion variances, translation) far from
+# float32 overflow: a value such as 3e38 is a valid float32 and would become inf there.
+MAX_ABS_COORD = 1e3
+
 
 class SkeletonFormatError(ValueError):
     """A truncated, garbled or inconsistent ``.skeleton`` file; ``reason`` is short and human."""
@@ -428,6 +435,18 @@ def parse_skeleton_bytes(data: bytes) -> dict:
     if parsed is None:
         parsed = _parse_tokens(data)
     return parsed
+
+
+def implausible_coordinates(parsed: dict) -> str | None:
+    """Why the x, y, z of a parsed file cannot be a capture (a non-finite value, or one beyond
+    :data:`MAX_ABS_COORD` metres), or None when they all can."""
+    for bid, (_frames, xyz) in parsed["bodies"].items():
+        bad = ~np.isfinite(xyz) | (np.abs(xyz) > MAX_ABS_COORD)
+        if bad.any():
+            value = float(xyz[np.unravel_index(int(np.argmax(bad)), xyz.shape)])
+            return (f"implausible coordinate {value:g} in body {bid} (a capture lies within "
+                    f"{MAX_ABS_COORD:g} m of the camera)")
+    return None
 
 
 def parse_skeleton(path: str | Path) -> dict:

@@ -27,6 +27,8 @@ import numpy as np
 from lastexp.config import SyntheticConfig
 
 from .convert import synthetic_config
+from .errors import DataError
+from .locks import held, remove_corpus_leftovers
 
 GENERATOR_VERSION = 3
 FPS = 30.0
@@ -261,13 +263,33 @@ def corpus_fields(cfg: SyntheticConfig) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in CORPUS_FIELDS}
 
 
+MAX_SUBJECTS = 999  # NTU names hold the subject in three digits (P001 .. P999)
+
+
+def check_synthetic(cfg: SyntheticConfig) -> None:
+    """Refuse a corpus that cannot be made, naming the ``dataset.synthetic`` key
+    (:class:`DataError`, one line): sizes below 1, ``min_frames`` above ``max_frames``,
+    a noise that is negative or not finite."""
+    key = "dataset.synthetic"
+    for name in ("subjects", "samples_per_class", "min_frames", "max_frames"):
+        value = getattr(cfg, name)
+        if not int(value) >= 1:
+            raise DataError(f"{key}.{name}={value} must be >= 1")
+    if int(cfg.subjects) > MAX_SUBJECTS:
+        raise DataError(f"{key}.subjects={cfg.subjects} must be <= {MAX_SUBJECTS} (NTU names "
+                        "hold the subject in three digits)")
+    if int(cfg.min_frames) > int(cfg.max_frames):
+        raise DataError(f"{key}.min_frames={cfg.min_frames} is above {key}.max_frames="
+                        f"{cfg.max_frames}; set min_frames <= max_frames")
+    noise = float(cfg.noise)
+    if not (np.isfinite(noise) and noise >= 0):
+        raise DataError(f"{key}.noise={cfg.noise} must be a finite value >= 0 (metres)")
+
+
 def plan_samples(cfg: SyntheticConfig) -> list[_Sample]:
     """(subject, camera, setup, replication) of every file; every subject/camera appears."""
+    check_synthetic(cfg)
     subjects, spc = int(cfg.subjects), int(cfg.samples_per_class)
-    if subjects < 1 or spc < 1:
-        raise ValueError("synthetic subjects and samples_per_class must be >= 1")
-    if not 1 <= cfg.min_frames <= cfg.max_frames:
-        raise ValueError("synthetic min_frames must satisfy 1 <= min_frames <= max_frames")
     out = []
     for label in range(len(ACTIONS)):
         seen = set()
@@ -437,22 +459,29 @@ def corpus_hash(cfg: SyntheticConfig) -> str:
 
 def ensure_corpus(data_root: str | Path, cfg: SyntheticConfig | Mapping[str, Any]) -> Path:
     """``<data_root>/synthetic/<hash>/raw``, generated once (atomically) and then reused.
-    ``cfg``: a SyntheticConfig, or an OmegaConf node or dict of its fields."""
+    ``cfg``: a SyntheticConfig, or an OmegaConf node or dict of its fields. A corpus that
+    cannot be made is refused before anything is written (:func:`check_synthetic`).
+
+    Generation holds ``<hash>/raw.lock`` (a second command waits, then reuses the corpus) and
+    writes ``raw.tmp-<pid>``, renamed to ``raw`` when complete; the ``raw.tmp-*`` that a
+    killed generation left are removed under the lock."""
     cfg = synthetic_config(cfg)
+    check_synthetic(cfg)
     base = Path(data_root) / "synthetic" / corpus_hash(cfg)
     raw = base / "raw"
-    if raw.is_dir():
+    if raw.is_dir() and not any(base.glob("raw.tmp-*")):
         return raw
     base.mkdir(parents=True, exist_ok=True)
-    tmp = base / f"raw.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    generate_corpus(tmp, cfg)
-    (tmp / "config.json").write_text(json.dumps(corpus_fields(cfg), sort_keys=True))
-    try:
-        os.rename(tmp, raw)
-    except OSError:
-        if not raw.is_dir():
+    with held(base / "raw.lock", discard_on_error=True):
+        remove_corpus_leftovers(base)
+        if raw.is_dir():
+            return raw
+        tmp = base / f"raw.tmp-{os.getpid()}"
+        try:
+            generate_corpus(tmp, cfg)
+            (tmp / "config.json").write_text(json.dumps(corpus_fields(cfg), sort_keys=True))
+            os.rename(tmp, raw)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
             raise
-        shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
     return raw

@@ -75,7 +75,8 @@ def test_load_data_end_to_end_with_corrupt_file(tmp_path, monkeypatch):
     victim.write_bytes(victim.read_bytes()[:5000])
     (mine / "notes.skeleton").write_text("hello")
     ds = dcfg(tmp_path, raw_dir=str(mine))
-    prep = PreprocessingConfig(window=32, max_frames=30, num_person=2)
+    # temporal jitter keeps every frame, thinned to max_frames
+    prep = PreprocessingConfig(window=32, max_frames=30, num_person=2, temporal_jitter=True)
     bundle = load_data(ds, prep, str(tmp_path / "data"), seed=0)
     s = bundle.summary
     assert s["skipped"][victim.name].startswith("truncated at frame")
@@ -197,15 +198,18 @@ def test_p1_crop_bounds_and_resize_match_ctrgcn():
     torch.testing.assert_close(short, ref)
 
 
-def test_p2_t120_uniform_sampling():
-    """P2 (t120_uniform): 120 frames, one per equal segment of the valid frames: a random frame
-    of each segment in training, its centre in testing; short clips repeat frames."""
+def test_p2_t120_uniform_sampling_with_temporal_jitter():
+    """P2 (t120_uniform) with preprocessing.temporal_jitter=true, whose cache keeps every
+    frame: 120 frames, one per equal segment of the valid frames: a random frame of each
+    segment in training, its centre in testing; short clips repeat frames. (Without the
+    option, the default, the cache stores the centres: tests/data/test_stored_frames.py.)"""
     from tests.conftest import compose
 
     cfg = compose(["ablation=P2"])
     prep = cfg.preprocessing
     assert (prep.name, prep.window, prep.sampling, prep.num_person) == (
         "t120_uniform", 120, "uniform", 1)
+    assert prep.temporal_jitter is False  # the notes' P2 stores its 120 frames
     assert cfg.model.name == "last_e_base"
     test = ramp_dataset(prep, train=False)
     train = ramp_dataset(prep, train=True)
@@ -213,7 +217,7 @@ def test_p2_t120_uniform_sampling():
         edges = np.linspace(0.0, valid, 121)
         got = test[i][0][0, :, 0, 0].numpy()
         assert test[i][0].shape == (3, 120, 25, 1)
-        np.testing.assert_array_equal(got, np.floor((edges[:-1] + edges[1:]) / 2))
+        np.testing.assert_array_equal(got, np.floor((np.arange(120) + 0.5) * valid / 120))
         seen = set()
         for epoch in range(20):
             train.set_epoch(epoch)

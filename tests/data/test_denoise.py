@@ -97,7 +97,7 @@ def test_motion_is_the_ntu_authors_definition(tmp_path):
     assert over_time(rb) > over_time(ra) and over_all(ra) > over_all(rb)
     got = reference_sequence(parse_skeleton(p))
     np.testing.assert_array_equal(got, centred(ra, rb))
-    seq, n_raw, n_kept = sequence_from_file(p, 1, 300)
+    seq, n_raw, n_kept, _ = sequence_from_file(p, 1, 300)
     np.testing.assert_array_equal(seq, centred(ra, rb)[:, :1])
     assert (n_raw, n_kept) == (2, 1)
 
@@ -126,7 +126,7 @@ def test_id_switch_in_a_one_person_clip(tmp_path):
     p = write(tmp_path / "S001C001P001R001A010.skeleton", frames)
     got = reference_sequence(parse_skeleton(p))
     np.testing.assert_array_equal(got, centred(stack(a)))
-    seq, _, _ = sequence_from_file(p, 1, 300)
+    seq, _, _, _ = sequence_from_file(p, 1, 300)
     assert len(seq) == T
     np.testing.assert_array_equal(seq[:, 0], centred(stack(a))[:, 0])
 

@@ -47,17 +47,55 @@ def raw(tmp_path_factory):
     return d
 
 
-def export(raw, tmp_path, dataset, name):
+def export(raw, tmp_path, dataset, name, *extra):
     """``python -m lastexp.preprocess dataset=<dataset> ... --export-npz <name>``; its path."""
     out = tmp_path / name
     r = run_cli([f"dataset={dataset}", f"dataset.raw_dir={raw}", f"paths.data={tmp_path}",
-                 "--export-npz", str(out)], tmp_path, module="lastexp.preprocess")
+                 *extra, "--export-npz", str(out)], tmp_path, module="lastexp.preprocess")
     assert r.returncode == 0, r.stderr
     return out
 
 
+def centres(length, window):
+    """The uniform subsample: frame floor((i + 0.5) * L / window), i = 0 .. window - 1."""
+    return np.floor((np.arange(window) + 0.5) * length / window).astype(np.int64)
+
+
+@pytest.mark.parametrize("prep,window", [("t64_uniform", 64), ("t120_uniform", 120),
+                                         ("t64_uniform_2body", 64)])
+def test_export_npz_of_a_uniform_preprocessing_holds_its_window(raw, tmp_path, prep, window):
+    """P0 / P2 / P3 store exactly `window` frames: the reference arrays subsampled."""
+    out = export(raw, tmp_path, "ntu60_xsub", "NTU60_CS.npz", f"preprocessing={prep}")
+    with np.load(out, allow_pickle=False) as z:
+        info = {n: (f, two) for n, f, two in SAMPLES}
+        for side in ("train", "test"):
+            x = z[f"x_{side}"]
+            assert x.dtype == np.float32 and x.shape == (len(z[f"{side}_names"]), window, 150)
+            for i, name in enumerate(z[f"{side}_names"].tolist()):
+                frames, two = info[name]
+                np.testing.assert_array_equal(x[i], expected(frames, two)[centres(frames,
+                                                                                  window)])
+
+
+def test_export_npz_never_replaces_a_file_without_force(raw, tmp_path):
+    out = tmp_path / "NTU60_CS.npz"
+    out.write_bytes(b"my own file")
+    args = ["dataset=ntu60_xsub", f"dataset.raw_dir={raw}", f"paths.data={tmp_path / 'd'}",
+            "--export-npz", str(out)]
+    r = run_cli(args, tmp_path, module="lastexp.preprocess")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "--force" in r.stderr
+    assert out.read_bytes() == b"my own file" and not (tmp_path / "d").exists()
+    r = run_cli([*args, "--force"], tmp_path, module="lastexp.preprocess")
+    assert r.returncode == 0, r.stderr
+    with np.load(out, allow_pickle=False) as z:
+        assert z["x_train"].shape[1:] == (64, 150)
+
+
 def test_export_npz_is_ctrgcn_layout_in_reference_order(raw, tmp_path):
-    with np.load(export(raw, tmp_path, "ntu60_xsub", "NTU60_CS.npz"), allow_pickle=False) as z:
+    """P1 (t300_crop64) keeps every frame, padded to the longest clip: the reference arrays."""
+    with np.load(export(raw, tmp_path, "ntu60_xsub", "NTU60_CS.npz",
+                        "preprocessing=t300_crop64"), allow_pickle=False) as z:
         assert set(z.files) == {"x_train", "y_train", "x_test", "y_test", "train_names",
                                 "test_names"}
         # xsub: train subjects 1, 2, 4, 5 (in that order), test 3, 6
@@ -90,7 +128,7 @@ def test_export_npz_xview_order_is_by_camera(raw, tmp_path):
 def test_cache_of_the_old_rules_is_not_reused(monkeypatch):
     import lastexp.data as data
 
-    assert data.CACHE_VERSION >= 3  # 2 was the version of the old denoising rules
+    assert data.CACHE_VERSION >= 4  # 2: the old denoising rules; 3: every frame stored
     ds, prep = DatasetConfig(), PreprocessingConfig()
     now = data.cache_key(ds, prep, [])
     monkeypatch.setattr(data, "CACHE_VERSION", 2)
@@ -139,3 +177,18 @@ def test_export_npz_bad_target(raw, tmp_path):
                  "--export-npz", str(tmp_path / "no" / "such" / "x.npz")], tmp_path,
                 module="lastexp.preprocess")
     assert r.returncode == 2 and "--export-npz" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ntu_without_missing_list_says_so_in_one_line(raw, tmp_path):
+    args = ["dataset=ntu60_xsub", f"dataset.raw_dir={raw}", f"paths.data={tmp_path}"]
+    r = run_cli(args, tmp_path, module="lastexp.preprocess")
+    assert r.returncode == 0, r.stderr
+    notes = [ln for ln in r.stdout.splitlines() if "dataset.missing_list" in ln]
+    assert len(notes) == 1
+    assert "known bad" in notes[0] and "dataset.missing_list=FILE" in notes[0]
+    assert "NTU_RGBD_samples_with_missing_skeletons.txt" in notes[0]
+    listed = tmp_path / "missing.txt"
+    listed.write_text("S017C003P020R002A060\n")
+    r = run_cli([*args, f"dataset.missing_list={listed}"], tmp_path,
+                module="lastexp.preprocess")
+    assert r.returncode == 0 and "known bad" not in r.stdout, r.stderr
