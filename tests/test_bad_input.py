@@ -84,7 +84,7 @@ CASES = [
     (["env=aws"], ["env/aws", "kaggle"]),
     (["preprocessing=t32"], ["preprocessing/t32", "t64_uniform"]),
     # values a type cannot refuse
-    (["optimizer.momentum=-0.5"], ["optimizer.momentum", ">= 0"]),
+    (["optimizer.momentum=-0.5"], ["optimizer.momentum", "[0, 1)"]),
     (["optimizer.weight_decay=-1e-4"], ["optimizer.weight_decay", ">= 0"]),
     (["training.gradient_clip=-1"], ["training.gradient_clip", ">= 0"]),
     (["training.eval_batch_size=0"], ["training.eval_batch_size", "> 0"]),
@@ -96,7 +96,7 @@ CASES = [
     (["training.early_stopping_monitor=val_acc"], ["training.early_stopping_monitor", "val_loss"]),
     (["training.epochs=10", "scheduler.warmup_epochs=20"], ["scheduler.warmup_epochs=20"]),
     (["training.swa_start=2.5"], ["training.swa_start=2.5"]),
-    (["training.causal_prob=1.5"], ["training.causal_prob", "[0, 1)"]),
+    (["training.causal_prob=1.5"], ["training.causal_prob", "[0, 1]"]),
     (["training.scale_range=[1.2,0.8]"], ["training.scale_range", "0 < low <= high"]),
     (["model.use_st_att=[true]"], ["model.use_st_att", "[false,false,true]"]),
     (["ensemble.weights=[1]"], ["ensemble.weights", "one weight per entry"]),
@@ -120,6 +120,38 @@ CASES = [
     (["init_from=runs"], ["init_from=runs", "is a folder", "checkpoints/best.pt"]),
     (["--multirun", "seed=1,2", "init_from=missing.pt"],
      ["init_from=missing.pt", "does not exist", "sweep job seed=1"]),
+    # every number finite and in its real range (each a traceback, or a run "completed" at
+    # chance, before); a key added with + is checked against the schema like any other
+    (["scheduler.restart_mult=0"], ["scheduler.restart_mult=0", ">= 1"]),
+    (["model.width_mult=inf"], ["model.width_mult=inf", "not a finite number"]),
+    (["model.width_mult=9"], ["model.width_mult", "(0, 8]"]),
+    (["model.num_prototypes=-3"], ["model.num_prototypes=-3", ">= 1"]),
+    (["training.scale_range=[0.9]"], ["training.scale_range=[0.9]", "two numbers"]),
+    (["training.swa_start=nan"], ["training.swa_start=nan", "not a finite number"]),
+    (["optimizer.weight_decay=nan"], ["optimizer.weight_decay=nan", "not a finite number"]),
+    (["optimizer.momentum=nan"], ["optimizer.momentum=nan", "not a finite number"]),
+    (["scheduler.min_lr=nan"], ["scheduler.min_lr=nan", "not a finite number"]),
+    (["training.gradient_clip=nan"], ["training.gradient_clip=nan", "not a finite number"]),
+    (["optimizer.lr=inf"], ["optimizer.lr=inf", "not a finite number"]),
+    (["optimizer.momentum=5"], ["optimizer.momentum", "[0, 1)"]),
+    (["scheduler.gamma=-1"], ["scheduler.gamma", "> 0"]),
+    (["pretrain.temperature=inf"], ["pretrain.temperature=inf", "not a finite number"]),
+    (["pretrain.temperature=0"], ["pretrain.temperature", "> 0"]),
+    (["training.max_hours=inf"], ["training.max_hours=inf", "not a finite number"]),
+    (["optimizer=adamw", "optimizer.betas=[nan,0.9]"], ["optimizer.betas[0]=nan"]),
+    (["optimizer.momentum=0"], ["optimizer.momentum=0", "optimizer.nesterov=false"]),
+    (["scheduler.milestones=[-5]"], ["scheduler.milestones", ">= 0"]),
+    (["training.rotation_deg=-1"], ["training.rotation_deg", "[0, 180]"]),
+    (["dataset.synthetic.subjects=0"], ["dataset.synthetic.subjects=0", ">= 1"]),
+    (["dataset.synthetic.min_frames=50", "dataset.synthetic.max_frames=20"],
+     ["dataset.synthetic.min_frames=50", "max_frames=20"]),
+    (["dataset.limit=0"], ["dataset.limit=0", ">= 1"]),
+    (["seed=99999999999999999999"], ["seed=99999999999999999999", "[0, "]),
+    (["ensemble.weights=[0,0,0,0]"], ["ensemble.weights", "one at least > 0"]),
+    (["ensemble.weights=[nan,1,1,1]"], ["ensemble.weights[0]=nan"]),
+    (["+trainng.epochs=3"], ["trainng.epochs=3", "not in 'Config'"]),
+    (["+model.foo=2"], ["model.foo=2", "not in 'ModelConfig'"]),
+    (["+dataset.synthetic.sizes=3"], ["dataset.synthetic.sizes=3", "'SyntheticConfig'"]),
 ]
 
 
@@ -131,7 +163,8 @@ CLI = {"scheduler.restart_period=0", "seed=-1", "preprocessing.p_interval_train=
        "optimizer.lrr=0.1", "optimizer.lr=abc", "ablation=Z99", "dataset=kinetics",
        "stream=hand", "model.foo=1", "--multirun optimizer.lr=0.1,-1",
        "paths.runs=train.py", "init_from=missing.pt",
-       "--multirun seed=1,2 init_from=missing.pt"}
+       "--multirun seed=1,2 init_from=missing.pt", "scheduler.restart_mult=0",
+       "training.swa_start=nan", "+trainng.epochs=3"}
 CLI_CASES = [c for c in CASES if " ".join(c[0]) in CLI]
 assert len(CLI_CASES) == len(CLI)
 
