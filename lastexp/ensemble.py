@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from lastexp.cli import ArgumentParser
+from lastexp.config import weights_problem
 from lastexp.runstore import RunDir, RunError, open_finished, read_metrics, timestamp
 from lastexp.runstore.metrics import write_metrics
 from lastexp.runstore.scores import read_scores, write_scores
@@ -108,6 +109,9 @@ def ensemble_runs(
     if len(weights) != len(members):
         raise EnsembleError(f"{len(weights)} weights for {len(members)} runs; give one "
                             "--weights value per run")
+    problem = weights_problem(list(weights), "--weights")
+    if problem:
+        raise EnsembleError(problem)
     scores = sum(w * m["scores"] for w, m in zip(weights, members))
     labels, names = members[0]["labels"], members[0]["names"]
     top1 = 100.0 * float((scores.argmax(1) == labels).mean()) if len(labels) else 0.0

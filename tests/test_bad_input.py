@@ -360,6 +360,10 @@ def test_bad_ensemble_members(tmp_path):
         ([a], ["is no ensemble", "two or more"]),
         ([a, b, "--weights", "1"], ["1 weights for 2 runs", "one --weights value per run"]),
         ([a, xview], ["differ in split"]),
+        ([a, b, "--weights", "nan", "nan"], ["--weights nan nan", "finite number >= 0"]),
+        ([a, b, "--weights", "0", "0"], ["--weights 0 0", "one at least > 0"]),
+        ([a, b, "--weights", "-1", "-1"], ["--weights -1 -1", ">= 0"]),
+        ([a, b, "--weights", "inf", "1"], ["--weights inf 1", "finite"]),
     ):
         r = run_cli([str(x) for x in args] + ["--out", str(tmp_path / "ens")], tmp_path,
                     module="lastexp.ensemble")
@@ -441,3 +445,19 @@ def test_bad_command_line_of_a_plain_command(tmp_path, module, args, words):
     assert line.endswith(f"; see python -m {module} --help"), line
     assert "usage:" not in r.stderr + r.stdout
     assert snapshot(tmp_path) == before
+
+
+def test_results_report_a_top1_outside_0_100_as_a_problem(tmp_path):
+    """best_top1: 150 in a metrics.json is a corrupt file: reported (one warning line naming
+    the run, and in the tables' notes), never bolded as the best of its table."""
+    write_run(tmp_path / "runs", "good", ablation="B0", seed=0, best=90.0)
+    write_run(tmp_path / "runs", "corrupt", ablation="B1", seed=0, best=150.0)
+    before = snapshot(tmp_path / "runs")
+    r = run_cli(["--runs", "runs", "--out", "out", "--quiet"], tmp_path, module="lastexp.results")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert [ln for ln in r.stderr.splitlines() if ln.strip()] == [
+        "warning: skipping corrupt: metrics.json holds best_top1=150.0, not a top-1 in [0, 100]"]
+    assert snapshot(tmp_path / "runs") == before
+    md = (tmp_path / "out" / "base.md").read_text()
+    assert "`corrupt`: metrics.json holds best_top1=150.0" in md
+    assert "150" not in md.replace("best_top1=150.0", "")
