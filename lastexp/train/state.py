@@ -16,7 +16,12 @@ from typing import Any
 from torch import nn
 
 from lastexp.config import ConfigError
-from lastexp.train.checkpoint import architecture, check_compatible, load_checkpoint
+from lastexp.train.checkpoint import (
+    architecture,
+    check_compatible,
+    load_checkpoint,
+    unusable_fix,
+)
 from lastexp.train.pretrain import load_encoder
 
 
@@ -64,6 +69,7 @@ class RunFacts:
     config: dict[str, Any]  # lastexp.config.identity of the run
     num_classes: int
     stream: str
+    run_key: str | None = None  # lastexp.config.run_key: resume refuses another run's last.pt
 
 
 def checkpoint_contents(parts: Trainables, progress: Progress, facts: RunFacts, *,
@@ -78,19 +84,26 @@ def checkpoint_contents(parts: Trainables, progress: Progress, facts: RunFacts, 
         "epoch": epoch, "best_top1": progress.best_top1, "best_epoch": progress.best_epoch,
         "history": progress.history, "model_name": facts.model_name,
         "architecture": architecture(parts.model), "config": facts.config,
-        "num_classes": facts.num_classes, "stream": facts.stream,
+        "num_classes": facts.num_classes, "stream": facts.stream, "run_key": facts.run_key,
         "projector": parts.projector.state_dict() if parts.projector is not None else None,
         "swa": parts.swa.state_dict() if parts.swa is not None else None,
     }
 
 
-def resume(path: Path, parts: Trainables, model_name: str) -> tuple[Progress, dict | None]:
-    """Restore ``parts`` from ``path`` (refused when another architecture wrote it); the
-    progress, and the mid-epoch position when the run was stopped inside an epoch."""
+def resume(path: Path, parts: Trainables, model_name: str,
+           run_key: str | None = None) -> tuple[Progress, dict | None]:
+    """Restore ``parts`` from ``path`` (refused when another architecture or, by its stored
+    ``run_key``, another run wrote it); the progress, and the mid-epoch position when the run
+    was stopped inside an epoch."""
     state = load_checkpoint(path)
+    check_resumable(state, path, run_key)
     check_compatible(state, parts.model, model_name, path)
     parts.model.load_state_dict(state["model"])
-    parts.optimizer.load_state_dict(state["optimizer"])
+    try:
+        parts.optimizer.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError) as exc:  # another optimizer's state (param groups, keys)
+        raise ConfigError(f"checkpoint {path} holds an optimizer state that does not fit "
+                          f"optimizer.name ({exc}); {unusable_fix(path)}") from None
     try:
         parts.scheduler.load_state_dict(state["scheduler"])
     except KeyError:  # LambdaLR reads the "lr_lambdas" a LinearLR state lacks
@@ -106,6 +119,23 @@ def resume(path: Path, parts: Trainables, model_name: str) -> tuple[Progress, di
     progress = Progress(epoch=state["epoch"], best_top1=state["best_top1"],
                         best_epoch=state["best_epoch"], history=state.get("history", []))
     return progress, state.get("mid_epoch")
+
+
+RESUME_KEYS = ("model", "optimizer", "scheduler", "epoch", "best_top1", "best_epoch")
+
+
+def check_resumable(state: dict[str, Any], path: Path, run_key: str | None) -> None:
+    """A ``last.pt`` this run can continue: every part a resume restores, written by this run.
+    A checkpoint from before the run key was stored (none in it) is accepted as before."""
+    missing = [k for k in RESUME_KEYS if k not in state]
+    if missing:
+        raise ConfigError(f"checkpoint {path} lacks {', '.join(missing)}: it is no training "
+                          f"checkpoint lastexp wrote; {unusable_fix(path)}")
+    theirs = state.get("run_key")
+    if theirs and run_key and theirs != run_key:
+        raise ConfigError(f"checkpoint {path} belongs to another run (run key {theirs}, this "
+                          f"run's is {run_key}; copied from another run?): resuming it would "
+                          f"mix two runs; {unusable_fix(path)}")
 
 
 def initialise(path: Path, net: nn.Module, model_name: str) -> None:
