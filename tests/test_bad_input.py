@@ -234,6 +234,13 @@ def store(workdir):
     npz(workdir / "float.npz", y_train=np.array([0.0, 1.0, 2.0, 3.0]))
     (workdir / "empty_raw").mkdir()
     (workdir / "empty_raw" / "keep.txt").write_text("x")
+    # a last.pt copied from another run (its run_key), and one without the optimizer's state
+    resumable = {"model": {}, "optimizer": {}, "scheduler": {}, "epoch": 1, "best_top1": 5.0,
+                 "best_epoch": 1}
+    for name, state in (("copied", {**resumable, "run_key": "0123abcd"}),
+                        ("nooptim", {k: v for k, v in resumable.items() if k != "optimizer"})):
+        (workdir / "runs" / name / "checkpoints").mkdir(parents=True)
+        torch.save(state, workdir / "runs" / name / "checkpoints" / "last.pt")
     return workdir
 
 
@@ -252,6 +259,12 @@ JOB_CASES = [
                                                             "point dataset.raw_dir"]),
     (["dataset.missing_list=missing.txt"], ["dataset.missing_list='missing.txt'", "or null"]),
     (["distill=from_base"], ["teacher B7", "run_dependencies=true"]),
+    (["run_name=copied"], ["copied/checkpoints/last.pt", "belongs to another run",
+                           "pass fresh=true to start the run copied over"]),
+    (["run_name=nooptim"], ["nooptim/checkpoints/last.pt", "lacks optimizer",
+                            "pass fresh=true to start the run nooptim over"]),
+    (["training.max_hours=1e-9"], ["training.max_hours=1e-09", "no room for one epoch",
+                                   "raise training.max_hours"]),
 ]
 
 
@@ -261,8 +274,9 @@ def test_bad_training_job(store, shared_data, args, words):
     r = run_cli([*args, f"paths.data={shared_data}", "logger=none", "debug=tiny"], store)
     refused(r, *words)
     assert snapshot(store) == before
-    assert sorted(p.name for p in (store / "runs").iterdir()) == ["done_run", "foreign",
-                                                                 "listckpt"]
+    assert sorted(p.name for p in (store / "runs").iterdir()) == ["copied", "done_run",
+                                                                 "foreign", "listckpt",
+                                                                 "nooptim"]
 
 
 NPZ_CASES = {
