@@ -234,13 +234,10 @@ def store(workdir):
     npz(workdir / "float.npz", y_train=np.array([0.0, 1.0, 2.0, 3.0]))
     (workdir / "empty_raw").mkdir()
     (workdir / "empty_raw" / "keep.txt").write_text("x")
-    # a last.pt copied from another run (its run_key), and one without the optimizer's state
-    resumable = {"model": {}, "optimizer": {}, "scheduler": {}, "epoch": 1, "best_top1": 5.0,
-                 "best_epoch": 1}
-    for name, state in (("copied", {**resumable, "run_key": "0123abcd"}),
-                        ("nooptim", {k: v for k, v in resumable.items() if k != "optimizer"})):
-        (workdir / "runs" / name / "checkpoints").mkdir(parents=True)
-        torch.save(state, workdir / "runs" / name / "checkpoints" / "last.pt")
+    # a last.pt without the optimizer's state
+    (workdir / "runs" / "nooptim" / "checkpoints").mkdir(parents=True)
+    torch.save({"model": {}, "scheduler": {}, "epoch": 1, "best_top1": 5.0, "best_epoch": 1},
+               workdir / "runs" / "nooptim" / "checkpoints" / "last.pt")
     return workdir
 
 
@@ -259,8 +256,6 @@ JOB_CASES = [
                                                             "point dataset.raw_dir"]),
     (["dataset.missing_list=missing.txt"], ["dataset.missing_list='missing.txt'", "or null"]),
     (["distill=from_base"], ["teacher B7", "run_dependencies=true"]),
-    (["run_name=copied"], ["copied/checkpoints/last.pt", "belongs to another run",
-                           "pass fresh=true to start the run copied over"]),
     (["run_name=nooptim"], ["nooptim/checkpoints/last.pt", "lacks optimizer",
                             "pass fresh=true to start the run nooptim over"]),
     (["training.max_hours=1e-9"], ["training.max_hours=1e-09", "no room for one epoch",
@@ -274,9 +269,8 @@ def test_bad_training_job(store, shared_data, args, words):
     r = run_cli([*args, f"paths.data={shared_data}", "logger=none", "debug=tiny"], store)
     refused(r, *words)
     assert snapshot(store) == before
-    assert sorted(p.name for p in (store / "runs").iterdir()) == ["copied", "done_run",
-                                                                 "foreign", "listckpt",
-                                                                 "nooptim"]
+    assert sorted(p.name for p in (store / "runs").iterdir()) == ["done_run", "foreign",
+                                                                 "listckpt", "nooptim"]
 
 
 NPZ_CASES = {
@@ -475,3 +469,19 @@ def test_results_report_a_top1_outside_0_100_as_a_problem(tmp_path):
     md = (tmp_path / "out" / "base.md").read_text()
     assert "`corrupt`: metrics.json holds best_top1=150.0" in md
     assert "150" not in md.replace("best_top1=150.0", "")
+
+
+def test_a_last_pt_copied_from_another_run_is_refused(workdir, shared_data):
+    """A last.pt copied from another run of the same architecture (here: another seed) would
+    resume silently into this run: refused in one line naming fresh=true, nothing changed."""
+    args = [f"paths.data={shared_data}", "logger=none", "debug=tiny"]
+    done = run_cli(["run_name=donor", "seed=1", *args], workdir)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (workdir / "runs" / "copy" / "checkpoints").mkdir(parents=True)
+    (workdir / "runs" / "copy" / "checkpoints" / "last.pt").write_bytes(
+        (workdir / "runs" / "donor" / "checkpoints" / "last.pt").read_bytes())
+    before = snapshot(workdir)
+    r = run_cli(["run_name=copy", "seed=2", *args], workdir)
+    refused(r, "copy/checkpoints/last.pt", "belongs to another run",
+            "pass fresh=true to start the run copy over")
+    assert snapshot(workdir) == before

@@ -96,8 +96,9 @@ def resume(path: Path, parts: Trainables, model_name: str,
     ``run_key``, another run wrote it); the progress, and the mid-epoch position when the run
     was stopped inside an epoch."""
     state = load_checkpoint(path)
-    check_resumable(state, path, run_key)
-    check_compatible(state, parts.model, model_name, path)
+    check_resumable(state, path)
+    check_compatible(state, parts.model, model_name, path)  # names the model: said first
+    check_same_run(state, path, run_key)
     parts.model.load_state_dict(state["model"])
     try:
         parts.optimizer.load_state_dict(state["optimizer"])
@@ -124,13 +125,17 @@ def resume(path: Path, parts: Trainables, model_name: str,
 RESUME_KEYS = ("model", "optimizer", "scheduler", "epoch", "best_top1", "best_epoch")
 
 
-def check_resumable(state: dict[str, Any], path: Path, run_key: str | None) -> None:
-    """A ``last.pt`` this run can continue: every part a resume restores, written by this run.
-    A checkpoint from before the run key was stored (none in it) is accepted as before."""
+def check_resumable(state: dict[str, Any], path: Path) -> None:
+    """A ``last.pt`` holds every part a resume restores."""
     missing = [k for k in RESUME_KEYS if k not in state]
     if missing:
         raise ConfigError(f"checkpoint {path} lacks {', '.join(missing)}: it is no training "
                           f"checkpoint lastexp wrote; {unusable_fix(path)}")
+
+
+def check_same_run(state: dict[str, Any], path: Path, run_key: str | None) -> None:
+    """A ``last.pt`` written by this run (its stored ``run_key``); one written before the key
+    was stored (none in it) is accepted as before."""
     theirs = state.get("run_key")
     if theirs and run_key and theirs != run_key:
         raise ConfigError(f"checkpoint {path} belongs to another run (run key {theirs}, this "
