@@ -14,7 +14,10 @@ the protocol) reads each masked view; its stage-3 features feed
 L_recon averaged over both views). AdamW at ``pretrain.lr`` with a cosine_warmup schedule over
 the pretraining epochs; biases and norm layers get no weight decay. Afterwards
 :func:`encoder_state` keeps the encoder's weights minus the classifier, for initialising a
-student (``model.load_state_dict(state, strict=False)``).
+student (``model.load_state_dict(state, strict=False)``). In a run, the pretraining state (weights
+of encoder and heads, optimizer, schedule, history, RNG states and, when stopped by a signal or
+the time limit, the batch position) is saved at every epoch end, so a preempted run continues
+pretraining bit for bit (:class:`PretrainHooks`).
 """
 
 from __future__ import annotations

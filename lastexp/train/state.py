@@ -3,8 +3,9 @@
 ``checkpoints/last.pt`` is written after every epoch and when a run is stopped mid-epoch; it
 holds everything the next epoch depends on (weights, optimizer, schedule, loss scaler,
 distillation projector, SWA average, the best epoch so far, the history and, mid-epoch, the
-batch position and RNG states), so a resumed run continues bit for bit. It holds only tensors,
-numbers, strings and plain containers: it is read with ``weights_only=True``.
+batch position and RNG states), so a resumed run continues bit for bit; and the ``run_key`` of
+the run that wrote it, so that a ``last.pt`` copied from another run is refused. It holds only
+tensors, numbers, strings and plain containers: it is read with ``weights_only=True``.
 """
 
 from __future__ import annotations
