@@ -207,11 +207,15 @@ def fit(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> float 
         out.metrics({**metrics, "status": "interrupted", "reason": pretrain_stop_reason(
             exc, stop, tcfg.max_hours), "finished_at": timestamp()})
         if isinstance(exc, KeyboardInterrupt):
+            stop.restore()
             raise
         print(f"lastexp: {exc}; checkpoint saved", flush=True)
         shutdown()
         stop.release(run.name)
         return None
+    except BaseException:  # a failure: the signals are no longer this run's to handle
+        stop.restore()
+        raise
     metrics = start_metrics(cfg, progress, device=device, amp=precision.mode, data=data,
                             extra=extra, resumed=resumed)
     if progress.history:  # as the killed run left them, also when it died before rewriting
