@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -356,7 +357,10 @@ class _Pretraining:
             self.history[k].append(v / max(seen, 1))
         self.history["seconds"].append(time.perf_counter() - t0)
         self.history["lr"].append(self.opt.param_groups[0]["lr"])
-        self.sched.step()
+        with warnings.catch_warnings():  # an epoch stopped after its last step resumes with
+            # no step left: torch's "scheduler before optimizer" warning does not apply
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            self.sched.step()
 
     def _step(self, batch: Any, sums: dict[str, float]) -> int:
         """One optimizer step on ``batch``; its sample count (0: skipped)."""
