@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional, get_type_hints
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from lastexp.runstore.layout import RunDir
 
@@ -28,8 +29,51 @@ class ConfigError(ValueError):
     """A user-facing configuration or input error: printed as one line, exit code 2."""
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a number key may take: ``low`` and ``high`` (None: unbounded), each bound
+    included unless ``*_open``. Every group's schema lists its keys' ranges in ``RANGES``."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        low_ok = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        high_ok = self.high is None or (value < self.high if self.high_open
+                                        else value <= self.high)
+        return low_ok and high_ok
+
+    def text(self) -> str:
+        """As the refusal says it: ``be > 0``, ``be >= 1``, ``lie in [0, 1)``, ``lie in (0, 8]``."""
+        low, high = _number(self.low), _number(self.high)
+        if self.high is None:
+            return f"be {'>' if self.low_open else '>='} {low}"
+        return (f"lie in {'(' if self.low_open else '['}{low}, {high}"
+                f"{')' if self.high_open else ']'}")
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+POSITIVE = Range(0, low_open=True)
+NON_NEGATIVE = Range(0)
+AT_LEAST_ONE = Range(1)
+UNIT = Range(0, 1)  # a probability or share: [0, 1]
+BELOW_ONE = Range(0, 1, high_open=True)  # [0, 1)
+
+
 @dataclass
 class ModelConfig:
+    RANGES: ClassVar[dict[str, Range]] = {  # the allowed values of this group's numbers
+        "width_mult": Range(0, 8, low_open=True),
+        "drop_path_rate": UNIT, "dropout": BELOW_ONE, "num_prototypes": AT_LEAST_ONE,
+    }
+
     name: str = MISSING  # registry key in lastexp.models
     width_mult: float = 1.0  # debug=tiny narrows every stage, keeping every component on
     drop_path_rate: float = 0.0
@@ -51,6 +95,13 @@ class ModelConfig:
     dct_gate: bool = False
 
 
+def check_model(m: DictConfig) -> None:
+    if len(m.use_st_att) != 3:
+        raise ConfigError(
+            "model.use_st_att must list one flag per stage, e.g. [false,false,true]"
+        )
+
+
 @dataclass
 class StreamConfig:
     name: str = "joint"  # joint | bone | velocity | bone_velocity
@@ -58,6 +109,10 @@ class StreamConfig:
 
 @dataclass
 class OptimizerConfig:
+    RANGES: ClassVar[dict[str, Range]] = {
+        "lr": POSITIVE, "weight_decay": NON_NEGATIVE, "momentum": BELOW_ONE,
+    }
+
     name: str = "sgd"  # sgd | adamw
     lr: float = 0.1
     weight_decay: float = 0.0004
@@ -66,8 +121,24 @@ class OptimizerConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
 
 
+def check_optimizer(o: DictConfig) -> None:
+    betas = list(o.betas or [])
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise ConfigError(f"optimizer.betas={betas} must be two values in [0, 1), e.g. "
+                          "[0.9,0.999]")
+    if o.name == "sgd" and o.nesterov and o.momentum == 0:
+        raise ConfigError("optimizer.momentum=0 with optimizer.nesterov=true: Nesterov "
+                          "momentum needs momentum > 0; set optimizer.nesterov=false")
+
+
 @dataclass
 class SchedulerConfig:
+    RANGES: ClassVar[dict[str, Range]] = {
+        "warmup_epochs": NON_NEGATIVE, "warmup_start_lr": NON_NEGATIVE,
+        "min_lr": NON_NEGATIVE, "restart_period": POSITIVE, "restart_mult": AT_LEAST_ONE,
+        "gamma": POSITIVE,
+    }
+
     name: str = "cosine_warmup_restart"
     warmup_epochs: int = 5
     warmup_start_lr: float = 0.01
@@ -78,8 +149,28 @@ class SchedulerConfig:
     gamma: float = 0.1
 
 
+def check_scheduler(s: DictConfig, *, epochs: int, lr: float) -> None:
+    """The schedule against the run: warmup shorter than the epochs, climbing to the lr."""
+    warm = s.warmup_epochs
+    if s.name != "cosine" and warm >= epochs and epochs > 1:
+        raise ConfigError(
+            f"scheduler.warmup_epochs={warm} must be below training.epochs={epochs}"
+        )
+    for milestone in s.milestones:
+        if milestone < 0:
+            raise ConfigError(f"scheduler.milestones={list(s.milestones)} must be epochs >= 0")
+    if s.name != "cosine" and warm > 0 and s.warmup_start_lr > lr:
+        raise ConfigError(f"scheduler.warmup_start_lr={s.warmup_start_lr:g} is above the peak "
+                          f"optimizer.lr={lr:g}: warmup climbs to the lr; lower "
+                          "scheduler.warmup_start_lr")
+
+
 @dataclass
 class DistillConfig:
+    RANGES: ClassVar[dict[str, Range]] = {
+        "alpha": NON_NEGATIVE, "beta": NON_NEGATIVE, "gamma": NON_NEGATIVE, "tau": POSITIVE,
+    }
+
     name: str = "none"  # none | from_existing | from_base
     alpha: float = 1.0  # CE weight
     beta: float = 0.0  # KD weight (a component is on when its weight is > 0)
@@ -92,9 +183,39 @@ class DistillConfig:
     teacher_streams: list[str] = field(default_factory=list)
 
 
+def check_distill(d: DictConfig, *, student_stream: str) -> None:
+    streams = list(d.teacher_streams or [])
+    for stream in streams:
+        if stream not in CHOICES["stream.name"]:
+            raise ConfigError(f"distill.teacher_streams: {stream!r} is not one of "
+                              f"{', '.join(CHOICES['stream.name'])}")
+    if streams and d.name != "none":
+        if student_stream not in streams:
+            raise ConfigError(f"distill.teacher_streams={streams} lacks the student's stream "
+                              f"{student_stream}: feature mimicry and the ensemble need it; "
+                              "add it")
+        if len(set(streams)) != len(streams):
+            raise ConfigError(f"distill.teacher_streams={streams} names a stream twice")
+        teacher = str(d.teacher or "")
+        if "/" in teacher or teacher.startswith("."):
+            raise ConfigError(f"distill.teacher={teacher} is one run directory; an ensemble "
+                              "teacher (distill.teacher_streams) needs an ablation ID, e.g. "
+                              "distill.teacher=B7")
+    if d.name == "none":
+        for key in ("beta", "gamma", "teacher", "teacher_streams"):
+            if d[key]:
+                raise ConfigError(f"distill.{key}={d[key]} has no effect without distillation; "
+                                  "add distill=from_base or distill=from_existing")
+
+
 @dataclass
 class PretrainConfig:
     """MaskCLR (the training plan §4): when enabled, runs before the main training phase."""
+
+    RANGES: ClassVar[dict[str, Range]] = {
+        "epochs": POSITIVE, "lr": POSITIVE, "batch_size": POSITIVE, "mask_ratio": BELOW_ONE,
+        "temperature": POSITIVE, "contrastive_weight": NON_NEGATIVE,
+    }
 
     enabled: bool = False
     epochs: int = 100
@@ -117,8 +238,34 @@ class EnsembleConfig:
     weights: list[float] = field(default_factory=lambda: [0.6, 0.6, 0.4, 0.4])  # CTR-GCN
 
 
+def weights_problem(weights: list[float], name: str) -> str | None:
+    """Ensemble weights (``ensemble.weights``, ``--weights``) must be finite, >= 0 and not all
+    0: a NaN, negative or all-zero weight gave a "completed" ensemble at chance."""
+    if any(not math.isfinite(w) or w < 0 for w in weights) or not any(weights):
+        shown = " ".join(f"{w:g}" for w in weights)
+        return (f"{name} {shown}: each weight must be a finite number >= 0, and not all 0 "
+                "(e.g. 0.6 0.6 0.4 0.4)")
+    return None
+
+
+def check_ensemble(e: DictConfig) -> None:
+    if len(e.streams) != len(e.weights):
+        raise ConfigError("ensemble.weights must give one weight per entry of ensemble.streams")
+    for stream in e.streams:
+        if stream not in CHOICES["stream.name"]:
+            raise ConfigError(f"ensemble.streams: {stream!r} is not one of "
+                              f"{', '.join(CHOICES['stream.name'])}")
+    problem = weights_problem(list(e.weights), "ensemble.weights")
+    if problem:
+        raise ConfigError(problem)
+
+
 @dataclass
 class PreprocessingConfig:
+    RANGES: ClassVar[dict[str, Range]] = {
+        "window": POSITIVE, "max_frames": POSITIVE, "num_person": Range(1, 2),
+    }
+
     name: str = "t64_uniform"
     window: int = 64  # frames fed to the model
     max_frames: int = 300  # frames stored per sample in the cache
@@ -136,8 +283,22 @@ class PreprocessingConfig:
     temporal_jitter: bool = False
 
 
+def check_preprocessing(p: DictConfig) -> None:
+    for key in ("p_interval_train", "p_interval_test"):
+        interval = list(p[key] or [])
+        if not 1 <= len(interval) <= 2 or not all(0.0 < v <= 1.0 for v in interval) or \
+                sorted(interval) != interval:
+            raise ConfigError(f"preprocessing.{key}={interval} must be one or two increasing "
+                              "values in (0, 1], e.g. [0.5,1.0]")
+
+
 @dataclass
 class SyntheticConfig:
+    RANGES: ClassVar[dict[str, Range]] = {
+        "subjects": AT_LEAST_ONE, "samples_per_class": AT_LEAST_ONE, "min_frames": AT_LEAST_ONE,
+        "max_frames": AT_LEAST_ONE, "noise": NON_NEGATIVE, "seed": NON_NEGATIVE,
+    }
+
     subjects: int = 40  # NTU subject ids 1..N, so the official xsub rule applies
     samples_per_class: int = 100
     min_frames: int = 48
@@ -148,6 +309,9 @@ class SyntheticConfig:
 
 @dataclass
 class DatasetConfig:
+    RANGES: ClassVar[dict[str, Range]] = {"num_classes": NON_NEGATIVE, "limit": AT_LEAST_ONE,
+                                          "val_fraction": Range(0, 1, True, True)}
+
     name: str = "synthetic"
     benchmark: str = "synthetic"  # synthetic | ntu60 | ntu120
     split: str = "xsub"  # xsub | xview | xset
@@ -167,8 +331,27 @@ class DatasetConfig:
     val_fraction: Optional[float] = None
 
 
+def check_dataset(d: DictConfig) -> None:
+    if d.benchmark != "synthetic" and d.split == "xset" and d.benchmark != "ntu120":
+        raise ConfigError("dataset.split=xset exists for ntu120 only; use xsub or xview")
+    s = d.synthetic
+    if s.min_frames > s.max_frames:
+        raise ConfigError(f"dataset.synthetic.min_frames={s.min_frames} is above "
+                          f"dataset.synthetic.max_frames={s.max_frames}; lower it")
+
+
 @dataclass
 class TrainingConfig:
+    RANGES: ClassVar[dict[str, Range]] = {
+        "epochs": POSITIVE, "batch_size": POSITIVE, "eval_batch_size": POSITIVE,
+        "gradient_accumulation_steps": POSITIVE, "gradient_clip": NON_NEGATIVE,
+        "label_smoothing": UNIT, "ib_loss_weight": NON_NEGATIVE, "causal_prob": UNIT,
+        "save_interval": NON_NEGATIVE, "max_hours": POSITIVE,
+        "early_stopping_patience": POSITIVE, "early_stopping_min_delta": NON_NEGATIVE,
+        "rotation_deg": Range(0, 180), "max_nonfinite_steps": POSITIVE,
+        "num_workers": NON_NEGATIVE,
+    }
+
     epochs: int = 90
     batch_size: int = 32
     eval_batch_size: int = 64
@@ -205,8 +388,25 @@ class TrainingConfig:
     deterministic: bool = False  # torch.use_deterministic_algorithms
 
 
+def check_training(t: DictConfig) -> None:
+    swa, epochs = t.swa_start, t.epochs
+    if swa is not None and not (0 < swa < 1 or (swa == int(swa) and 0 <= swa < epochs)):
+        raise ConfigError(f"training.swa_start={swa:g} must be a fraction of the epochs in (0, 1) "
+                          f"or an epoch in [0, training.epochs={epochs})")
+    scale = list(t.scale_range)
+    if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
+        raise ConfigError(f"training.scale_range={scale} must be two numbers [low,high] with "
+                          "0 < low <= high, e.g. [0.9,1.1]")
+    amp_mode(t.amp, "cpu")  # refuses an unknown mode
+    device = str(t.device)
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise ConfigError(f"training.device={device} is not one of auto, cpu, cuda, cuda:N")
+
+
 @dataclass
 class LoggerConfig:
+    RANGES: ClassVar[dict[str, Range]] = {"log_every_n_steps": NON_NEGATIVE}
+
     name: str = "wandb"  # wandb | tensorboard | wandb_tensorboard (both) | none
     project: str = "lastexp"
     entity: Optional[str] = None
@@ -233,8 +433,17 @@ class PathsConfig:
     data: str = "data"
 
 
+def check_paths(p: DictConfig) -> None:
+    data_root = p.data
+    if data_root and Path(str(data_root)).exists() and not Path(str(data_root)).is_dir():
+        raise ConfigError(f"paths.data={data_root} is a file; name a folder for the data and "
+                          "its caches")
+
+
 @dataclass
 class Config:
+    RANGES: ClassVar[dict[str, Range]] = {"seed": Range(0, 2**63, high_open=True)}
+
     model: ModelConfig = field(default_factory=ModelConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -279,141 +488,81 @@ CHOICES = {
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check values a type cannot express; raise ConfigError naming the key."""
-
-    def get(key: str) -> Any:
-        return OmegaConf.select(cfg, key)
-
+    """Check what a type cannot express; raise ConfigError naming the key. Every key must be
+    the schema's (also one added with ``+``), every number finite and in its group's
+    ``RANGES``, every choice known; then each group's own rules and those across groups."""
+    known_keys(cfg, Config)
+    finite_numbers(cfg)
+    in_ranges(cfg, Config)
     for key, allowed in CHOICES.items():
-        value = get(key)
+        value = OmegaConf.select(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
-
-    def positive(key: str, strict: bool = True) -> None:
-        value = get(key)
-        if value is None:
-            return
-        if (strict and not value > 0) or (not strict and value < 0):
-            sign = "> 0" if strict else ">= 0"
-            raise ConfigError(f"{key}={value} must be {sign}")
-
-    for key in (
-        "optimizer.lr",
-        "training.epochs",
-        "training.batch_size",
-        "training.eval_batch_size",
-        "training.gradient_accumulation_steps",
-        "training.max_nonfinite_steps",
-        "preprocessing.window",
-        "preprocessing.max_frames",
-        "model.width_mult",
-        "distill.tau",
-        "training.max_hours",
-    ):
-        positive(key)
-    for key in (
-        "optimizer.weight_decay",
-        "optimizer.momentum",
-        "training.gradient_clip",
-        "training.early_stopping_min_delta",
-        "training.ib_loss_weight",
-        "training.save_interval",
-        "training.num_workers",
-        "scheduler.warmup_epochs",
-        "scheduler.min_lr",
-        "scheduler.warmup_start_lr",
-        "distill.alpha",
-        "distill.beta",
-        "distill.gamma",
-    ):
-        positive(key, strict=False)
-    for key in ("training.label_smoothing", "training.causal_prob", "model.dropout",
-                "model.drop_path_rate", "pretrain.mask_ratio"):
-        value = get(key)
-        if not 0.0 <= value <= 1.0 or (key == "model.dropout" and value == 1.0):
-            raise ConfigError(f"{key}={value} must lie in [0, 1)")
-    if get("preprocessing.num_person") not in (1, 2):
-        num = get("preprocessing.num_person")
-        raise ConfigError(f"preprocessing.num_person={num} must be 1 or 2")
-    if len(get("model.use_st_att")) != 3:
-        raise ConfigError(
-            "model.use_st_att must list one flag per stage, e.g. [false,false,true]"
-        )
-    if get("dataset.benchmark") != "synthetic" and get("dataset.split") == "xset" and get(
-        "dataset.benchmark"
-    ) != "ntu120":
-        raise ConfigError("dataset.split=xset exists for ntu120 only; use xsub or xview")
-    epochs, warm = get("training.epochs"), get("scheduler.warmup_epochs")
-    if get("scheduler.name") != "cosine" and warm >= epochs and epochs > 1:
-        raise ConfigError(
-            f"scheduler.warmup_epochs={warm} must be below training.epochs={epochs}"
-        )
-    swa = get("training.swa_start")
-    if swa is not None and not (0 < swa < 1 or (swa == int(swa) and 0 <= swa < epochs)):
-        raise ConfigError(f"training.swa_start={swa:g} must be a fraction of the epochs in (0, 1) "
-                          f"or an epoch in [0, training.epochs={epochs})")
-    if len(get("ensemble.streams")) != len(get("ensemble.weights")):
-        raise ConfigError("ensemble.weights must give one weight per entry of ensemble.streams")
-    for stream in get("ensemble.streams"):
-        if stream not in CHOICES["stream.name"]:
-            raise ConfigError(f"ensemble.streams: {stream!r} is not one of "
-                              f"{', '.join(CHOICES['stream.name'])}")
-    positive("pretrain.epochs")
-    positive("pretrain.lr")
-    positive("pretrain.batch_size")
-    positive("pretrain.temperature")
-    lo, hi = get("training.scale_range")
-    if not 0 < lo <= hi:
-        raise ConfigError(f"training.scale_range=[{lo},{hi}] must satisfy 0 < low <= high")
-    amp_mode(get("training.amp"), "cpu")  # refuses an unknown mode
-    device = str(get("training.device"))
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
-        raise ConfigError(f"training.device={device} is not one of auto, cpu, cuda, cuda:N")
-    data_root = get("paths.data")
-    if data_root and Path(str(data_root)).exists() and not Path(str(data_root)).is_dir():
-        raise ConfigError(f"paths.data={data_root} is a file; name a folder for the data and "
-                          "its caches")
-    positive("training.early_stopping_patience")
-    positive("logger.log_every_n_steps", strict=False)
-    positive("scheduler.restart_period")
-    positive("seed", strict=False)
-    betas = list(get("optimizer.betas") or [])
-    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-        raise ConfigError(f"optimizer.betas={betas} must be two values in [0, 1), e.g. "
-                          "[0.9,0.999]")
-    for key in ("preprocessing.p_interval_train", "preprocessing.p_interval_test"):
-        p = list(get(key) or [])
-        if not 1 <= len(p) <= 2 or not all(0.0 < v <= 1.0 for v in p) or sorted(p) != p:
-            raise ConfigError(f"{key}={p} must be one or two increasing values in (0, 1], "
-                              "e.g. [0.5,1.0]")
-    streams = list(get("distill.teacher_streams") or [])
-    for stream in streams:
-        if stream not in CHOICES["stream.name"]:
-            raise ConfigError(f"distill.teacher_streams: {stream!r} is not one of "
-                              f"{', '.join(CHOICES['stream.name'])}")
-    if streams and get("distill.name") != "none":
-        if get("stream.name") not in streams:
-            raise ConfigError(f"distill.teacher_streams={streams} lacks the student's stream "
-                              f"{get('stream.name')}: feature mimicry and the ensemble need it; "
-                              "add it")
-        if len(set(streams)) != len(streams):
-            raise ConfigError(f"distill.teacher_streams={streams} names a stream twice")
-        teacher = str(get("distill.teacher") or "")
-        if "/" in teacher or teacher.startswith("."):
-            raise ConfigError(f"distill.teacher={teacher} is one run directory; an ensemble "
-                              "teacher (distill.teacher_streams) needs an ablation ID, e.g. "
-                              "distill.teacher=B7")
-    if get("distill.name") == "none":
-        for key in ("distill.beta", "distill.gamma", "distill.teacher",
-                    "distill.teacher_streams"):
-            if get(key):
-                raise ConfigError(f"{key}={get(key)} has no effect without distillation; add "
-                                  "distill=from_base or distill=from_existing")
-    start, peak = get("scheduler.warmup_start_lr"), get("optimizer.lr")
-    if get("scheduler.name") != "cosine" and warm > 0 and start > peak:
-        raise ConfigError(f"scheduler.warmup_start_lr={start:g} is above the peak optimizer.lr="
-                          f"{peak:g}: warmup climbs to the lr; lower scheduler.warmup_start_lr")
+    check_model(cfg.model)
+    check_optimizer(cfg.optimizer)
+    check_scheduler(cfg.scheduler, epochs=cfg.training.epochs, lr=cfg.optimizer.lr)
+    check_distill(cfg.distill, student_stream=cfg.stream.name)
+    check_ensemble(cfg.ensemble)
+    check_preprocessing(cfg.preprocessing)
+    check_dataset(cfg.dataset)
+    check_training(cfg.training)
+    check_paths(cfg.paths)
     check_selection(cfg)
+
+
+def known_keys(node: DictConfig, schema: type, prefix: str = "") -> None:
+    """Every key of ``node`` is a field of the dataclass ``schema``: Hydra refuses a typo'd key,
+    but a ``+`` adds any key to the config (``+trainng.epochs=3`` trained and stored it)."""
+    names = {f.name for f in fields(schema)}
+    hints = get_type_hints(schema)
+    for key in node.keys():
+        key = str(key)
+        if prefix == "" and key == "hydra":
+            continue
+        if key not in names:
+            leaf = _first_leaf(node, key)
+            raise ConfigError(f"Key '{key}' not in '{schema.__name__}': {prefix}{leaf} is no "
+                              "lastexp key (a + does not add keys to the schema); check its "
+                              "spelling (python -m lastexp --cfg job lists every key)")
+        sub = node._get_node(key)
+        if is_dataclass(hints.get(key)) and isinstance(sub, DictConfig):
+            known_keys(sub, hints[key], f"{prefix}{key}.")
+
+
+def _first_leaf(node: DictConfig, key: str) -> str:
+    """``key`` and, when it holds a mapping, its first leaf: ``trainng.epochs=3``."""
+    path, value = key, node._get_node(key)
+    while isinstance(value, DictConfig) and len(value) and not value._is_missing():
+        first = str(next(iter(value.keys())))
+        path, value = f"{path}.{first}", value._get_node(first)
+    shown = value._value() if hasattr(value, "_value") else value
+    return path if isinstance(shown, DictConfig) else f"{path}={shown}"
+
+
+def finite_numbers(node: Any, prefix: str = "") -> None:
+    """No key holds NaN or infinity (each passed every range check before: nan compares
+    false; ``swa_start=nan`` and ``width_mult=inf`` then failed deep in the run)."""
+    items = (node.items_ex(resolve=False) if isinstance(node, DictConfig) else
+             enumerate(node._iter_ex(resolve=False)))
+    for key, value in items:
+        name = f"{prefix}{key}" if isinstance(node, DictConfig) else f"{prefix[:-1]}[{key}]"
+        if isinstance(value, (DictConfig, ListConfig)):
+            finite_numbers(value, f"{name}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name}={value} is not a finite number; give a number "
+                              "(null where the key allows it)")
+
+
+def in_ranges(node: DictConfig, schema: type, prefix: str = "") -> None:
+    """Each number of ``node`` within its range (``schema.RANGES``), in nested groups too."""
+    for key, allowed in getattr(schema, "RANGES", {}).items():
+        value = node[key]
+        if value is not None and not allowed.holds(value):
+            raise ConfigError(f"{prefix}{key}={value} must {allowed.text()}")
+    hints = get_type_hints(schema)
+    for f in fields(schema):
+        if is_dataclass(hints.get(f.name)) and isinstance(node.get(f.name), DictConfig):
+            in_ranges(node[f.name], hints[f.name], f"{prefix}{f.name}.")
 
 
 SUBJECT_SPLITS = ("xsub", "xset")  # the splits whose validation split holds out subjects

@@ -11,7 +11,6 @@ a run directory of its own (``metrics.json`` with ``stream: "ensemble"``, ``test
 from __future__ import annotations
 
 import hashlib
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from lastexp.cli import ArgumentParser
+from lastexp.config import weights_problem
 from lastexp.runstore import RunDir, RunError, open_finished, read_metrics, timestamp
 from lastexp.runstore.guard import out_dir_problem
 from lastexp.runstore.metrics import write_metrics
@@ -120,9 +120,9 @@ def ensemble_runs(
     if len(weights) != len(members):
         raise EnsembleError(f"{len(weights)} weights for {len(members)} runs; give one "
                             "--weights value per run")
-    if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
-        raise EnsembleError(f"--weights {' '.join(f'{w:g}' for w in weights)}: each weight "
-                            "must be a finite number >= 0, and not all 0")
+    problem = weights_problem(list(weights), "--weights")
+    if problem:
+        raise EnsembleError(problem)
     scores = sum(w * m["scores"] for w, m in zip(weights, members))
     labels, names = members[0]["labels"], members[0]["names"]
     pred = scores.argmax(1) if len(labels) else np.zeros(0, np.int64)

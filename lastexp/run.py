@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -57,11 +58,12 @@ from lastexp.runstore.guard import (
     unchanged_since,
 )
 from lastexp.runstore.metrics import is_completed, read_metrics, timestamp
+from lastexp.train.checkpoint import load_checkpoint
 from lastexp.train.distributed import init_distributed, shutdown
 from lastexp.train.early_stopping import EarlyStopping
 from lastexp.train.fastpath import Precision, compiled, to_channels_last
 from lastexp.train.loop import NanGuard, StepContext
-from lastexp.train.pretrain import pretrain_phase
+from lastexp.train.pretrain import PretrainStopped, pretrain_phase, pretrain_record
 from lastexp.train.sampler import EpochSampler
 from lastexp.train.seeding import seed_everything
 from lastexp.train.signals import StopFlag
@@ -203,15 +205,32 @@ def fit(cfg: DictConfig, run_dir: Path) -> float | None:
         build.scheduler(optimizer, cfg.scheduler, epochs=tcfg.epochs, lr=cfg.optimizer.lr),
         precision.scaler(device), projector, swa_tracker(model, swa_epoch))
     progress, mid_epoch, resumed = start_point(run, parts, model_name=cfg.model.name,
-                                               init_from=cfg.init_from)
+                                               init_from=cfg.init_from, key=run_key(cfg))
+    check_time_left(tcfg.max_hours, time.time() - t_start, dinfo=dinfo, device=device)
     save_hydra_files(run, cfg)  # data, model and checkpoints are in hand: it trains now
     extra = dict(size, **teacher_fields(teacher_dirs))
-    if cfg.pretrain.enabled and not resumed:
-        extra.update(pretrain_phase(
-            model, data.train, pcfg=cfg.pretrain, seed=cfg.seed,
-            num_workers=tcfg.num_workers, stream=cfg.stream.name, model_name=cfg.model.name,
-            device=device, path=run.encoder, dinfo=dinfo))
     out = Outputs(run, main=dinfo.main)
+    stop = StopFlag()  # before pretraining: a signal there checkpoints it too
+    stop.install()
+    try:
+        if cfg.pretrain.enabled:
+            extra.update(pretraining(cfg, run, model, data.train, device=device, dinfo=dinfo,
+                                     stop=stop, resumed=resumed, t_start=t_start))
+    except (PretrainStopped, KeyboardInterrupt) as exc:
+        metrics = start_metrics(cfg, progress, device=device, amp=precision.mode, data=data,
+                                extra=extra, resumed=resumed)
+        out.metrics({**metrics, "status": "interrupted", "reason": pretrain_stop_reason(
+            exc, stop, tcfg.max_hours), "finished_at": timestamp()})
+        if isinstance(exc, KeyboardInterrupt):
+            stop.restore()
+            raise
+        print(f"lastexp: {exc}; checkpoint saved", flush=True)
+        shutdown()
+        stop.release(run.name)
+        return None
+    except BaseException:  # a failure: the signals are no longer this run's to handle
+        stop.restore()
+        raise
     metrics = start_metrics(cfg, progress, device=device, amp=precision.mode, data=data,
                             extra=extra, resumed=resumed, world_size=dinfo.world)
     if progress.history:  # as the killed run left them, also when it died before rewriting
@@ -219,12 +238,57 @@ def fit(cfg: DictConfig, run_dir: Path) -> float | None:
     out.metrics(metrics)
     trainer = make_trainer(cfg, parts, data, out=out, device=device, dinfo=dinfo,
                            precision=precision, teachers=teachers, metrics=metrics,
-                           progress=progress, t_start=t_start)
+                           progress=progress, t_start=t_start, stop=stop)
     status, reason = trainer.train(progress, mid_epoch)
     trainer.finish(progress, status, reason)
     shutdown()
     trainer.stop.release(run.name)
     return metrics.get("final_top1")
+
+
+def check_time_left(max_hours: float | None, spent_s: float, *, dinfo: Any,
+                    device: torch.device) -> None:
+    """``training.max_hours`` must leave room for training once the data is loaded and the
+    model built: a limit already past would stop every launch before its first step, and a
+    requeued job would start again forever without progress. Refused (exit 2), not requeued."""
+    if not max_hours or not dinfo.any(spent_s >= max_hours * 3600, device):
+        return
+    raise ConfigError(f"training.max_hours={max_hours:g} leaves no room for one epoch: its "
+                      f"{max_hours * 3600:.3g} s were spent before training could start "
+                      f"({spent_s:.1f} s to load the data and build the model); raise "
+                      "training.max_hours (the wall time of one launch) or leave it out")
+
+
+def pretraining(cfg: DictConfig, run: RunDir, model: nn.Module, train_set: Any, *,
+                device: torch.device, dinfo: Any, stop: StopFlag, resumed: bool,
+                t_start: float) -> dict[str, Any]:
+    """MaskCLR before the main phase (its figures for metrics.json). It stops, saving its
+    state, on SIGTERM / SIGUSR2 or past ``training.max_hours`` (:class:`PretrainStopped`); a
+    run whose main phase is under way reads the figures from its kept encoder."""
+    if resumed:  # last.pt holds the weights since; the encoder file holds the record
+        return pretrain_record(load_checkpoint(run.encoder), cfg.pretrain.epochs) \
+            if run.encoder.is_file() else {}
+    limit_s = Schedule.of(cfg.training, cfg.seed).limit_s
+
+    def should_stop() -> bool:
+        return dinfo.any(stop.requested or time.time() - t_start > limit_s, device)
+
+    return pretrain_phase(
+        model, train_set, pcfg=cfg.pretrain, seed=cfg.seed,
+        num_workers=cfg.training.num_workers, stream=cfg.stream.name,
+        model_name=cfg.model.name, device=device, path=run.encoder, dinfo=dinfo,
+        state_path=run.pretrain_last, run_key=run_key(cfg), should_stop=should_stop)
+
+
+def pretrain_stop_reason(exc: BaseException, stop: StopFlag, max_hours: float | None) -> str:
+    """metrics.json's ``reason`` of a run stopped in MaskCLR pretraining."""
+    if isinstance(exc, KeyboardInterrupt):
+        cause = "SIGINT"
+    elif stop.requested:
+        cause = f"signal {signal.Signals(stop.signum).name}"
+    else:
+        cause = f"training.max_hours={max_hours} reached"
+    return f"{cause} in MaskCLR pretraining: resume by running the same command again"
 
 
 def completed(run: RunDir, *, fresh: bool) -> dict[str, Any] | None:
@@ -310,12 +374,13 @@ def swa_tracker(model: nn.Module, start_epoch: int | None):
     return SWATracker(model, start_epoch) if start_epoch is not None else None
 
 
-def start_point(run: RunDir, parts: Trainables, *, model_name: str,
-                init_from: str | None) -> tuple[Progress, dict | None, bool]:
-    """Where training starts: ``last.pt`` when the run was interrupted (resumed exactly),
-    else ``init_from=`` weights, else scratch. ``(progress, mid-epoch position, resumed)``."""
+def start_point(run: RunDir, parts: Trainables, *, model_name: str, init_from: str | None,
+                key: str | None = None) -> tuple[Progress, dict | None, bool]:
+    """Where training starts: ``last.pt`` when the run was interrupted (resumed exactly; it
+    must be this run's, by its run ``key``), else ``init_from=`` weights, else scratch.
+    ``(progress, mid-epoch position, resumed)``."""
     if run.last.exists():
-        progress, mid = resume(run.last, parts, model_name)
+        progress, mid = resume(run.last, parts, model_name, run_key=key)
         where = (f"in epoch {progress.epoch + 1} after {mid['progress']['batches']} batches"
                  if mid else f"after epoch {progress.epoch}")
         print(f"lastexp: resuming {run.name} {where}")
@@ -363,7 +428,8 @@ def start_metrics(cfg: DictConfig, progress: Progress, *, device: torch.device, 
 
 def make_trainer(cfg: DictConfig, parts: Trainables, data: Any, *, out: Outputs,
                  device: torch.device, dinfo: Any, precision: Precision, teachers: list,
-                 metrics: dict[str, Any], progress: Progress, t_start: float) -> Trainer:
+                 metrics: dict[str, Any], progress: Progress, t_start: float,
+                 stop: StopFlag) -> Trainer:
     """Loaders, transforms, loss, trackers and the (compiled / DDP) models around ``parts``."""
     tcfg, stream, model = cfg.training, cfg.stream.name, parts.model
     loggers = build.loggers(
@@ -384,8 +450,6 @@ def make_trainer(cfg: DictConfig, parts: Trainables, data: Any, *, out: Outputs,
     train_tf = build.transform("joint" if len(teachers) > 1 else stream, augment=tcfg.augment,
                                generator=aug_gen, max_deg=tcfg.rotation_deg,
                                scale=tcfg.scale_range)
-    stop = StopFlag()
-    stop.install()
     train_model: nn.Module = model
     if dinfo.active:  # gradients averaged over processes; each sees its shard of the epoch
         train_model = nn.parallel.DistributedDataParallel(
@@ -408,7 +472,7 @@ def make_trainer(cfg: DictConfig, parts: Trainables, data: Any, *, out: Outputs,
     stopper = EarlyStopping(tcfg.early_stopping_patience, tcfg.early_stopping_monitor,
                             tcfg.early_stopping_min_delta).replay(progress.history)
     facts = RunFacts(model_name=cfg.model.name, config=identity(cfg),
-                     num_classes=data.num_classes, stream=stream)
+                     num_classes=data.num_classes, stream=stream, run_key=run_key(cfg))
     return Trainer(parts=parts, facts=facts, schedule=Schedule.of(tcfg, cfg.seed), out=out,
                    ctx=ctx, train_set=data.train, sampler=sampler, train_loader=train_loader,
                    test_loader=test_loader, test_set=data.test, train_model=train_model,

@@ -89,7 +89,7 @@ CASES = [
     (["env=aws"], ["env/aws", "kaggle"]),
     (["preprocessing=t32"], ["preprocessing/t32", "t64_uniform"]),
     # values a type cannot refuse
-    (["optimizer.momentum=-0.5"], ["optimizer.momentum", ">= 0"]),
+    (["optimizer.momentum=-0.5"], ["optimizer.momentum", "[0, 1)"]),
     (["optimizer.weight_decay=-1e-4"], ["optimizer.weight_decay", ">= 0"]),
     (["training.gradient_clip=-1"], ["training.gradient_clip", ">= 0"]),
     (["training.eval_batch_size=0"], ["training.eval_batch_size", "> 0"]),
@@ -101,7 +101,7 @@ CASES = [
     (["training.early_stopping_monitor=val_acc"], ["training.early_stopping_monitor", "val_loss"]),
     (["training.epochs=10", "scheduler.warmup_epochs=20"], ["scheduler.warmup_epochs=20"]),
     (["training.swa_start=2.5"], ["training.swa_start=2.5"]),
-    (["training.causal_prob=1.5"], ["training.causal_prob", "[0, 1)"]),
+    (["training.causal_prob=1.5"], ["training.causal_prob", "[0, 1]"]),
     (["training.causal_scope=attention"], ["training.causal_scope", "tcn, all"]),
     (["logger.log_every_n_steps=-1"], ["logger.log_every_n_steps", ">= 0"]),
     (["scheduler.warmup_epochs=1", "scheduler.warmup_start_lr=1", "training.epochs=10"],
@@ -136,6 +136,38 @@ CASES = [
     (["run_name=.sweeps"], ["runs/.sweeps", "keeps for itself"]),
     (["run_name=search"], ["runs/search", "keeps for itself"]),
     (["run_name=done_run/inner"], ["inside the run runs/done_run", "run_name=my_run"]),
+    # every number finite and in its real range (each a traceback, or a run "completed" at
+    # chance, before); a key added with + is checked against the schema like any other
+    (["scheduler.restart_mult=0"], ["scheduler.restart_mult=0", ">= 1"]),
+    (["model.width_mult=inf"], ["model.width_mult=inf", "not a finite number"]),
+    (["model.width_mult=9"], ["model.width_mult", "(0, 8]"]),
+    (["model.num_prototypes=-3"], ["model.num_prototypes=-3", ">= 1"]),
+    (["training.scale_range=[0.9]"], ["training.scale_range=[0.9]", "two numbers"]),
+    (["training.swa_start=nan"], ["training.swa_start=nan", "not a finite number"]),
+    (["optimizer.weight_decay=nan"], ["optimizer.weight_decay=nan", "not a finite number"]),
+    (["optimizer.momentum=nan"], ["optimizer.momentum=nan", "not a finite number"]),
+    (["scheduler.min_lr=nan"], ["scheduler.min_lr=nan", "not a finite number"]),
+    (["training.gradient_clip=nan"], ["training.gradient_clip=nan", "not a finite number"]),
+    (["optimizer.lr=inf"], ["optimizer.lr=inf", "not a finite number"]),
+    (["optimizer.momentum=5"], ["optimizer.momentum", "[0, 1)"]),
+    (["scheduler.gamma=-1"], ["scheduler.gamma", "> 0"]),
+    (["pretrain.temperature=inf"], ["pretrain.temperature=inf", "not a finite number"]),
+    (["pretrain.temperature=0"], ["pretrain.temperature", "> 0"]),
+    (["training.max_hours=inf"], ["training.max_hours=inf", "not a finite number"]),
+    (["optimizer=adamw", "optimizer.betas=[nan,0.9]"], ["optimizer.betas[0]=nan"]),
+    (["optimizer.momentum=0"], ["optimizer.momentum=0", "optimizer.nesterov=false"]),
+    (["scheduler.milestones=[-5]"], ["scheduler.milestones", ">= 0"]),
+    (["training.rotation_deg=-1"], ["training.rotation_deg", "[0, 180]"]),
+    (["dataset.synthetic.subjects=0"], ["dataset.synthetic.subjects=0", ">= 1"]),
+    (["dataset.synthetic.min_frames=50", "dataset.synthetic.max_frames=20"],
+     ["dataset.synthetic.min_frames=50", "max_frames=20"]),
+    (["dataset.limit=0"], ["dataset.limit=0", ">= 1"]),
+    (["seed=99999999999999999999"], ["seed=99999999999999999999", "[0, "]),
+    (["ensemble.weights=[0,0,0,0]"], ["ensemble.weights", "not all 0"]),
+    (["ensemble.weights=[nan,1,1,1]"], ["ensemble.weights[0]=nan"]),
+    (["+trainng.epochs=3"], ["trainng.epochs=3", "not in 'Config'"]),
+    (["+model.foo=2"], ["model.foo=2", "not in 'ModelConfig'"]),
+    (["+dataset.synthetic.sizes=3"], ["dataset.synthetic.sizes=3", "'SyntheticConfig'"]),
 ]
 
 
@@ -148,7 +180,8 @@ CLI = {"scheduler.restart_period=0", "seed=-1", "preprocessing.p_interval_train=
        "stream=hand", "model.foo=1", "--multirun optimizer.lr=0.1,-1",
        "paths.runs=train.py", "init_from=missing.pt",
        "--multirun seed=1,2 init_from=missing.pt",
-       "paths.runs=", "paths.runs=/", "run_name=.locks", "run_name=done_run/inner"}
+       "paths.runs=", "paths.runs=/", "run_name=.locks", "run_name=done_run/inner",
+       "scheduler.restart_mult=0", "training.swa_start=nan", "+trainng.epochs=3"}
 CLI_CASES = [c for c in CASES if " ".join(c[0]) in CLI]
 assert len(CLI_CASES) == len(CLI)
 
@@ -219,6 +252,10 @@ def store(workdir):
     (workdir / "empty_raw").mkdir()
     (workdir / "empty_raw" / "keep.txt").write_text("x")
     (workdir / "binary.txt").write_bytes(b"S001C001P001R001A001\n\xff\xfe\x00\x81")
+    # a last.pt without the optimizer's state
+    (workdir / "runs" / "nooptim" / "checkpoints").mkdir(parents=True)
+    torch.save({"model": {}, "scheduler": {}, "epoch": 1, "best_top1": 5.0, "best_epoch": 1},
+               workdir / "runs" / "nooptim" / "checkpoints" / "last.pt")
     return workdir
 
 
@@ -243,6 +280,10 @@ JOB_CASES = [
      ["dataset.synthetic.samples_per_class=0", ">= 1"]),
     (["dataset.synthetic.min_frames=50", "dataset.synthetic.max_frames=40"],
      ["dataset.synthetic.min_frames=50", "max_frames=40"]),
+    (["run_name=nooptim"], ["nooptim/checkpoints/last.pt", "lacks optimizer",
+                            "pass fresh=true to start the run nooptim over"]),
+    (["training.max_hours=1e-9"], ["training.max_hours=1e-09", "no room for one epoch",
+                                   "raise training.max_hours"]),
 ]
 
 
@@ -253,7 +294,7 @@ def test_bad_training_job(store, shared_data, args, words):
     refused(r, *words)
     assert snapshot(store) == before
     assert sorted(p.name for p in (store / "runs").iterdir()) == ["done_run", "foreign",
-                                                                 "listckpt"]
+                                                                 "listckpt", "nooptim"]
 
 
 NPZ_CASES = {
@@ -362,6 +403,10 @@ def test_bad_ensemble_members(tmp_path):
         ([a], ["is no ensemble", "two or more"]),
         ([a, b, "--weights", "1"], ["1 weights for 2 runs", "one --weights value per run"]),
         ([a, xview], ["differ in split"]),
+        ([a, b, "--weights", "nan", "nan"], ["--weights nan nan", "finite number >= 0"]),
+        ([a, b, "--weights", "0", "0"], ["--weights 0 0", "one at least > 0"]),
+        ([a, b, "--weights", "-1", "-1"], ["--weights -1 -1", ">= 0"]),
+        ([a, b, "--weights", "inf", "1"], ["--weights inf 1", "finite"]),
     ):
         r = run_cli([str(x) for x in args] + ["--out", str(tmp_path / "ens")], tmp_path,
                     module="lastexp.ensemble")
@@ -471,6 +516,7 @@ def test_bad_runs_command(workdir, args, words):
     refused(r, *words)
     assert snapshot(workdir) == before
     assert (workdir / "runs" / "done_run" / "metrics.json").is_file()
+
 
 def test_an_empty_runs_root_leaves_nothing_at_the_file_system_root(workdir):
     """paths.runs= (empty) is refused before Hydra creates its run directory: no
@@ -715,3 +761,35 @@ def test_validation_subjects_the_data_lacks(store, shared_data, args, words):
     assert snapshot(store) == before
     assert sorted(p.name for p in (store / "runs").iterdir()) == ["done_run", "foreign",
                                                                  "listckpt"]
+
+
+def test_results_report_a_top1_outside_0_100_as_a_problem(tmp_path):
+    """best_top1: 150 in a metrics.json is a corrupt file: reported (one warning line naming
+    the run, and in the tables' notes), never bolded as the best of its table."""
+    write_run(tmp_path / "runs", "good", ablation="B0", seed=0, best=90.0)
+    write_run(tmp_path / "runs", "corrupt", ablation="B1", seed=0, best=150.0)
+    before = snapshot(tmp_path / "runs")
+    r = run_cli(["--runs", "runs", "--out", "out", "--quiet"], tmp_path, module="lastexp.results")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert [ln for ln in r.stderr.splitlines() if ln.strip()] == [
+        "warning: skipping corrupt: metrics.json holds best_top1=150.0, not a top-1 in [0, 100]"]
+    assert snapshot(tmp_path / "runs") == before
+    md = (tmp_path / "out" / "base.md").read_text()
+    assert "`corrupt`: metrics.json holds best_top1=150.0" in md
+    assert "150" not in md.replace("best_top1=150.0", "")
+
+
+def test_a_last_pt_copied_from_another_run_is_refused(workdir, shared_data):
+    """A last.pt copied from another run of the same architecture (here: another seed) would
+    resume silently into this run: refused in one line naming fresh=true, nothing changed."""
+    args = [f"paths.data={shared_data}", "logger=none", "debug=tiny"]
+    done = run_cli(["run_name=donor", "seed=1", *args], workdir)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (workdir / "runs" / "copy" / "checkpoints").mkdir(parents=True)
+    (workdir / "runs" / "copy" / "checkpoints" / "last.pt").write_bytes(
+        (workdir / "runs" / "donor" / "checkpoints" / "last.pt").read_bytes())
+    before = snapshot(workdir)
+    r = run_cli(["run_name=copy", "seed=2", *args], workdir)
+    refused(r, "copy/checkpoints/last.pt", "belongs to another run",
+            "pass fresh=true to start the run copy over")
+    assert snapshot(workdir) == before

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
+import typing
 
 import pytest
 from omegaconf import OmegaConf
 
-from lastexp.config import ConfigError, run_dir_name, run_key, validate
+from lastexp.config import (
+    AT_LEAST_ONE,
+    BELOW_ONE,
+    POSITIVE,
+    Config,
+    ConfigError,
+    Range,
+    run_dir_name,
+    run_key,
+    validate,
+    weights_problem,
+)
 from tests.conftest import CONF, REPO, compose
 
 GROUPS = ["model", "stream", "optimizer", "scheduler", "distill", "preprocessing", "dataset",
@@ -112,3 +125,66 @@ def test_composition_does_not_import_torch():
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "last_e_base" in out.stdout
+
+
+# numbers whose rule is not a range: swa_start (a fraction or an epoch, check_training) and
+# amp (a mode name or a flag)
+NOT_A_RANGE = {"training.swa_start", "training.amp"}
+
+
+def schema_numbers(schema: type = Config, prefix: str = "") -> tuple[set[str], set[str]]:
+    """Every int or float key of the schema (Optional ones too) by its dotted name, and every
+    key its groups' RANGES give a range."""
+    numbers, ranged = set(), {f"{prefix}{k}" for k in getattr(schema, "RANGES", {})}
+    hints = typing.get_type_hints(schema)
+    for f in dataclasses.fields(schema):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            more, more_ranged = schema_numbers(hint, f"{prefix}{f.name}.")
+            numbers, ranged = numbers | more, ranged | more_ranged
+        elif typing.get_origin(hint) is not list and {int, float} & set(
+                typing.get_args(hint) or (hint,)):
+            numbers.add(f"{prefix}{f.name}")
+    return numbers, ranged
+
+
+def test_every_number_key_has_its_range():
+    """A number key added to a group's schema needs an entry in that group's RANGES (the
+    allowed values: lr > 0, momentum in [0, 1), restart_mult >= 1, ...)."""
+    numbers, ranged = schema_numbers()
+    assert ranged <= numbers, ranged - numbers  # a range names a key that exists
+    assert numbers - NOT_A_RANGE <= ranged, numbers - NOT_A_RANGE - ranged
+
+
+@pytest.mark.parametrize(("text", "inside", "outside"), [
+    ("be > 0", [1e-9, 5], [0, -1]),
+    ("be >= 1", [1, 7], [0.5, 0]),
+    ("lie in [0, 1)", [0, 0.99], [1, -0.1]),
+    ("lie in (0, 8]", [8, 0.25], [0, 8.5]),
+])
+def test_range_text_says_what_it_holds(text, inside, outside):
+    by_text = {r.text(): r for r in (POSITIVE, AT_LEAST_ONE, BELOW_ONE, Range(0, 8, low_open=True))}
+    r = by_text[text]
+    assert all(r.holds(v) for v in inside) and not any(r.holds(v) for v in outside)
+    assert not r.holds(float("nan"))
+
+
+@pytest.mark.parametrize(("override", "words"), [
+    ("+trainng.epochs=3", ["Key 'trainng' not in 'Config'", "trainng.epochs=3"]),
+    ("+training.epohs=3", ["Key 'epohs' not in 'TrainingConfig'", "training.epohs=3"]),
+    ("training.swa_start=nan", ["training.swa_start=nan", "not a finite number"]),
+    ("optimizer.betas=[0.9,inf]", ["optimizer.betas[1]=inf"]),
+    ("scheduler.restart_mult=0", ["scheduler.restart_mult=0 must be >= 1"]),
+])
+def test_validate_refuses_added_keys_and_non_finite_numbers(override, words):
+    with pytest.raises(ConfigError) as info:
+        validate(compose([override]))
+    for w in words:
+        assert w in str(info.value)
+
+
+def test_weights_problem_is_one_rule_for_config_and_command():
+    assert weights_problem([0.6, 0.6, 0.4, 0.4], "--weights") is None
+    assert weights_problem([1, 0], "--weights") is None
+    for bad in ([0, 0], [-1, -1], [float("nan"), 1], [float("inf"), 1]):
+        assert "--weights" in weights_problem(bad, "--weights")

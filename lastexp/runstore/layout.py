@@ -99,6 +99,12 @@ class RunDir:
         """The MaskCLR-pretrained encoder, kept so that a restarted run does not pretrain."""
         return self.checkpoints / "encoder.pt"
 
+    @property
+    def pretrain_last(self) -> Path:
+        """The MaskCLR pretraining state (every epoch end, and when stopped): a restarted run
+        continues pretraining from it; removed once ``encoder.pt`` is kept."""
+        return self.checkpoints / "pretrain_last.pt"
+
     def epoch_checkpoint(self, epoch: int) -> Path:
         return self.checkpoints / f"epoch_{epoch:04d}.pt"
 

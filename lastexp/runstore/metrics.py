@@ -123,7 +123,8 @@ def schema_problem(metrics: dict[str, Any]) -> str | None:
         return f"{METRICS_FILE} has no valid status (got {status!r})"
     for key in TOP1_KEYS if status == "completed" else ():  # Infinity / NaN parse as floats
         value = metrics.get(key)
-        if isinstance(value, float) and not math.isfinite(value):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if number and not (math.isfinite(value) and 0 <= value <= 100):  # a percentage
             return f"{METRICS_FILE} holds {key}={value}, not a top-1 in [0, 100]"
     return None
 

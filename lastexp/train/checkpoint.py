@@ -29,7 +29,7 @@ def unusable_fix(path: str | os.PathLike) -> str:
     other file was named on the command line (``init_from=``) or found as a teacher's or an
     export's weights."""
     p = Path(path)
-    if p.name == "last.pt" and p.parent.name == "checkpoints":
+    if p.name in ("last.pt", "pretrain_last.pt", "encoder.pt") and p.parent.name == "checkpoints":
         return (f"pass fresh=true to start the run {p.parent.parent.name} over (or move that file "
                 "away)")
     return "point at a checkpoint lastexp wrote"

@@ -3,8 +3,9 @@
 ``checkpoints/last.pt`` is written after every epoch and when a run is stopped mid-epoch; it
 holds everything the next epoch depends on (weights, optimizer, schedule, loss scaler,
 distillation projector, SWA average, the best epoch so far, the history and, mid-epoch, the
-batch position and RNG states), so a resumed run continues bit for bit. It holds only tensors,
-numbers, strings and plain containers: it is read with ``weights_only=True``.
+batch position and RNG states), so a resumed run continues bit for bit; and the ``run_key`` of
+the run that wrote it, so that a ``last.pt`` copied from another run is refused. It holds only
+tensors, numbers, strings and plain containers: it is read with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from typing import Any
 from torch import nn
 
 from lastexp.config import ConfigError
-from lastexp.train.checkpoint import architecture, check_compatible, load_checkpoint
+from lastexp.train.checkpoint import (
+    architecture,
+    check_compatible,
+    load_checkpoint,
+    unusable_fix,
+)
 from lastexp.train.pretrain import load_encoder
 
 
@@ -65,6 +71,7 @@ class RunFacts:
     config: dict[str, Any]  # lastexp.config.identity of the run
     num_classes: int
     stream: str
+    run_key: str | None = None  # lastexp.config.run_key: resume refuses another run's last.pt
 
 
 def checkpoint_contents(parts: Trainables, progress: Progress, facts: RunFacts, *,
@@ -80,24 +87,28 @@ def checkpoint_contents(parts: Trainables, progress: Progress, facts: RunFacts, 
         "best_top1": progress.best_top1, "best_epoch": progress.best_epoch,
         "history": progress.history, "model_name": facts.model_name,
         "architecture": architecture(parts.model), "config": facts.config,
-        "num_classes": facts.num_classes, "stream": facts.stream,
+        "num_classes": facts.num_classes, "stream": facts.stream, "run_key": facts.run_key,
         "projector": parts.projector.state_dict() if parts.projector is not None else None,
         "swa": parts.swa.state_dict() if parts.swa is not None else None,
     }
 
 
-def resume(path: Path, parts: Trainables, model_name: str) -> tuple[Progress, dict | None]:
-    """Restore ``parts`` from ``path`` (refused when another architecture wrote it); the
-    progress, and the mid-epoch position when the run was stopped inside an epoch."""
+def resume(path: Path, parts: Trainables, model_name: str,
+           run_key: str | None = None) -> tuple[Progress, dict | None]:
+    """Restore ``parts`` from ``path`` (refused when another architecture or, by its stored
+    ``run_key``, another run wrote it); the progress, and the mid-epoch position when the run
+    was stopped inside an epoch."""
     state = load_checkpoint(path)
-    check_compatible(state, parts.model, model_name, path)
+    check_resumable(state, path)
+    check_compatible(state, parts.model, model_name, path)  # names the model: said first
+    check_same_run(state, path, run_key)
     parts.model.load_state_dict(state["model"])
     try:
         parts.optimizer.load_state_dict(state["optimizer"])
-    except ValueError:  # other parameter groups: the weight-decay exclusions have changed
-        raise ConfigError(f"{path} holds optimizer state of an older lastexp (other weight-decay "
-                          "groups) that cannot be resumed; start the run over with "
-                          "fresh=true") from None
+    except (ValueError, KeyError) as exc:  # another optimizer's state (param groups, keys)
+        raise ConfigError(f"checkpoint {path} holds an optimizer state that does not fit "
+                          f"optimizer.name or this lastexp's weight-decay groups ({exc}); "
+                          f"{unusable_fix(path)}") from None
     try:
         parts.scheduler.load_state_dict(state["scheduler"])
     except KeyError:  # LambdaLR reads the "lr_lambdas" a LinearLR state lacks
@@ -114,6 +125,27 @@ def resume(path: Path, parts: Trainables, model_name: str) -> tuple[Progress, di
                         best_epoch=state["best_epoch"], history=state.get("history", []),
                         global_step=int(state.get("global_step", 0)))
     return progress, state.get("mid_epoch")
+
+
+RESUME_KEYS = ("model", "optimizer", "scheduler", "epoch", "best_top1", "best_epoch")
+
+
+def check_resumable(state: dict[str, Any], path: Path) -> None:
+    """A ``last.pt`` holds every part a resume restores."""
+    missing = [k for k in RESUME_KEYS if k not in state]
+    if missing:
+        raise ConfigError(f"checkpoint {path} lacks {', '.join(missing)}: it is no training "
+                          f"checkpoint lastexp wrote; {unusable_fix(path)}")
+
+
+def check_same_run(state: dict[str, Any], path: Path, run_key: str | None) -> None:
+    """A ``last.pt`` written by this run (its stored ``run_key``); one written before the key
+    was stored (none in it) is accepted as before."""
+    theirs = state.get("run_key")
+    if theirs and run_key and theirs != run_key:
+        raise ConfigError(f"checkpoint {path} belongs to another run (run key {theirs}, this "
+                          f"run's is {run_key}; copied from another run?): resuming it would "
+                          f"mix two runs; {unusable_fix(path)}")
 
 
 def initialise(path: Path, net: nn.Module, model_name: str) -> None:

@@ -9,7 +9,9 @@ phase: final weights, the SWA model, then best.pt unless the last epoch is the b
 ``LASTEXP_KILL=signal:N:TERM`` (or ``USR2``, ``INT``) does not kill: right after the N-th
 rename it sends that signal to the process, as ``scancel``, SLURM's pre-emption warning or a
 Ctrl-C would, and lets lastexp's own handling end the run.
-``LASTEXP_KILL=count`` kills nothing and prints how many of each it saw.
+``LASTEXP_KILL=count`` kills nothing and prints how many of each it saw; with
+``LASTEXP_KILL_LOG=FILE`` every rename's target file name is appended to FILE, one a line (a
+trial finds the renames of a phase, e.g. MaskCLR pretraining's ``pretrain_last.pt``).
 """
 
 from __future__ import annotations
@@ -33,8 +35,13 @@ def main() -> None:
 
     real_replace = os.replace
 
+    log = os.environ.get("LASTEXP_KILL_LOG")
+
     def replace(src, dst, *args, **kwargs):
         seen["replace"] += 1
+        if log:
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(f"{os.path.basename(os.fspath(dst))}\n")
         hit = what in ("replace", "signal") and seen["replace"] == target
         if hit and what == "replace" and when == "before":
             die()

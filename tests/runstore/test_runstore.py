@@ -114,6 +114,10 @@ def test_schema_problems_and_foreign_files(tmp_path):
     assert "no valid status" in schema_problem({"status": "done"})
     assert "best_top1=inf" in schema_problem({"status": "completed", "best_top1": float("inf")})
     assert schema_problem({"status": "failed", "best_top1": float("nan")}) is None
+    # a top-1 is a percentage: 150 or -3 is a corrupt file, never the best of a table
+    assert "best_top1=150" in schema_problem({"status": "completed", "best_top1": 150})
+    assert "swa_top1=-3.0" in schema_problem({"status": "completed", "swa_top1": -3.0})
+    assert schema_problem({"status": "completed", "best_top1": 100, "final_top1": 0}) is None
     (tmp_path / "m.json").write_text("[1]")
     assert foreign_kind(tmp_path / "m.json") == "list"
     (tmp_path / "n.json").write_text("{}")

@@ -11,6 +11,8 @@ from lastexp.models import build_model
 from lastexp.models.graph import BODY_REGIONS
 from lastexp.train.pretrain import (
     MaskCLR,
+    PretrainHooks,
+    PretrainStopped,
     encoder_state,
     info_nce,
     load_encoder_into,
@@ -19,6 +21,7 @@ from lastexp.train.pretrain import (
     region_mask,
     save_encoder,
 )
+from lastexp.train.sampler import EpochSampler
 
 
 def tiny(seed: int = 0, k: int = 5):
@@ -161,3 +164,50 @@ def test_pretraining_optimizer_and_schedule():
     lr = hist["lr"]  # cosine_warmup: LinearLR over 3 epochs, 1e-3 in epoch 3, then to min_lr
     assert lr[:4] == pytest.approx([1e-5 + (1e-3 - 1e-5) * e / 3 for e in range(3)] + [1e-3])
     assert all(a >= b for a, b in zip(lr[3:], lr[4:])) and lr[-1] == pytest.approx(1e-6)
+
+
+def _loader(seed: int = 0):
+    x = torch.randn(12, 3, 16, 25, 1, generator=torch.Generator().manual_seed(3))
+    data = torch.utils.data.TensorDataset(x, torch.zeros(12, dtype=torch.long))
+    return torch.utils.data.DataLoader(data, batch_size=4, sampler=EpochSampler(12, seed=seed),
+                                       generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("stop_after", [1, 4, 6])  # steps: mid epoch 1, mid epoch 2, epoch end
+def test_a_stopped_pretraining_continues_bit_for_bit(stop_after):
+    """A stop request saves the state after the current step (PretrainStopped); pretraining
+    continued from it ends with the weights and history of a run never stopped."""
+    kw = dict(epochs=3, lr=1e-3, seed=0, warmup_epochs=1)
+    ref_enc, saved = tiny(), []
+    ref = pretrain(ref_enc, _loader(), **kw, hooks=PretrainHooks(save=saved.append))
+    assert [s["epoch"] for s in saved] == [1, 2, 3] and all(s["mid_epoch"] is None for s in saved)
+
+    steps = iter(range(1, 100))
+    stopped, states = tiny(), []
+    with pytest.raises(PretrainStopped):
+        pretrain(stopped, _loader(), **kw, hooks=PretrainHooks(
+            save=states.append, should_stop=lambda: next(steps) == stop_after))
+    assert states[-1]["mid_epoch"]["batches"] == (stop_after - 1) % 3 + 1
+    again = tiny(seed=5)  # other initial weights: all of it comes from the saved state
+    hist = pretrain(again, _loader(), **kw, hooks=PretrainHooks(state=states[-1]))
+    assert {k: v for k, v in hist.items() if k != "seconds"} == \
+        {k: v for k, v in ref.items() if k != "seconds"}
+    for (name, a), b in zip(ref_enc.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_pretraining_visits_a_new_order_each_epoch():
+    seen = []
+    loader = _loader()
+    real_iter = type(loader).__iter__
+
+    def spy(self):
+        seen.append(list(self.sampler))
+        return real_iter(self)
+
+    type(loader).__iter__ = spy
+    try:
+        pretrain(tiny(), loader, epochs=2, lr=1e-3, seed=0)
+    finally:
+        type(loader).__iter__ = real_iter
+    assert len(seen) == 2 and seen[0] != seen[1] and sorted(seen[0]) == sorted(seen[1])
