@@ -26,6 +26,7 @@ from lastexp.results.notes import (
     selection_note,
     teacher_note,
 )
+from lastexp.results.perclass import per_class_csv
 from lastexp.results.render import (
     DASH,
     bold_best,
@@ -127,6 +128,11 @@ def ablation_table(runs: Runs, table: str) -> dict[str, str]:
         *delta_notes(rows, deltas, datasets),
         budget_line,
     ]
+    per_class, lacking = per_class_csv(runs, table, datasets)
+    if lacking:
+        extra.append(f"Per-class accuracy ({table}_per_class.csv, with the action names) is — "
+                     "(left out) for rows whose runs have no per-sample predictions: "
+                     + "; ".join(lacking) + ".")
     left_out = [r for r in runs.all if r["ablation"] in ids and r["debug"]]
     if left_out and not runs.include_debug:
         extra.append(f"{len(left_out)} run(s) of this table's rows used a debug preset "
@@ -144,6 +150,7 @@ def ablation_table(runs: Runs, table: str) -> dict[str, str]:
         f"{table}.md": md,
         f"{table}.csv": render_csv(csv_header, csv_rows),
         f"{table}.tex": render_tex(header, md_rows, f"{title}. {budget_line}", table),
+        f"{table}_per_class.csv": per_class,
     }
 
 

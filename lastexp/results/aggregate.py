@@ -426,25 +426,25 @@ def compute_delta(row: Row, dataset: str, predictions: PredictionReader | None) 
 
 
 def table_deltas(table: str, runs: Runs, datasets: list[str]) -> dict[tuple[int, str], Delta]:
-    """Every Δ of a table, keyed by (id(row), dataset), with Holm's correction applied over the
-    table's Δs on each dataset, Welch's and McNemar's families separately."""
-    key = f"{table}:{','.join(datasets)}"
-    if key in runs.deltas_cache:
-        return runs.deltas_cache[key]
+    """Every Δ of a table on ``datasets``, keyed by (id(row), dataset), with Holm's correction
+    applied over the table's Δs on each dataset, Welch's and McNemar's families separately."""
     rows = table_rows_cache(runs, table)
     out: dict[tuple[int, str], Delta] = {}
     for ds in datasets:
-        here = {}
-        for row in rows:
-            d = compute_delta(row, ds, runs.predictions)
-            if d is not None:
-                here[(id(row), ds)] = d
-        for attr, adjusted in (("p_value", "p_value_holm"), ("p_mcnemar", "p_mcnemar_holm")):
-            family = [d for d in here.values() if getattr(d, attr) is not None]
-            for d, p in zip(family, holm([getattr(d, attr) for d in family])):
-                setattr(d, adjusted, p)
-        out.update(here)
-    runs.deltas_cache[key] = out
+        key = f"{table}:{ds}"
+        if key not in runs.deltas_cache:
+            here = {}
+            for row in rows:
+                d = compute_delta(row, ds, runs.predictions)
+                if d is not None:
+                    here[(id(row), ds)] = d
+            for attr, adjusted in (("p_value", "p_value_holm"),
+                                   ("p_mcnemar", "p_mcnemar_holm")):
+                family = [d for d in here.values() if getattr(d, attr) is not None]
+                for d, p in zip(family, holm([getattr(d, attr) for d in family])):
+                    setattr(d, adjusted, p)
+            runs.deltas_cache[key] = here
+        out.update(runs.deltas_cache[key])
     return out
 
 

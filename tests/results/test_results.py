@@ -249,7 +249,7 @@ def test_output_is_byte_stable(store: Path, tmp_path: Path):
     df2, problems2 = load_store(store, warn=False)
     write_tables(df2.sample(frac=1.0, random_state=0), tmp_path / "o2", problems2)
     names = sorted(p.name for p in (tmp_path / "o1").iterdir())
-    assert len([n for n in names if not n.endswith(".png")]) == 14
+    assert len([n for n in names if not n.endswith(".png")]) == 17  # 14 + 3 per-class csv
     for name in names:
         assert (tmp_path / "o1" / name).read_bytes() == (tmp_path / "o2" / name).read_bytes()
 
@@ -267,6 +267,7 @@ def test_cli_writes_files_without_torch(store: Path, tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     expected = {f"{n}.{e}" for n in ("base", "lite", "preprocessing", "paper") for e in
                 ("md", "csv", "tex")} | {"other.md", "other.csv"}  # fmt: skip
+    expected |= {f"{n}_per_class.csv" for n in ("base", "lite", "preprocessing")}
     assert {p.name for p in out.iterdir() if p.suffix != ".png"} == expected
     assert "| B1 | + CrossTemporalGCN | B0 |" in proc.stdout
     assert "9 runs read" in proc.stdout
