@@ -201,7 +201,7 @@ def prepare(df: pd.DataFrame, problems: list[Problem] = (), provenance: str = ""
         r["device_kind"] = device_kind(r["device"])
         r["config"] = reader.read(f"{root}/{r['run_dir']}") if root else UNKNOWN
         r["group"] = (r["config"].key, r["world_size"], r["debug"], r["protocol"])
-    _assign_variants(runs)
+    _assign_variants(runs, include_debug)
     runs.sort(key=lambda r: r["run_dir"])
     done = [r for r in runs if r["status"] == "completed" and r["best_top1"] == r["best_top1"]]
     completed, duplicates = newest_per_seed(done, _slot_view, lambda r: r["run_dir"])
@@ -235,11 +235,12 @@ def _unquote(part: str) -> str:
     return f"{key}{sep}{value}"
 
 
-def _assign_variants(runs: list[dict]) -> None:
+def _assign_variants(runs: list[dict], include_debug: bool = False) -> None:
     """``run["variant"]``: ``""`` for the runs of their row's main config on their dataset,
     else the config keys that differ from it. The main config is, among the configs without a
     debug preset, the one whose runs' command lines chose only the catalog row (the recipe),
-    then the one with the most completed runs, then the most runs."""
+    then the one with the most completed runs, then the most runs. A debug run is always a
+    labelled variant, except with ``include_debug`` in a row that has only debug runs."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in runs:
         groups[(r["ablation"], *variant_of(r), r["dataset"])].append(r)
@@ -257,7 +258,7 @@ def _assign_variants(runs: list[dict]) -> None:
         main = max(ordinary, key=rank)[1][0] if ordinary else \
             max(by_group.items(), key=rank)[1][0]
         for r in members:
-            if r["group"] == main["group"] and not r["debug"]:
+            if r["group"] == main["group"] and (not r["debug"] or include_debug):
                 r["variant"] = ""
             else:
                 r["variant"] = _label(r, main) or f"config {r['config'].key or 'unknown'}"
