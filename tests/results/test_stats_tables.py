@@ -20,7 +20,9 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower
 
+from lastexp.plan import power_lines
 from lastexp.results import build_report, load_store
+from lastexp.results.stats import seeds_for_power
 
 N_SAMPLES, N_CLASSES = 60, 6
 LABELS = np.arange(N_SAMPLES) % N_CLASSES
@@ -161,11 +163,9 @@ def test_welch_mcnemar_holm_and_power(store: Path, files: dict[str, str]):
     # seeds for 80% power at α = 0.05, from the pooled seed std
     pooled = math.sqrt((np.var(b1, ddof=1) * 1 + np.var(b0, ddof=1) * 2) / 3)
     effect = abs(np.mean(b1) - np.mean(b0)) / pooled
-    power = TTestIndPower()
-    if power.power(effect, nobs1=2, alpha=0.05) >= 0.8:
-        want = 2
-    else:
-        want = math.ceil(power.solve_power(effect_size=effect, alpha=0.05, power=0.8))
+    # the smallest n per side whose two-sided t-test has 80% power (statsmodels' power)
+    want = next(n for n in range(2, 10_000)
+                if TTestIndPower().power(effect, nobs1=n, alpha=0.05, ratio=1.0) >= 0.8)
     assert int(r["seeds_for_power"]) == want
     assert row(base, "B3")["seeds_for_power"] == ""
 
@@ -218,3 +218,24 @@ def test_include_debug_puts_debug_runs_in_as_variants(store: Path):
     base = read_csv(files["base.csv"])
     assert row(base, "B1", "debug=tiny")["n"] == "1"
     assert row(base, "B1")["n"] == "2"
+
+
+def test_seeds_for_power_is_the_smallest_n_with_the_power():
+    power = TTestIndPower()
+    for a, b in (([80.0, 81.0, 82.5], [79.0, 80.5, 80.0]), ([70.0, 70.4], [70.3, 70.1, 69.9]),
+                 ([90.0, 90.1], [80.0, 80.1])):  # the last: a huge effect, 2 seeds suffice
+        pooled = math.sqrt(((len(a) - 1) * np.var(a, ddof=1) + (len(b) - 1) * np.var(b, ddof=1))
+                           / (len(a) + len(b) - 2))
+        effect = abs(np.mean(a) - np.mean(b)) / pooled
+        want = next(n for n in range(2, 100_000)
+                    if not power.power(effect, nobs1=n, alpha=0.05) < 0.8)  # NaN: d huge
+        assert seeds_for_power(float(np.mean(a) - np.mean(b)), a, b) == want
+
+
+def test_plan_prints_seeds_for_power(store: Path, files: dict[str, str]):
+    base = read_csv(files["base.csv"])
+    lines = power_lines(str(store), ["base"])
+    assert lines[0].startswith("Seeds for 80% power at α = 0.05")
+    b1 = next(ln for ln in lines if ln.strip().startswith("B1 vs B0 on synthetic"))
+    assert b1.endswith(f"{row(base, 'B1')['seeds_for_power']} seeds per side")
+    assert any(ln.strip().startswith("B3 vs B0") and "needs n >= 2" in ln for ln in lines)
