@@ -494,7 +494,14 @@ def identity(cfg: Any) -> dict:
     two runs the same run."""
     raw = OmegaConf.to_container(cfg, resolve=False) if not isinstance(cfg, dict) else dict(cfg)
     raw.pop("hydra", None)  # holds enums and the run directory itself
-    raw = json.loads(json.dumps(raw))  # deep copy of plain containers
+    raw = strip_volatile(json.loads(json.dumps(raw)))  # deep copy of plain containers
+    return OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
+
+
+def strip_volatile(raw: dict) -> dict:
+    """``raw`` (plain containers, changed in place) minus :data:`VOLATILE_KEYS` and the
+    :data:`ADDED_KEYS` at their default: :func:`identity` before interpolations are resolved
+    (of a config without interpolations, its identity)."""
     for key in VOLATILE_KEYS:
         node, *rest = key.split(".")
         if not rest:
@@ -505,7 +512,7 @@ def identity(cfg: Any) -> dict:
         node, leaf = key.split(".")
         if isinstance(raw.get(node), dict) and raw[node].get(leaf, default) == default:
             raw[node].pop(leaf, None)
-    return OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
+    return raw
 
 
 def run_key(cfg: Any) -> str:

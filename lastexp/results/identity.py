@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from lastexp.config import VOLATILE_KEYS, identity
+from lastexp.config import VOLATILE_KEYS, identity, strip_volatile
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
@@ -62,9 +62,11 @@ def _identity_of_text(text: str) -> ConfigId | None:
     if not isinstance(raw, dict):
         return None
     try:
-        ident = identity(raw)
+        # The run identity (lastexp.config.identity); OmegaConf (~13 ms a config) only where
+        # an interpolation is left to resolve: a job's saved config normally holds none.
+        ident = identity(raw) if "${" in text else strip_volatile(raw)
     except Exception:  # noqa: BLE001 -- an interpolation this version cannot resolve
-        ident = {k: v for k, v in raw.items() if k not in VOLATILE_KEYS}
+        ident = strip_volatile(raw)
     ident.pop("seed", None)
     blob = json.dumps(ident, sort_keys=True, separators=(",", ":"), default=str)
     return ConfigId(hashlib.sha1(blob.encode()).hexdigest()[:10], tuple(_flatten(ident)))

@@ -9,10 +9,13 @@ import shutil
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
+from lastexp.config import identity
 from lastexp.results import build_report, load_store
+from lastexp.results.identity import ConfigReader
 from tests.conftest import run_cli
 
 
@@ -113,3 +116,27 @@ def test_statistics_of_real_runs_match_scipy(real_store, tmp_path):
     lite = list(csv.DictReader(io.StringIO(files["lite.csv"])))
     l1 = next(r for r in lite if r["id"] == "L1" and r["variant"] == "")
     assert l1["delta"] == l1["p_mcnemar"] == l1["seeds_for_power"] == ""
+
+
+def test_cell_identity_is_the_run_identity_without_the_seed(real_store):
+    """The key a cell groups by is lastexp.config.identity of the saved config, seed left out:
+    the two seeds of a row share it, the two rows do not."""
+    reader = ConfigReader()
+    keys = {}
+    for run in sorted((real_store / "runs").glob("*/metrics.json")):
+        m = json.loads(run.read_text())
+        cid = reader.read(run.parent)
+        want = identity(OmegaConf.load(run.parent / ".hydra" / "config.yaml"))
+        want.pop("seed")
+        assert dict(cid.items) == {k: v for k, v in _flat(want)}
+        assert cid.catalog is False  # debug=tiny on the command line: not the catalog recipe
+        keys.setdefault(m["ablation"], set()).add(cid.key)
+    assert all(len(v) == 1 for v in keys.values()) and keys["L0"] != keys["L1"]
+
+
+def _flat(node, prefix=""):
+    if isinstance(node, dict) and node:
+        for k in sorted(node):
+            yield from _flat(node[k], f"{prefix}{k}.")
+    else:
+        yield prefix[:-1], json.dumps(node, sort_keys=True, separators=(",", ":"))
