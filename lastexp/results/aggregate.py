@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from lastexp import catalog
-from lastexp.results.identity import UNKNOWN, ConfigReader, differing
+from lastexp.results.identity import UNKNOWN, ConfigReader, catalog_recipe, differing
 from lastexp.results.predictions import PredictionReader, discordant
 from lastexp.results.render import DASH
 from lastexp.results.stats import (
@@ -25,8 +26,7 @@ from lastexp.results.stats import (
     mcnemar_exact,
     mean_interval,
     seeds_for_power,
-    welch,
-    welch_interval,
+    welch_test,
 )
 from lastexp.results.store import Problem
 from lastexp.runstore.walk import newest_per_seed
@@ -201,7 +201,8 @@ def prepare(df: pd.DataFrame, problems: list[Problem] = (), provenance: str = ""
         r["device_kind"] = device_kind(r["device"])
         r["config"] = reader.read(f"{root}/{r['run_dir']}") if root else UNKNOWN
         r["group"] = (r["config"].key, r["world_size"], r["debug"], r["protocol"])
-    _assign_variants(runs, include_debug)
+    _assign_variants(runs, include_debug,
+                     lambda r: catalog_recipe(f"{root}/{r['run_dir']}") if root else None)
     runs.sort(key=lambda r: r["run_dir"])
     done = [r for r in runs if r["status"] == "completed" and r["best_top1"] == r["best_top1"]]
     completed, duplicates = newest_per_seed(done, _slot_view, lambda r: r["run_dir"])
@@ -235,12 +236,15 @@ def _unquote(part: str) -> str:
     return f"{key}{sep}{value}"
 
 
-def _assign_variants(runs: list[dict], include_debug: bool = False) -> None:
+def _assign_variants(runs: list[dict], include_debug: bool = False,
+                     catalog_of: Callable[[dict], bool | None] = lambda r: None) -> None:
     """``run["variant"]``: ``""`` for the runs of their row's main config on their dataset,
     else the config keys that differ from it. The main config is, among the configs without a
     debug preset, the one whose runs' command lines chose only the catalog row (the recipe),
     then the one with the most completed runs, then the most runs. A debug run is always a
-    labelled variant, except with ``include_debug`` in a row that has only debug runs."""
+    labelled variant, except with ``include_debug`` in a row that has only debug runs.
+    ``catalog_of`` reads whether a run's command line chose only its row (asked only where
+    a row has several configs on a dataset)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in runs:
         groups[(r["ablation"], *variant_of(r), r["dataset"])].append(r)
@@ -249,9 +253,9 @@ def _assign_variants(runs: list[dict], include_debug: bool = False) -> None:
         for r in members:
             by_group[r["group"]].append(r)
 
-        def rank(item: tuple[tuple, list[dict]]) -> tuple:
+        def rank(item: tuple[tuple, list[dict]], several: bool = len(by_group) > 1) -> tuple:
             key, rs = item
-            return (any(r["config"].catalog for r in rs),
+            return (several and any(catalog_of(r) for r in rs),
                     sum(r["status"] == "completed" for r in rs), len(rs), str(key))
 
         ordinary = [item for item in by_group.items() if not item[0][2]]
@@ -404,9 +408,7 @@ def compute_delta(row: Row, dataset: str, predictions: PredictionReader | None) 
     if len(mine.protocols | base.protocols) > 1:
         return Delta(refused="the two sides selected their epoch on different splits")
     d = Delta(value=mine.mean - base.mean, both_n2=mine.n >= 2 and base.n >= 2)
-    test = welch(mine.values, base.values)
-    d.p_value = test[2] if test else None
-    d.ci95 = welch_interval(mine.values, base.values)
+    d.p_value, d.ci95 = welch_test(mine.values, base.values)
     d.seeds_for_power = seeds_for_power(d.value, mine.values, base.values)
     mine_runs, base_runs = _seed_runs(mine), _seed_runs(base)
     matched = sorted(set(mine_runs) & set(base_runs))

@@ -33,12 +33,10 @@ _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 @dataclass(frozen=True)
 class ConfigId:
     """A run's identity without the seed: ``key`` a short hash (``""`` when the run has no
-    readable ``.hydra/config.yaml``), ``items`` its flattened ``dotted.key -> JSON value``, and
-    ``catalog`` whether its command line chose only the catalog row (None: no overrides.yaml)."""
+    readable ``.hydra/config.yaml``) and ``items`` its flattened ``dotted.key -> JSON value``."""
 
     key: str
     items: tuple[tuple[str, str], ...] = ()
-    catalog: bool | None = None
 
 
 UNKNOWN = ConfigId("")
@@ -99,13 +97,17 @@ class ConfigReader:
         if text not in self._by_text:
             self._by_text[text] = _identity_of_text(text)
         found = self._by_text[text]
-        if found is None:
-            return UNKNOWN
-        try:
-            overrides = (path / OVERRIDES_FILE).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return found
-        return ConfigId(found.key, found.items, _catalog_overrides(overrides))
+        return UNKNOWN if found is None else found
+
+
+def catalog_recipe(run_path: str | os.PathLike[str]) -> bool | None:
+    """Whether a run's command line (``.hydra/overrides.yaml``) chose only its catalog row and
+    volatile keys; None without the file. Read only where a row has several configs."""
+    try:
+        text = (Path(run_path) / OVERRIDES_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return _catalog_overrides(text)
 
 
 def differing(a: ConfigId, b: ConfigId) -> list[str]:

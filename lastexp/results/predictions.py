@@ -28,35 +28,37 @@ class Predictions:
 
 
 class PredictionReader:
-    """Reads (run_dir, rule) predictions below a runs root, caching each; None when the run has
-    no scores file or none for that rule (a run written before predictions were stored)."""
+    """Reads (run_dir, rule) predictions below a runs root, each run's file opened once; None
+    when the run has no scores file or none for that rule (a run written before predictions
+    were stored). Only ``labels``, ``names`` and the ``pred_*`` arrays are read, never the
+    logits."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root) if root else None
-        self._cache: dict[tuple[str, str], Predictions | None] = {}
+        self._cache: dict[str, dict[str, Predictions]] = {}
 
     def get(self, run_dir: str, rule: str) -> Predictions | None:
-        key = (run_dir, rule)
-        if key not in self._cache:
-            self._cache[key] = self._read(run_dir, PRED_KEY[rule])
-        return self._cache[key]
+        if run_dir not in self._cache:
+            self._cache[run_dir] = self._read(run_dir)
+        return self._cache[run_dir].get(PRED_KEY[rule])
 
-    def _read(self, run_dir: str, pred_key: str) -> Predictions | None:
+    def _read(self, run_dir: str) -> dict[str, Predictions]:
         if self.root is None:
-            return None
+            return {}
         try:
             with np.load(self.root / run_dir / SCORES_FILE, allow_pickle=False) as z:
-                if pred_key not in z.files or "labels" not in z.files:
-                    return None
+                keys = [k for k in PRED_KEY.values() if k in z.files]
+                if not keys or "labels" not in z.files:
+                    return {}
                 labels = np.asarray(z["labels"]).astype(np.int64).ravel()
-                pred = np.asarray(z[pred_key]).astype(np.int64).ravel()
-                names = (np.asarray(z["names"]).astype(str).ravel() if "names" in z.files
-                         else np.arange(len(labels)).astype(str))
+                names = (np.asarray(z["names"]).ravel() if "names" in z.files
+                         else np.arange(len(labels)))
+                names = names if names.dtype.kind == "U" else names.astype(str)
+                preds = {k: np.asarray(z[k]).astype(np.int64).ravel() for k in keys}
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            return None
-        if len(pred) != len(labels) or len(names) != len(labels):
-            return None
-        return Predictions(labels, pred, names)
+            return {}
+        return {k: Predictions(labels, p, names) for k, p in preds.items()
+                if len(p) == len(labels) == len(names)}
 
 
 def discordant(row: Predictions, base: Predictions) -> tuple[int, int] | None:

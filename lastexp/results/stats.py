@@ -6,16 +6,19 @@ correction (``statsmodels.stats.multitest.multipletests``) and the seeds needed 
 
 from __future__ import annotations
 
+import gc
 import math
 import statistics
 import warnings
 
+import numpy as np
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower
 
 ALPHA = 0.05  # the tests' level, the intervals' 1 - confidence, the power analysis' α
 POWER = 0.8
+_SEARCH_N = np.arange(2, 34)  # seeds a table plausibly runs; solve_power beyond
 
 
 def _ttest(a: list[float], b: list[float]):
@@ -27,6 +30,17 @@ def _ttest(a: list[float], b: list[float]):
     with warnings.catch_warnings():  # near-identical seeds: SciPy warns of precision loss
         warnings.simplefilter("ignore", RuntimeWarning)
         return stats.ttest_ind(a, b, equal_var=False)
+
+
+def welch_test(a: list[float], b: list[float]
+               ) -> tuple[float, tuple[float, float]] | tuple[None, None]:
+    """Welch's two-sided p and the 95% interval of ``mean(a) - mean(b)`` from one
+    ``scipy.stats.ttest_ind(a, b, equal_var=False)``; ``(None, None)`` where undefined."""
+    res = _ttest(a, b)
+    if res is None:
+        return None, None
+    ci = res.confidence_interval(1 - ALPHA)
+    return min(1.0, max(0.0, float(res.pvalue))), (float(ci.low), float(ci.high))
 
 
 def welch(a: list[float], b: list[float]) -> tuple[float, float, float] | None:
@@ -74,7 +88,13 @@ def holm(pvalues: list[float]) -> list[float]:
     """Holm–Bonferroni adjusted p-values, in the order given (statsmodels')."""
     if not pvalues:
         return []
-    return [float(p) for p in multipletests(pvalues, alpha=ALPHA, method="holm")[1]]
+    # multipletests ends with gc.collect(), a full pass over every live object (seconds on a
+    # 10,000-run store); frozen objects are skipped, so freeze what exists around the call.
+    gc.freeze()
+    try:
+        return [float(p) for p in multipletests(pvalues, alpha=ALPHA, method="holm")[1]]
+    finally:
+        gc.unfreeze()
 
 
 def seeds_for_power(delta: float, a: list[float], b: list[float]) -> int | None:
@@ -91,9 +111,15 @@ def seeds_for_power(delta: float, a: list[float], b: list[float]) -> int | None:
     analysis = TTestIndPower()
     # Power grows with the effect; at d >= 8 two seeds per side have > 95% (statsmodels' own
     # power() turns NaN for very large d, and solve_power does not converge below n = 2).
-    if effect >= 8.0 or analysis.power(effect_size=effect, nobs1=2, alpha=ALPHA,
-                                       ratio=1.0) >= POWER:
-        return 2  # the smallest sample a t-test takes already has the power
+    if effect >= 8.0:
+        return 2
+    # The smallest n whose power reaches 80% (= solve_power rounded up, power growing with n),
+    # from one vectorised power() over n = 2..SEARCH_N; solve_power's root finder beyond it.
+    with np.errstate(all="ignore"):
+        powers = analysis.power(effect_size=effect, nobs1=_SEARCH_N, alpha=ALPHA, ratio=1.0)
+    reached = np.flatnonzero(~(powers < POWER))  # NaN counts as reached: d is huge
+    if len(reached):
+        return int(_SEARCH_N[reached[0]])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -15,7 +15,7 @@ from statsmodels.stats.multitest import multipletests
 
 from lastexp.config import identity
 from lastexp.results import build_report, load_store
-from lastexp.results.identity import ConfigReader
+from lastexp.results.identity import ConfigReader, catalog_recipe
 from tests.conftest import run_cli
 
 
@@ -129,7 +129,8 @@ def test_cell_identity_is_the_run_identity_without_the_seed(real_store):
         want = identity(OmegaConf.load(run.parent / ".hydra" / "config.yaml"))
         want.pop("seed")
         assert dict(cid.items) == {k: v for k, v in _flat(want)}
-        assert cid.catalog is False  # debug=tiny on the command line: not the catalog recipe
+        # debug=tiny on the command line: not the catalog recipe
+        assert catalog_recipe(run.parent) is False
         keys.setdefault(m["ablation"], set()).add(cid.key)
     assert all(len(v) == 1 for v in keys.values()) and keys["L0"] != keys["L1"]
 
