@@ -14,8 +14,9 @@ from lastexp.results.render import MARKER, fmt_num
 
 def maskclr_verdict(runs: Runs) -> str:
     """The training plan §4's MaskCLR rule (:func:`lastexp.catalog.maskclr_decision`) on the
-    completed runs, duplicate seeds resolved: the L10/L11 cells of paper.md's LAST-Lite table."""
-    decision = catalog.maskclr_decision(runs.completed)
+    completed runs of the main configs, duplicate seeds resolved: the L10/L11 cells of paper.md's
+    LAST-Lite table."""
+    decision = catalog.maskclr_decision(r for r in runs.tabled(runs.completed) if not r["variant"])
     threshold = f"{catalog.MASKCLR_THRESHOLD:.0f}%"
     if decision is None:
         return ("MaskCLR rule (the training plan §4): undecided — no completed L10/L11 run of "

@@ -239,3 +239,15 @@ def test_plan_prints_seeds_for_power(store: Path, files: dict[str, str]):
     b1 = next(ln for ln in lines if ln.strip().startswith("B1 vs B0 on synthetic"))
     assert b1.endswith(f"{row(base, 'B1')['seeds_for_power']} seeds per side")
     assert any(ln.strip().startswith("B3 vs B0") and "needs n >= 2" in ln for ln in lines)
+
+
+def test_paper_rows_use_the_main_config_only(tmp_path: Path):
+    root = tmp_path / "runs"
+    main = write_run(root, "b7", "B7", 1, 0.8, dataset="ntu60_xsub")
+    write_run(root, "b7_lr", "B7", 2, 0.3, lr=0.5, overrides=("optimizer.lr=0.5",),
+              dataset="ntu60_xsub")
+    write_run(root, "b7_dbg", "B7", 3, 0.2, overrides=("debug=tiny",), debug="tiny",
+              dataset="ntu60_xsub")
+    md = build_report(*load_store(root, warn=False), provenance="x")["paper.md"]
+    line = next(ln for ln in md.splitlines() if ln.startswith("| **LAST-Base (1s)**"))
+    assert line.split("|")[2].strip() == f"{metric(root, main.name):.1f} (n=1)"
