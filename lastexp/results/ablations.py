@@ -10,6 +10,7 @@ from lastexp.results.aggregate import (
     Row,
     Runs,
     fill_row,
+    short_variant,
     table_deltas,
     table_rows_cache,
     variant_of,
@@ -179,7 +180,7 @@ def other_table(runs: Runs) -> dict[str, str]:
     header = ["Ablation", "Model", "Stream", "Preprocessing", "Config", *datasets, hours_col]
     md_rows, means, csv_rows = [], [], []
     for k, row in zip(keys, rows):
-        md_rows.append([row.label, *(v or "?" for v in k[1:4]), k[4],
+        md_rows.append([row.label, *(v or "?" for v in k[1:4]), short_variant(k[4]),
                         *(row.cell(d).text() for d in datasets),
                         hours_text(row, hours_col)])  # fmt: skip
         means.append([row.cell(d).mean for d in datasets])

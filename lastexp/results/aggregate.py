@@ -34,6 +34,7 @@ from lastexp.runstore.walk import newest_per_seed
 DATASET_ORDER = ["synthetic", "ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset"]
 STREAM_ORDER = ["joint", "bone", "velocity", "bone_velocity"]
 INCOMPLETE = ("failed", "interrupted", "running")
+VARIANT_SHOWN = 80  # characters of a variant line's differing keys printed in md / tex
 
 Variant = tuple[str, str, str]  # (model, stream, preprocessing)
 
@@ -108,7 +109,7 @@ class Row:
     @property
     def display_title(self) -> str:
         title = f"{self.title} ({', '.join(self.shown)})" if self.shown else self.title
-        return f"{title} [{self.variant}]" if self.variant else title
+        return f"{title} [{short_variant(self.variant)}]" if self.variant else title
 
     @property
     def protocol(self) -> str:
@@ -139,6 +140,11 @@ class Runs:
 
     def datasets(self, runs: list[dict] | None = None) -> list[str]:
         return _order({r["dataset"] for r in (self.all if runs is None else runs)}, DATASET_ORDER)
+
+
+def short_variant(text: str) -> str:
+    """A variant line's differing keys as md / tex print them (the csv has them whole)."""
+    return text if len(text) <= VARIANT_SHOWN else text[:VARIANT_SHOWN - 1].rstrip(", ") + "…"
 
 
 def as_text(value: object) -> str:
