@@ -30,6 +30,7 @@ from lastexp.results.notes import (
 from lastexp.results.perclass import per_class_csv
 from lastexp.results.render import (
     DASH,
+    MARKER,
     bold_best,
     fmt_delta,
     fmt_num,
@@ -129,6 +130,10 @@ def ablation_table(runs: Runs, table: str) -> dict[str, str]:
         *delta_notes(rows, deltas, datasets),
         budget_line,
     ]
+    marker_key = (f" {MARKER}: Holm-adjusted p < 0.05 over the table's Δs on the dataset "
+                  "(Welch's t-test with n ≥ 2 per side, else the exact McNemar test, which "
+                  "covers test-set sampling, not seed-to-seed variance)."
+                  if any(d.marked for d in deltas.values()) else "")
     per_class, lacking = per_class_csv(runs, table, datasets)
     if lacking:
         extra.append(f"Per-class accuracy ({table}_per_class.csv, with the action names) is — "
@@ -150,7 +155,7 @@ def ablation_table(runs: Runs, table: str) -> dict[str, str]:
     return {
         f"{table}.md": md,
         f"{table}.csv": render_csv(csv_header, csv_rows),
-        f"{table}.tex": render_tex(header, md_rows, f"{title}. {budget_line}", table),
+        f"{table}.tex": render_tex(header, md_rows, f"{title}. {budget_line}{marker_key}", table),
         f"{table}_per_class.csv": per_class,
     }
 
