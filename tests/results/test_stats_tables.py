@@ -184,7 +184,7 @@ def test_markdown_marker_and_notes(files: dict[str, str]):
     assert "Selection protocol differs between rows" in md and "B5: a validation split" in md
     assert "\\toprule" in files["base.tex"] and "\\bottomrule" in files["base.tex"]
     marked = any("*" in ln.split("|")[5] for ln in lines.values())  # the Δ column
-    assert ("Holm-adjusted p < 0.05" in files["base.tex"]) == marked  # the caption's key
+    assert ("Holm-adjusted p $<$ 0.05" in files["base.tex"]) == marked  # the caption key
     assert "| CPU h |" in md.splitlines()[2]
 
 
