@@ -745,7 +745,18 @@ def identity(cfg: Any, world_size: int | None = None) -> dict:
     processes is another run than a single-process one."""
     raw = OmegaConf.to_container(cfg, resolve=False) if not isinstance(cfg, dict) else dict(cfg)
     raw.pop("hydra", None)  # holds enums and the run directory itself
-    raw = json.loads(json.dumps(raw))  # deep copy of plain containers
+    raw = strip_volatile(json.loads(json.dumps(raw)))  # deep copy of plain containers
+    ident = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
+    world = launch_world_size() if world_size is None else int(world_size)
+    if world != 1:
+        ident["world_size"] = world
+    return ident
+
+
+def strip_volatile(raw: dict) -> dict:
+    """``raw`` (plain containers, changed in place) minus :data:`VOLATILE_KEYS` and the
+    :data:`ADDED_KEYS` at their default: :func:`identity` before interpolations are resolved
+    (of a config without interpolations, its identity)."""
     for key in VOLATILE_KEYS:
         node, *rest = key.split(".")
         if not rest:
@@ -761,11 +772,7 @@ def identity(cfg: Any, world_size: int | None = None) -> dict:
     training = raw.get("training")
     if isinstance(training, dict) and not training.get("causal_prob"):
         training.pop("causal_scope", None)
-    ident = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
-    world = launch_world_size() if world_size is None else int(world_size)
-    if world != 1:
-        ident["world_size"] = world
-    return ident
+    return raw
 
 
 def run_key(cfg: Any) -> str:

@@ -26,6 +26,9 @@ from lastexp import app, catalog
 from lastexp.cli import ArgumentParser
 from lastexp.config import normalize_overrides, run_dir_name
 from lastexp.deps import is_path, requirements
+from lastexp.results.aggregate import prepare, table_deltas, table_rows_cache
+from lastexp.results.notes import row_name
+from lastexp.results.store import load_store
 from lastexp.runstore import (
     RunDir,
     RunIdentity,
@@ -202,7 +205,42 @@ def render(jobs: list[Job]) -> str:
         note = maskclr_due_note(runs_root)
         if note:
             out.append(note)
+    include_debug = any(debug_of(j.cfg) for j in jobs)
+    out += power_lines(runs_root, tables, include_debug)
     return "\n".join(out)
+
+
+def power_lines(runs_root: str, tables: list[str], include_debug: bool = False) -> list[str]:
+    """For each row of ``tables`` with runs on both sides of its Δ (main configs, as the
+    results tables compare them): the seeds per side needed for 80% power at α = 0.05 to detect
+    the Δ observed so far, given the pooled seed std (statsmodels' TTestIndPower)."""
+    if not tables or not Path(runs_root).is_dir():
+        return []
+    df, problems = load_store(runs_root, warn=False)
+    runs = prepare(df, problems, include_debug=include_debug)
+    out = []
+    for name in tables:
+        rows = table_rows_cache(runs, name)
+        datasets = runs.datasets(runs.tabled(runs.completed))
+        deltas = table_deltas(name, runs, datasets)
+        lines = []
+        for row in rows:
+            for ds in datasets:
+                d = deltas.get((id(row), ds))
+                if d is None or d.value is None:
+                    continue
+                n_row, n_base = row.cell(ds).n, row.baseline_row.cell(
+                    ds, catalog.compared_rule(row.rule)).n
+                need = (f"{d.seeds_for_power} seeds per side" if d.seeds_for_power is not None
+                        else "needs n >= 2 on both sides" if min(n_row, n_base) < 2
+                        else "undefined (zero spread or zero Δ)")
+                lines.append(f"  {row_name(row)} vs {row_name(row.baseline_row)} on {ds}: "
+                             f"Δ {d.value:+.2f} (n={n_row} vs {n_base}): {need}")
+        if lines:
+            out.append(f"Seeds for 80% power at α = 0.05 to detect the observed Δ (pooled seed "
+                       f"std), {catalog.TABLES[name].title}:")
+            out += lines
+    return out
 
 
 def maskclr_due_note(runs_root: str) -> str | None:

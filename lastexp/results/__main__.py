@@ -32,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs", help="runs root to scan (default: runs)")
     parser.add_argument("--out", default="results", help="output folder (default: results)")
     parser.add_argument("--quiet", action="store_true", help="print only the file list")
+    parser.add_argument("--include-debug", action="store_true",
+                        help="put debug-preset runs (debug=tiny, ...) into the ablation and paper "
+                        "tables as variant lines (default: they are listed in other.md only)")
+    parser.add_argument("--confusion", choices=["full", "all"], default="full",
+                        help="confusion-matrix PNGs for each table's full-model row (B7, L5, P0; "
+                        "default) or for every row with per-sample predictions (all)")
     args = parser.parse_args(argv)
 
     if os.path.exists(args.out) and not os.path.isdir(args.out):
@@ -52,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     df, problems = load_store(args.runs)
 
     def write(folder: Path) -> dict[str, str]:
-        files = write_tables(df, folder, problems)
+        files = write_tables(df, folder, problems, include_debug=args.include_debug,
+                             confusion_all=args.confusion == "all")
         files.update(write_search(args.runs, folder))  # search.md when the store has searches
         return files
 

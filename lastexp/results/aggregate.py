@@ -1,5 +1,10 @@
 """From the loaded run frame to table rows: duplicates resolved, runs grouped into the catalog's
 rows and cells, each cell under the row's selection rule, and the Δ against the baseline row.
+
+A cell is one config: the runs it averages share their whole run identity but the seed
+(:mod:`lastexp.results.identity`, plus the debug preset, the world size and the selection
+protocol metrics.json records). Other configs of a row are its labelled variant lines; the
+row's main config is the catalog's recipe (the runs whose command line chose only the row).
 """
 
 from __future__ import annotations
@@ -7,19 +12,29 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from lastexp import catalog
+from lastexp.results.identity import UNKNOWN, ConfigReader, catalog_recipe, differing
+from lastexp.results.predictions import PredictionReader, discordant
 from lastexp.results.render import DASH
-from lastexp.results.stats import welch
+from lastexp.results.stats import (
+    holm,
+    mcnemar_exact,
+    mean_interval,
+    seeds_for_power,
+    welch_test,
+)
 from lastexp.results.store import Problem
 from lastexp.runstore.walk import newest_per_seed
 
 DATASET_ORDER = ["synthetic", "ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset"]
 STREAM_ORDER = ["joint", "bone", "velocity", "bone_velocity"]
 INCOMPLETE = ("failed", "interrupted", "running")
+VARIANT_SHOWN = 80  # characters of a variant line's differing keys printed in md / tex
 
 Variant = tuple[str, str, str]  # (model, stream, preprocessing)
 
@@ -30,6 +45,8 @@ class Cell:
 
     values: list[float] = field(default_factory=list)  # top-1 of completed runs, by seed
     seeds: list[float] = field(default_factory=list)
+    run_dirs: list[str] = field(default_factory=list)  # the run of each value
+    protocols: set[str] = field(default_factory=set)  # "test" | "validation" (selection split)
     incomplete: dict[str, int] = field(default_factory=dict)  # status -> count
     # completed runs without the rule's number (e.g. a B13 run written before swa_top1)
     lacking: dict[str, int] = field(default_factory=dict)  # metrics key -> count
@@ -45,6 +62,11 @@ class Cell:
     @property
     def std(self) -> float | None:
         return statistics.stdev(self.values) if len(self.values) >= 2 else None
+
+    @property
+    def ci95(self) -> tuple[float, float] | None:
+        """The 95% t-interval of the mean over seeds (n >= 2)."""
+        return mean_interval(self.values)
 
     def flags(self) -> str:
         flags = [f"{self.incomplete[s]} {s}" for s in INCOMPLETE if self.incomplete.get(s)]
@@ -70,12 +92,14 @@ class Row:
     key: Variant  # (model, stream, preprocessing) of its runs; "" when no runs
     shown: tuple[str, ...]  # the variant values printed because they vary within the ID
     ablation: catalog.Ablation | None = None
+    variant: str = ""  # config keys where this line differs from the row's main config
     first_of_id: bool = True
     rule: catalog.Selection = "best"  # which weights its cells report
     cells: dict[str, Cell] = field(default_factory=dict)  # dataset -> cell under ``rule``
     # rule -> dataset -> cell: the same runs under every rule, for a Δ read under another one
     by_rule: dict[str, dict[str, Cell]] = field(default_factory=dict)
     gpu_seconds: float = 0.0
+    devices: set[str] = field(default_factory=set)  # "GPU" / "CPU" of the runs counted
     baseline_row: Row | None = None
 
     def cell(self, dataset: str, rule: str | None = None) -> Cell:
@@ -84,7 +108,14 @@ class Row:
 
     @property
     def display_title(self) -> str:
-        return f"{self.title} ({', '.join(self.shown)})" if self.shown else self.title
+        title = f"{self.title} ({', '.join(self.shown)})" if self.shown else self.title
+        return f"{title} [{short_variant(self.variant)}]" if self.variant else title
+
+    @property
+    def protocol(self) -> str:
+        """The selection protocol of its cells: ``test``, ``validation``, ``mixed`` or ``""``."""
+        found = {p for c in self.cells.values() for p in c.protocols}
+        return found.pop() if len(found) == 1 else ("mixed" if found else "")
 
 
 @dataclass
@@ -99,9 +130,21 @@ class Runs:
     root: str = ""  # absolute runs root, for reading history.csv
     figures: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     rows_cache: dict[str, list[Row]] = field(default_factory=dict)
+    include_debug: bool = False  # debug-preset runs in the ablation and paper tables
+    predictions: PredictionReader | None = None
+    deltas_cache: dict[str, dict[tuple[int, str], Delta]] = field(default_factory=dict)
+
+    def tabled(self, runs: list[dict]) -> list[dict]:
+        """The runs the ablation and paper tables may use (no debug preset unless asked)."""
+        return runs if self.include_debug else [r for r in runs if not r["debug"]]
 
     def datasets(self, runs: list[dict] | None = None) -> list[str]:
         return _order({r["dataset"] for r in (self.all if runs is None else runs)}, DATASET_ORDER)
+
+
+def short_variant(text: str) -> str:
+    """A variant line's differing keys as md / tex print them (the csv has them whole)."""
+    return text if len(text) <= VARIANT_SHOWN else text[:VARIANT_SHOWN - 1].rstrip(", ") + "…"
 
 
 def as_text(value: object) -> str:
@@ -131,24 +174,104 @@ def _seed_sort(run: dict) -> tuple:
     return (0, seed, run["run_dir"])
 
 
-def prepare(df: pd.DataFrame, problems: list[Problem] = (), provenance: str = "") -> Runs:
-    """Plain-dict view of the frame with duplicate seeds resolved (newest run kept)."""
+def device_kind(device: object) -> str:
+    """``CPU`` for a run on the CPU, ``GPU`` for one on an accelerator, ``""`` when unknown."""
+    text = as_text(device).strip().lower()
+    return "" if not text else "CPU" if text.startswith("cpu") else "GPU"
+
+
+def _world_size(value: object) -> int:
+    return int(value) if isinstance(value, (int, float)) and value == value and value >= 1 else 1
+
+
+def prepare(df: pd.DataFrame, problems: list[Problem] = (), provenance: str = "",
+            include_debug: bool = False) -> Runs:
+    """Plain-dict view of the frame: each run's config identity and variant line, duplicate
+    seeds of one config resolved (newest run kept)."""
     cols = ["run_dir", "status", "ablation", "model", "stream", "dataset", "preprocessing",
             "seed", "best_top1", "final_top1", "swa_top1", "params", "flops", "train_seconds",
-            "int8_bytes", "error", "started_at", "finished_at", "teacher_members"]  # fmt: skip
+            "int8_bytes", "error", "started_at", "finished_at", "teacher_members", "debug",
+            "world_size", "selection", "device"]  # fmt: skip
     data = {c: df[c].tolist() if c in df.columns else [None] * len(df) for c in cols}
     runs = [dict(zip(cols, vals)) for vals in zip(*(data[c] for c in cols))]
+    root = str(df.attrs.get("runs_root", ""))
+    reader = ConfigReader()
     for r in runs:
-        for k in ("ablation", "model", "stream", "dataset", "preprocessing", "status"):
+        for k in ("ablation", "model", "stream", "dataset", "preprocessing", "status", "debug"):
             r[k] = as_text(r[k])
         r["dataset"] = r["dataset"] or "?"
         ts = r["train_seconds"]
         r["train_seconds"] = ts if isinstance(ts, float) and ts == ts else 0.0
+        r["world_size"] = _world_size(r["world_size"])
+        r["protocol"] = "validation" if r["selection"] == "validation" else "test"
+        r["device_kind"] = device_kind(r["device"])
+        r["config"] = reader.read(f"{root}/{r['run_dir']}") if root else UNKNOWN
+        r["group"] = (r["config"].key, r["world_size"], r["debug"], r["protocol"])
+    _assign_variants(runs, include_debug,
+                     lambda r: catalog_recipe(f"{root}/{r['run_dir']}") if root else None)
     runs.sort(key=lambda r: r["run_dir"])
     done = [r for r in runs if r["status"] == "completed" and r["best_top1"] == r["best_top1"]]
-    completed, duplicates = newest_per_seed(done, lambda r: r, lambda r: r["run_dir"])
-    root = str(df.attrs.get("runs_root", ""))
-    return Runs(runs, completed, duplicates, list(problems), provenance, root)
+    completed, duplicates = newest_per_seed(done, _slot_view, lambda r: r["run_dir"])
+    return Runs(runs, completed, duplicates, list(problems), provenance, root,
+                include_debug=include_debug, predictions=PredictionReader(root))
+
+
+def _slot_view(run: dict) -> dict:
+    """A run's metrics as :func:`lastexp.runstore.walk.seed_slot` reads them, its config group
+    folded into ``preprocessing`` so that only runs of one config are duplicates."""
+    return {**run, "preprocessing": f"{run['preprocessing']}\0{run['group']}"}
+
+
+def _label(run: dict, main: dict | None) -> str:
+    """What sets ``run``'s config apart from the ``main`` run's (``""`` when nothing does)."""
+    parts = [] if not run["debug"] else [f"debug={run['debug']}"]
+    if main is None:
+        return ", ".join(parts)
+    parts += [_unquote(p) for p in differing(run["config"], main["config"])]
+    if run["world_size"] != main["world_size"]:
+        parts.append(f"world_size={run['world_size']}")
+    if run["protocol"] != main["protocol"]:
+        parts.append(f"selection on {run['protocol']}")
+    return ", ".join(parts)
+
+
+def _unquote(part: str) -> str:
+    key, sep, value = part.partition("=")
+    if sep and len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return f"{key}{sep}{value}"
+
+
+def _assign_variants(runs: list[dict], include_debug: bool = False,
+                     catalog_of: Callable[[dict], bool | None] = lambda r: None) -> None:
+    """``run["variant"]``: ``""`` for the runs of their row's main config on their dataset,
+    else the config keys that differ from it. The main config is, among the configs without a
+    debug preset, the one whose runs' command lines chose only the catalog row (the recipe),
+    then the one with the most completed runs, then the most runs. A debug run is always a
+    labelled variant, except with ``include_debug`` in a row that has only debug runs.
+    ``catalog_of`` reads whether a run's command line chose only its row (asked only where
+    a row has several configs on a dataset)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in runs:
+        groups[(r["ablation"], *variant_of(r), r["dataset"])].append(r)
+    for members in groups.values():
+        by_group: dict[tuple, list[dict]] = defaultdict(list)
+        for r in members:
+            by_group[r["group"]].append(r)
+
+        def rank(item: tuple[tuple, list[dict]], several: bool = len(by_group) > 1) -> tuple:
+            key, rs = item
+            return (several and any(catalog_of(r) for r in rs),
+                    sum(r["status"] == "completed" for r in rs), len(rs), str(key))
+
+        ordinary = [item for item in by_group.items() if not item[0][2]]
+        main = max(ordinary, key=rank)[1][0] if ordinary else \
+            max(by_group.items(), key=rank)[1][0]
+        for r in members:
+            if r["group"] == main["group"] and (not r["debug"] or include_debug):
+                r["variant"] = ""
+            else:
+                r["variant"] = _label(r, main) or f"config {r['config'].key or 'unknown'}"
 
 
 def fill_row(row: Row, runs: list[dict], completed: list[dict]) -> None:
@@ -156,6 +279,8 @@ def fill_row(row: Row, runs: list[dict], completed: list[dict]) -> None:
     ``completed`` ones into its cells under every selection rule."""
     for r in runs:
         row.gpu_seconds += r["train_seconds"]
+        if r["device_kind"] and r["train_seconds"]:
+            row.devices.add(r["device_kind"])
         if r["status"] in INCOMPLETE:
             cell = row.cells.setdefault(r["dataset"], Cell())
             cell.incomplete[r["status"]] = cell.incomplete.get(r["status"], 0) + 1
@@ -172,45 +297,50 @@ def fill_row(row: Row, runs: list[dict], completed: list[dict]) -> None:
                 continue
             cell.values.append(float(value))
             cell.seeds.append(r["seed"])
+            cell.run_dirs.append(r["run_dir"])
+            cell.protocols.add(r["protocol"])
 
 
 def table_rows(table: str, runs: Runs) -> list[Row]:
     """The rows of one ablation table in catalog order, split by varying model/stream/prep."""
     by_id: dict[str, list[dict]] = defaultdict(list)
     done_by_id: dict[str, list[dict]] = defaultdict(list)
-    for r in runs.all:
+    for r in runs.tabled(runs.all):
         by_id[r["ablation"]].append(r)
-    for r in runs.completed:
+    for r in runs.tabled(runs.completed):
         done_by_id[r["ablation"]].append(r)
     rows: list[Row] = []
     rows_of: dict[str, list[Row]] = {}
     for ab_id in catalog.ids(table):
         ab = catalog.get(ab_id)
         mine = by_id.get(ab_id, [])
-        variants = _order({variant_of(r) for r in mine}, []) if mine else [("", "", "")]
-        variants = sorted(variants, key=variant_sort_key)
-        varying = [i for i in range(3) if len({v[i] for v in variants}) > 1]
+        lines = {(variant_of(r), r["variant"]) for r in mine} or {(("", "", ""), "")}
+        lines = sorted(lines, key=lambda v: (variant_sort_key(v[0]), v[1] != "", v[1]))
+        varying = [i for i in range(3) if len({v[0][i] for v in lines}) > 1]
         rows_of[ab_id] = []
-        for k, variant in enumerate(variants):
+        for k, (variant, config) in enumerate(lines):
             row = Row(
                 label=ab_id,
                 title=ab.title,
                 key=variant,
                 shown=tuple(variant[i] or "?" for i in varying),
                 ablation=ab,
+                variant=config,
                 first_of_id=k == 0,
                 rule=ab.selection,
             )
-            fill_row(
-                row,
-                [r for r in mine if variant_of(r) == variant],
-                [r for r in done_by_id.get(ab_id, []) if variant_of(r) == variant],
-            )
+
+            def of_line(r: dict, variant: Variant = variant, config: str = config) -> bool:
+                return variant_of(r) == variant and r["variant"] == config
+
+            fill_row(row, [r for r in mine if of_line(r)],
+                     [r for r in done_by_id.get(ab_id, []) if of_line(r)])  # fmt: skip
             rows.append(row)
             rows_of[ab_id].append(row)
     for row in rows:
-        if row.ablation is not None and row.ablation.baseline:
-            row.baseline_row = _match_baseline(row, rows_of[row.ablation.baseline])
+        if row.ablation is not None and row.ablation.baseline and not row.variant:
+            mains = [c for c in rows_of[row.ablation.baseline] if not c.variant]
+            row.baseline_row = _match_baseline(row, mains)
     return rows
 
 
@@ -235,13 +365,100 @@ def _match_baseline(row: Row, candidates: list[Row]) -> Row | None:
     return winners[0] if len(winners) == 1 else None
 
 
-def delta(row: Row, dataset: str) -> tuple[float, float | None] | None:
-    """(Δ mean vs baseline, Welch p or None) on ``dataset``; None when not computable."""
+@dataclass
+class Delta:
+    """A row's Δ against its baseline on one dataset, with every statistic the csv reports."""
+
+    value: float | None = None  # mean difference; None when refused
+    refused: str = ""  # why no Δ is shown (different selection protocols)
+    p_value: float | None = None  # Welch's two-sided p (n >= 2 both sides)
+    ci95: tuple[float, float] | None = None  # Welch's 95% interval of the difference
+    b: int | None = None  # McNemar's discordant counts, summed over matched seeds
+    c: int | None = None
+    mcnemar_seeds: int = 0  # matched seeds pooled into b and c
+    no_predictions: int = 0  # matched seeds lacking per-sample predictions on a side
+    p_mcnemar: float | None = None
+    p_value_holm: float | None = None
+    p_mcnemar_holm: float | None = None
+    seeds_for_power: int | None = None
+    both_n2: bool = False  # both sides have n >= 2: the marker reads Welch's test
+
+    @property
+    def marker_test(self) -> str:
+        """``Welch`` or ``McNemar``: the test whose Holm-adjusted p decides the marker."""
+        return "Welch" if self.both_n2 else "McNemar"
+
+    @property
+    def marked(self) -> bool:
+        p = self.p_value_holm if self.both_n2 else self.p_mcnemar_holm
+        return p is not None and p < 0.05
+
+    def as_pair(self) -> tuple[float, float | None] | None:
+        return None if self.value is None else (self.value, self.p_value)
+
+
+def _seed_runs(cell: Cell) -> dict[float, str]:
+    return {s: d for s, d in zip(cell.seeds, cell.run_dirs) if s is not None and s == s}
+
+
+def compute_delta(row: Row, dataset: str, predictions: PredictionReader | None) -> Delta | None:
+    """The Δ of ``row``'s main config vs its baseline's main config on ``dataset`` (None when
+    there is no baseline or a side has no completed run); its tests before Holm's correction."""
     if row.baseline_row is None:
         return None
+    base_rule = catalog.compared_rule(row.rule)
     mine = row.cell(dataset)
-    base = row.baseline_row.cell(dataset, catalog.compared_rule(row.rule))
+    base = row.baseline_row.cell(dataset, base_rule)
     if not mine.values or not base.values:
         return None
-    test = welch(mine.values, base.values)
-    return mine.mean - base.mean, (test[2] if test else None)
+    if len(mine.protocols | base.protocols) > 1:
+        return Delta(refused="the two sides selected their epoch on different splits")
+    d = Delta(value=mine.mean - base.mean, both_n2=mine.n >= 2 and base.n >= 2)
+    d.p_value, d.ci95 = welch_test(mine.values, base.values)
+    d.seeds_for_power = seeds_for_power(d.value, mine.values, base.values)
+    mine_runs, base_runs = _seed_runs(mine), _seed_runs(base)
+    matched = sorted(set(mine_runs) & set(base_runs))
+    b = c = 0
+    for seed in matched:
+        rp = predictions.get(mine_runs[seed], row.rule) if predictions else None
+        bp = predictions.get(base_runs[seed], base_rule) if predictions else None
+        counts = discordant(rp, bp) if rp is not None and bp is not None else None
+        if counts is None:
+            d.no_predictions += 1
+            continue
+        b, c = b + counts[0], c + counts[1]
+        d.mcnemar_seeds += 1
+    if matched and not d.no_predictions:
+        d.b, d.c = b, c
+        d.p_mcnemar = mcnemar_exact(b, c)
+    return d
+
+
+def table_deltas(table: str, runs: Runs, datasets: list[str]) -> dict[tuple[int, str], Delta]:
+    """Every Δ of a table on ``datasets``, keyed by (id(row), dataset), with Holm's correction
+    applied over the table's Δs on each dataset, Welch's and McNemar's families separately."""
+    rows = table_rows_cache(runs, table)
+    out: dict[tuple[int, str], Delta] = {}
+    for ds in datasets:
+        key = f"{table}:{ds}"
+        if key not in runs.deltas_cache:
+            here = {}
+            for row in rows:
+                d = compute_delta(row, ds, runs.predictions)
+                if d is not None:
+                    here[(id(row), ds)] = d
+            for attr, adjusted in (("p_value", "p_value_holm"),
+                                   ("p_mcnemar", "p_mcnemar_holm")):
+                family = [d for d in here.values() if getattr(d, attr) is not None]
+                for d, p in zip(family, holm([getattr(d, attr) for d in family])):
+                    setattr(d, adjusted, p)
+            runs.deltas_cache[key] = here
+        out.update(runs.deltas_cache[key])
+    return out
+
+
+def delta(row: Row, dataset: str) -> tuple[float, float | None] | None:
+    """(Δ mean vs baseline, Welch p or None) on ``dataset``; None when not computable (no
+    baseline, a side without runs, or sides of different selection protocols)."""
+    d = compute_delta(row, dataset, None)
+    return d.as_pair() if d is not None else None

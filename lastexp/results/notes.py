@@ -8,14 +8,15 @@ import os
 
 from lastexp import catalog
 from lastexp.provenance import git_commit, git_dirty
-from lastexp.results.aggregate import INCOMPLETE, Runs, as_text
-from lastexp.results.render import fmt_num
+from lastexp.results.aggregate import INCOMPLETE, Delta, Row, Runs, as_text
+from lastexp.results.render import MARKER, fmt_num
 
 
 def maskclr_verdict(runs: Runs) -> str:
     """The training plan §4's MaskCLR rule (:func:`lastexp.catalog.maskclr_decision`) on the
-    completed runs, duplicate seeds resolved: the L10/L11 cells of paper.md's LAST-Lite table."""
-    decision = catalog.maskclr_decision(runs.completed)
+    completed runs of the main configs, duplicate seeds resolved: the L10/L11 cells of paper.md's
+    LAST-Lite table."""
+    decision = catalog.maskclr_decision(r for r in runs.tabled(runs.completed) if not r["variant"])
     threshold = f"{catalog.MASKCLR_THRESHOLD:.0f}%"
     if decision is None:
         return ("MaskCLR rule (the training plan §4): undecided — no completed L10/L11 run of "
@@ -59,6 +60,84 @@ def selection_note(table: str) -> str:
     return text + (". A Δ of those rows compares with the baseline's final weights (the model "
                    "its training ends with), so neither side picks an epoch on the test split; "
                    "every other Δ compares best epochs.")
+
+
+def hours_header(rows: list[Row]) -> str:
+    """``GPU h`` or ``CPU h`` by the device the rows' runs trained on; ``Hours`` when mixed
+    (each cell then names its device)."""
+    devices = set().union(*(r.devices for r in rows)) if rows else set()
+    if devices == {"CPU"}:
+        return "CPU h"
+    return "GPU h" if devices <= {"GPU"} else "Hours"
+
+
+def hours_text(row: Row, header: str) -> str:
+    text = f"{row.gpu_seconds / 3600:.1f}"
+    return f"{text} {'+'.join(sorted(row.devices))}" if header == "Hours" and row.devices \
+        else text
+
+
+def row_name(row: Row) -> str:
+    return f"{row.label} ({', '.join(row.shown)})" if row.shown else row.label
+
+
+PROTOCOL_TEXT = {
+    "test": "test-selected (the best epoch, early stopping and SWA's choice read the test split "
+            "that the cell reports, as the field reports CTR-GCN and InfoGCN)",
+    "validation": "a validation split held out of the training split (dataset.val_subjects / "
+                  "dataset.val_fraction) chose the epoch; the test split was scored once, at "
+                  "the end, for the rule's weights",
+}
+
+
+def protocol_note(rows: list[Row]) -> str:
+    """Which selection protocol the cells used, per row when they differ."""
+    by_row = {row_name(r) + (f" [{r.variant}]" if r.variant else ""): r.protocol
+              for r in rows if r.protocol}
+    found = set(by_row.values())
+    if not found or found == {"test"}:
+        return f"Selection protocol: {PROTOCOL_TEXT['test']}, for every row."
+    if found == {"validation"}:
+        return f"Selection protocol: {PROTOCOL_TEXT['validation']}, for every row."
+    parts = []
+    for proto in ("validation", "test", "mixed"):
+        names = [n for n, p in by_row.items() if p == proto]
+        if names:
+            parts.append(f"{', '.join(names)}: {PROTOCOL_TEXT.get(proto, 'mixed protocols')}")
+    return ("Selection protocol differs between rows — " + "; ".join(parts)
+            + ". A Δ between rows of different protocols is refused (— (protocols differ)).")
+
+
+def delta_notes(rows: list[Row], deltas: dict[tuple[int, str], Delta],
+                datasets: list[str]) -> list[str]:
+    """What the Δ statistics are, which test each marker used, and the Δs lacking one."""
+    named = [(row_name(r), ds, deltas[(id(r), ds)]) for r in rows for ds in datasets
+             if (id(r), ds) in deltas]
+    if not named:
+        return []
+    marked = [f"{n} on {ds} ({d.marker_test})" for n, ds, d in named if d.marked]
+    out = [
+        f"Significance: {MARKER} marks a Δ whose Holm-adjusted p is below 0.05 (Holm–"
+        "Bonferroni over this table's Δs on that dataset), by Welch's t-test when both sides "
+        "have n ≥ 2, otherwise by the exact McNemar test on the per-sample test predictions "
+        "of the rule's weights, pooled over the seeds both sides ran. McNemar covers "
+        "test-set sampling but not seed-to-seed variance. "
+        + (f"Marked: {'; '.join(marked)}." if marked else "No Δ is marked.")
+        + " The csv adds each cell's 95% t-interval, each Δ's 95% Welch interval, both p "
+        "values before and after Holm, and the seeds per side needed for 80% power at "
+        "α = 0.05 to detect the Δ (python -m lastexp.plan prints them too)."
+    ]
+    lacking = [f"{n} on {ds} ({d.no_predictions} seed(s))" for n, ds, d in named
+               if d.no_predictions]
+    if lacking:
+        out.append("McNemar p is — (csv p_mcnemar empty) where a matched seed's run has no "
+                   "per-sample predictions (runs written before test_scores.npz stored "
+                   "pred_best/pred_final/pred_swa): " + "; ".join(lacking) + ".")
+    refused = [f"{n} on {ds}" for n, ds, d in named if d.refused]
+    if refused:
+        out.append("Δ refused (— (protocols differ)): the row and its baseline selected on "
+                   "different splits (test vs validation): " + "; ".join(refused) + ".")
+    return out
 
 
 def _run_line(r: dict) -> str:

@@ -47,10 +47,12 @@ PAPER_LITE_OURS = [
 
 
 def _select(runs: Runs, ablation: str, model: str | None, stream: str | None) -> list[dict]:
+    """The runs of one of our rows: the ablation's main config (no variant line, no debug
+    preset unless --include-debug), as the ablation tables' cells."""
     return [
-        r for r in runs.all
+        r for r in runs.tabled(runs.all)
         if r["ablation"] == ablation and (model is None or r["model"] == model)
-        and (stream is None or r["stream"] == stream)
+        and (stream is None or r["stream"] == stream) and not r["variant"]
     ]  # fmt: skip
 
 

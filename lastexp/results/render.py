@@ -16,7 +16,7 @@ _TEX = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     "±": r"$\pm$", "—": "---", "−": "$-$", "Δ": r"$\Delta$", "→": r"$\to$", "×": r"$\times$",
-    "<": r"$<$", ">": r"$>$", "≥": r"$\geq$", "§": r"\S{}",
+    "*": r"$^{*}$", "<": r"$<$", ">": r"$>$", "≥": r"$\geq$", "§": r"\S{}",
 }  # fmt: skip
 
 
@@ -34,13 +34,22 @@ def fmt_p(p: float | None) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
-def fmt_delta(d: tuple[float, float | None] | None, has_baseline: bool) -> str:
-    """``+1.8 (p=0.042)``; ``—`` when a baseline exists but no Δ is computable, empty for a
-    row without a baseline."""
+MARKER = "*"  # a Δ whose Holm-adjusted p < 0.05
+
+
+def fmt_delta(d: tuple[float, float | None] | None, has_baseline: bool, marked: bool = False,
+              p_mcnemar: float | None = None) -> str:
+    """``+1.8* (p=0.042)``: the Δ, :data:`MARKER` when ``marked``, Welch's p (else McNemar's
+    when given); ``—`` when a baseline exists but no Δ is computable, empty for a row without a
+    baseline."""
     if d is None:
         return DASH if has_baseline else ""
-    value = f"{d[0]:+.1f}".replace("-0.0", "+0.0")
-    return f"{value} ({fmt_p(d[1])})" if d[1] is not None else value
+    value = f"{d[0]:+.1f}".replace("-0.0", "+0.0") + (MARKER if marked else "")
+    if d[1] is not None:
+        return f"{value} ({fmt_p(d[1])})"
+    if p_mcnemar is not None:
+        return f"{value} (McNemar {fmt_p(p_mcnemar)})"
+    return value
 
 
 def fmt_params(params: float | None) -> str | None:

@@ -29,16 +29,20 @@ def build_report(
     problems: list[Problem] = (),
     provenance: str = "",
     figures_dir: str | os.PathLike[str] | None = None,
+    include_debug: bool = False,
+    confusion_all: bool = False,
 ) -> dict[str, str]:
     """Every output file's text, keyed by file name; a pure function of its arguments.
 
     With ``figures_dir`` (and matplotlib installed) PNG figures are drawn there first and
-    linked from the ablation tables.
+    linked from the ablation tables. ``include_debug`` puts debug-preset runs into the
+    ablation and paper tables (as variant lines); ``confusion_all`` draws a confusion matrix
+    for every row, not only each table's full model.
     """
-    runs = prepare(df, problems, provenance)
+    runs = prepare(df, problems, provenance, include_debug=include_debug)
     if figures_dir is not None and plots.available():
         for table in catalog.TABLES:
-            runs.figures[table] = plots.draw(runs, table, figures_dir)
+            runs.figures[table] = plots.draw(runs, table, figures_dir, confusion_all)
     files: dict[str, str] = {}
     for table in catalog.TABLES:
         files.update(ablation_table(runs, table))
@@ -53,16 +57,20 @@ def write_tables(
     problems: list[Problem] = (),
     provenance: str | None = None,
     plots: bool = True,
+    include_debug: bool = False,
+    confusion_all: bool = False,
 ) -> dict[str, str]:
     """Write :func:`build_report`'s files into ``out_dir``; returns them (PNGs not included).
 
     ``provenance`` defaults to :func:`~lastexp.results.notes.git_provenance` of the working
-    directory; ``plots`` draws the optional figures when matplotlib is installed.
+    directory; ``plots`` draws the optional figures when matplotlib is installed;
+    ``include_debug`` and ``confusion_all`` as in :func:`build_report`.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     prov = git_provenance() if provenance is None else provenance
-    files = build_report(df, problems, prov, figures_dir=out if plots else None)
+    files = build_report(df, problems, prov, figures_dir=out if plots else None,
+                         include_debug=include_debug, confusion_all=confusion_all)
     write_files(out, files)  # never through a link; a full disk is one line
     return files
 

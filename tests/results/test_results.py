@@ -107,7 +107,7 @@ def test_mean_std_delta_and_welch_by_hand(store: Path):
     assert row[3] == "**93.0 ± 1.0 (n=3)**"  # best of the column
     assert row[4] == f"+1.8 (p={p:.3f})"
     csv_line = next(ln for ln in report(store)["base.csv"].splitlines() if ln.startswith("B1,"))
-    assert ",3,93.000,1.000,0,0,0,1.833," in csv_line
+    assert ",synthetic,3,93.000,1.000," in csv_line and ",0,0,0,1.833," in csv_line
 
 
 def test_welch_matches_scipy():
@@ -133,7 +133,7 @@ def test_missing_failed_and_running(store: Path):
     assert "Provenance: code commit test" in notes and "2025-01-01 to 2025-01-02" in notes
     # GPU hours count every run of the row, failed ones too: 2 × 1800 s.
     assert table_line(md, "B3")[-2:] == ["1.0", "10"]
-    assert "GPU hours: 4.5 used of the plan's ~217 h budget (its rows sum to 237 h)." in md
+    assert "CPU hours: 4.5 used of the plan's ~217 GPU h budget (its rows sum to 237 h)." in md
 
 
 def test_truncated_metrics_reported_and_skipped(store: Path, capsys):
@@ -162,12 +162,13 @@ def test_unknown_and_null_ablation_in_other(store: Path):
     write_run(store, "adhoc", ablation=None, best=60.0, model="last_e_nano", stream="bone")
     files = report(store)
     other = files["other.md"]
-    assert table_line(other, "X9 (unknown)")[1:5] == [
-        "last_e_small", "joint", "t64_uniform", "**70.0 (n=1)**",
+    assert table_line(other, "X9 (unknown)")[1:6] == [
+        "last_e_small", "joint", "t64_uniform", "", "**70.0 (n=1)**",
     ]  # fmt: skip
-    assert table_line(other, "—")[1:5] == ["last_e_nano", "bone", "t64_uniform", "60.0 (n=1)"]
+    assert table_line(other, "—")[1:6] == ["last_e_nano", "bone", "t64_uniform", "",
+                                           "60.0 (n=1)"]
     assert "X9" not in files["base.md"].split("**Notes**")[0]
-    assert "X9,last_e_small,joint,t64_uniform,synthetic,1,70.000" in files["other.csv"]
+    assert "X9,last_e_small,joint,t64_uniform,,synthetic,1,70.000" in files["other.csv"]
 
 
 def test_mixed_datasets_are_separate_columns(tmp_path: Path):
@@ -248,7 +249,7 @@ def test_output_is_byte_stable(store: Path, tmp_path: Path):
     df2, problems2 = load_store(store, warn=False)
     write_tables(df2.sample(frac=1.0, random_state=0), tmp_path / "o2", problems2)
     names = sorted(p.name for p in (tmp_path / "o1").iterdir())
-    assert len([n for n in names if not n.endswith(".png")]) == 14
+    assert len([n for n in names if not n.endswith(".png")]) == 17  # 14 + 3 per-class csv
     for name in names:
         assert (tmp_path / "o1" / name).read_bytes() == (tmp_path / "o2" / name).read_bytes()
 
@@ -266,6 +267,7 @@ def test_cli_writes_files_without_torch(store: Path, tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     expected = {f"{n}.{e}" for n in ("base", "lite", "preprocessing", "paper") for e in
                 ("md", "csv", "tex")} | {"other.md", "other.csv"}  # fmt: skip
+    expected |= {f"{n}_per_class.csv" for n in ("base", "lite", "preprocessing")}
     assert {p.name for p in out.iterdir() if p.suffix != ".png"} == expected
     assert "| B1 | + CrossTemporalGCN | B0 |" in proc.stdout
     assert "9 runs read" in proc.stdout
@@ -338,7 +340,7 @@ def test_b14_ensemble_is_compared_with_b7_on_the_joint_stream(tmp_path: Path):
                   final_top1=top1)
     md = build_report(*load_store(root), provenance="x")["base.md"]
     cells = table_line(md, "B14")
-    assert cells[4].startswith(f"{statistics.fmean(b14) - statistics.fmean(finals['joint']):+.1f} ")
+    assert cells[4].startswith(f"{statistics.fmean(b14) - statistics.fmean(finals['joint']):+.1f}")
     assert "B14 is compared with B7 on joint" in md
 
 
