@@ -58,10 +58,9 @@ def test_lite_table_from_real_runs(real_store, tmp_path):
 def test_statistics_of_real_runs_match_scipy(real_store, tmp_path):
     """The Δ statistics of the lite table, recomputed from the real runs' stored predictions.
 
-    The tiny runs train one epoch, so the best epoch is the final one and the stored scores
-    are its logits: their argmax is written into each test_scores.npz as pred_best and
-    pred_final, as the trainer stores them. One copy keeps a run without predictions (L1 seed
-    2, as written before they were stored); a second store drops L0 (a missing baseline)."""
+    The trainer stores pred_best and pred_final; the tiny runs train one epoch, so both are
+    the argmax of the stored scores (checked here). L1 seed 2 loses its predictions, as a run
+    written before they were stored; a second store drops L0 (a missing baseline)."""
     runs = tmp_path / "runs"
     shutil.copytree(real_store / "runs", runs)
     dirs = {}
@@ -70,9 +69,12 @@ def test_statistics_of_real_runs_match_scipy(real_store, tmp_path):
         dirs[(m["ablation"], m["seed"])] = path.parent
         with np.load(path) as z:
             arrays = dict(z)
-        if (m["ablation"], m["seed"]) != ("L1", 2):
-            arrays["pred_best"] = arrays["pred_final"] = arrays["scores"].argmax(axis=1)
-        np.savez(path, **arrays)
+        argmax = arrays["scores"].argmax(axis=1)
+        assert np.array_equal(arrays["pred_best"], argmax)
+        assert np.array_equal(arrays["pred_final"], argmax)
+        if (m["ablation"], m["seed"]) == ("L1", 2):
+            del arrays["pred_best"], arrays["pred_final"]
+            np.savez(path, **arrays)
     files = tables(runs)
     lite = list(csv.DictReader(io.StringIO(files["lite.csv"])))
     l1 = next(r for r in lite if r["id"] == "L1" and r["variant"] == "")
