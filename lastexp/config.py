@@ -186,6 +186,9 @@ class TrainingConfig:
     max_nonfinite_steps: int = 20  # consecutive non-finite losses before the run aborts
     num_workers: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # torch.set_num_threads before training (speed only: not part of the run identity); by
+    # default SLURM_CPUS_PER_TASK in a SLURM job, else this process's CPUs minus loader workers
+    num_threads: int = "${lastexp_threads:${training.num_workers}}"  # type: ignore[assignment]
     deterministic: bool = False  # torch.use_deterministic_algorithms
 
 
@@ -332,6 +335,7 @@ def validate(cfg: DictConfig) -> None:
     positive("pretrain.lr")
     positive("pretrain.batch_size")
     positive("pretrain.temperature")
+    positive("training.num_threads")
     lo, hi = get("training.scale_range")
     if not 0 < lo <= hi:
         raise ConfigError(f"training.scale_range=[{lo},{hi}] must satisfy 0 < low <= high")
@@ -429,7 +433,14 @@ KEY_ALIASES = {
 LIST_KEYS = ("model.use_st_att",)
 
 
+# What users of other Hydra templates write for "no logger": ``logger=null`` and ``~logger``
+# (which would otherwise fail, or fall back to the schema's W&B); both mean ``logger=none``.
+NO_LOGGER = ("logger=null", "logger=none", "logger=~", "~logger")
+
+
 def _normalize(arg: str) -> str:
+    if arg.split("=", 1)[0] == "~logger" or arg.lower() in NO_LOGGER:
+        return "logger=none"
     plus = arg[: len(arg) - len(arg.lstrip("+"))]
     body = arg[len(plus):]
     key, sep, value = body.partition("=")
@@ -452,8 +463,9 @@ def _normalize(arg: str) -> str:
 
 def normalize_overrides(argv: list[str]) -> list[str]:
     """Overrides as Hydra composes them: the README's ``+ablation=<ID>`` for the ``ablation`` group,
-    the notes' key names (:data:`KEY_ALIASES`), bracket-less lists (:data:`LIST_KEYS`) and
-    ``logger=[wandb,tensorboard]`` (the ``wandb_tensorboard`` option).
+    the notes' key names (:data:`KEY_ALIASES`), bracket-less lists (:data:`LIST_KEYS`),
+    ``logger=[wandb,tensorboard]`` (the ``wandb_tensorboard`` option) and ``logger=null`` /
+    ``~logger`` (:data:`NO_LOGGER`: no logger).
 
     The ablation group sits in the defaults list *before* ``debug`` so that ``debug=tiny`` can
     shrink any ablation; Hydra would refuse to append (``+``) a group that is already listed,
@@ -481,6 +493,7 @@ VOLATILE_KEYS = (
     "training.compile",
     "training.compile_mode",
     "training.channels_last",
+    "training.num_threads",
 )
 
 

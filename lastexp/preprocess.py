@@ -32,7 +32,7 @@ from lastexp.config import normalize_overrides
 from lastexp.data import DataError, dataset_config, load_arrays, preprocessing_config
 from lastexp.data.npz import write_ctrgcn_npz
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(app.CONF_DIR)
 
 
 def compose(overrides: list[str]):

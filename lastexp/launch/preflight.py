@@ -17,13 +17,14 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from lastexp.app import CONF_DIR
+
 LAUNCHER = "submitit_slurm"
 SINFO_TIMEOUT_S = 20.0
-PRESET = Path(__file__).resolve().parents[2] / "conf" / "hydra" / "launcher" / f"{LAUNCHER}.yaml"
+PRESET = CONF_DIR / "hydra" / "launcher" / f"{LAUNCHER}.yaml"
 
 
 class SlurmUnavailable(RuntimeError):
