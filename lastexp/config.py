@@ -446,7 +446,7 @@ def _normalize(arg: str) -> str:
     key, sep, value = body.partition("=")
     if not sep:
         return arg
-    if key == "ablation":  # see normalize_overrides
+    if key in ("ablation", "sweep"):  # see normalize_overrides
         return body
     if key in ("logger", "logger.name") and value.startswith("["):  # logger=[wandb,tensorboard]
         names = sorted({v.strip() for v in value.strip("[]").split(",") if v.strip()})
@@ -469,7 +469,8 @@ def normalize_overrides(argv: list[str]) -> list[str]:
 
     The ablation group sits in the defaults list *before* ``debug`` so that ``debug=tiny`` can
     shrink any ablation; Hydra would refuse to append (``+``) a group that is already listed,
-    so the ``+`` is dropped here. ``ablation=<ID>`` works too.
+    so the ``+`` is dropped here. ``ablation=<ID>`` works too. The same holds for ``+sweep=``
+    (after the ablation row, before ``debug``).
     """
     return [_normalize(a) for a in argv]
 
