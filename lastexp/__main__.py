@@ -189,6 +189,9 @@ def main(cfg: DictConfig) -> float | None:
         if line:  # the run names the SLURM (or local submitit) job's own output files
             to_file(line)
         threads = int(cfg.training.num_threads)
+        # the number, not the resolver, in the run's .hydra/config.yaml: a reader of the run
+        # needs no lastexp resolver, and the file says what the run used
+        cfg.training.num_threads = threads
         torch.set_num_threads(threads)  # before any work: data, model, training
         to_file(f"torch threads: {threads} (training.num_threads)")
         return trial_value(run_job(cfg))  # under the Optuna sweeper: the run's best val top-1

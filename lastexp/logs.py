@@ -117,6 +117,9 @@ class _Tee(io.TextIOBase):
     def flush(self) -> None:
         self.stream.flush()
 
+    def writable(self) -> bool:
+        return True
+
     def isatty(self) -> bool:  # progress bars ask: the answer is the real stream's
         return self.stream.isatty()
 

@@ -202,6 +202,7 @@ def test_a_tiny_run_writes_lastexp_log(tmp_path, shared_data):
     (run,) = (tmp_path / "runs").glob("last_e_base_*")
     text = (run / "lastexp.log").read_text()
     assert "torch threads: 1 (training.num_threads)" in text
+    assert "num_threads: 1\n" in (run / ".hydra" / "config.yaml").read_text()
     for line in proc.stdout.splitlines():  # everything it printed
         assert line.strip() in text, line
     assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
