@@ -80,7 +80,8 @@ def overrides_of(argv: list[str]) -> list[str]:
 
 def jobs_in(overrides: list[str], cwd: Path, env: dict[str, str]) -> int:
     """How many jobs a command starts (``lastexp.plan`` lists them)."""
-    proc = subprocess.run([sys.executable, "-m", "lastexp.plan", *overrides], cwd=cwd, env=env,
+    args = [o for o in overrides if o not in ("--multirun", "-m")]
+    proc = subprocess.run([sys.executable, "-m", "lastexp.plan", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     match = re.search(r"jobs: .*?\(of (\d+)\)", proc.stdout)
@@ -167,11 +168,13 @@ def check_where_files_land(work: Path) -> None:
     # W&B (the default logger) runs offline into the run directory
     assert any(any(p.rglob("offline-run-*"))
                for p in runs.glob("last_e_base_joint_synthetic_s1_*")), "no W&B run in a run dir"
-    # each --multirun keeps its own record below the runs root: multirun.yaml, and the Optuna
-    # sweeper's optimization_results.yaml in <paths.runs>/.sweeps/<time>/
+    # each --multirun keeps its own record below the runs root, <paths.runs>/.sweeps/<time>/:
+    # Hydra's multirun.yaml, or the Optuna sweeper's optimization_results.yaml
     records = list((runs / ".sweeps").iterdir())
-    assert all((r / "multirun.yaml").is_file() for r in records)
-    assert any((r / "optimization_results.yaml").is_file() for r in records)
+    assert all((r / "multirun.yaml").is_file() or (r / "optimization_results.yaml").is_file()
+               for r in records), [sorted(p.name for p in r.iterdir()) for r in records]
+    assert sum((r / "multirun.yaml").is_file() for r in records) >= 4  # demo, 2 streams, ...
+    assert sum((r / "optimization_results.yaml").is_file() for r in records) == 2
     assert not (runs / "optimization_results.yaml").exists()
     # the study: <paths.runs>/search/lr_dropout_<model>_<stream>_<dataset>_s<seed>_<hash>.db
     (study,) = (runs / "search").glob("*.db")
