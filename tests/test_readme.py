@@ -173,7 +173,7 @@ def check_where_files_land(work: Path) -> None:
     records = list((runs / ".sweeps").iterdir())
     assert all((r / "multirun.yaml").is_file() or (r / "optimization_results.yaml").is_file()
                for r in records), [sorted(p.name for p in r.iterdir()) for r in records]
-    assert sum((r / "multirun.yaml").is_file() for r in records) >= 4  # demo, 2 streams, ...
+    assert sum((r / "multirun.yaml").is_file() for r in records) >= 3  # demo, the 2 stream ones
     assert sum((r / "optimization_results.yaml").is_file() for r in records) == 2
     assert not (runs / "optimization_results.yaml").exists()
     # the study: <paths.runs>/search/lr_dropout_<model>_<stream>_<dataset>_s<seed>_<hash>.db
