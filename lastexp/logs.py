@@ -30,6 +30,8 @@ from typing import Any, TextIO
 
 import submitit
 
+from lastexp.runstore.layout import RunDir
+
 LOG_NAME = "lastexp.log"
 PRINT_LOGGER = "print"  # the logger name of a printed line in the file
 
@@ -42,7 +44,7 @@ class RunLogHandler(logging.FileHandler):
         super().__init__(filename, mode, encoding, delay=True, errors=errors)
         self.created_ns = time.time_ns()
         self.rank0 = os.environ.get("RANK", "0") in ("", "0")
-        self.marker = Path(filename).parent / ".hydra" / "config.yaml"
+        self.marker = RunDir(Path(filename).parent).hydra_config
         self.held: list[logging.LogRecord] | None = []  # None once the run trains
 
     def trains(self) -> bool:
