@@ -217,3 +217,15 @@ def test_a_tiny_run_writes_lastexp_log(tmp_path, shared_data):
 def test_help_options_are_the_groups_own(group):
     assert set(GROUPS[group]) <= set(app.group_options(group))
     assert not set(ALIASES) & set(app.group_options(group))
+
+
+def test_under_ddp_only_rank_0_writes_the_log(tmp_path, monkeypatch):
+    (tmp_path / ".hydra").mkdir()
+    for rank in ("1", "0"):
+        monkeypatch.setenv("RANK", rank)
+        handler = RunLogHandler(str(tmp_path / "lastexp.log"))
+        (tmp_path / ".hydra" / "config.yaml").write_text("seed: 1\n")  # trains now
+        handler.handle(logging.LogRecord("lastexp", logging.INFO, "", 0, f"rank {rank}", None,
+                                         None))
+        handler.close()
+    assert (tmp_path / "lastexp.log").read_text().splitlines() == ["rank 0"]
