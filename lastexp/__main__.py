@@ -1,4 +1,5 @@
-"""`python -m lastexp [overrides]`: compose the config with Hydra and run one training job."""
+"""`python -m lastexp [overrides]` (or the `lastexp` console script): compose the config with
+Hydra and run one training job."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import hydra
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
@@ -25,12 +27,15 @@ from lastexp.config import (
 )
 from lastexp.environment import with_env
 from lastexp.launch.preflight import slurm_problem
+from lastexp.logs import capture_prints, submitit_log_line, to_file
 from lastexp.runstore.guard import run_dir_store_problem, runs_root_problem
 from lastexp.search import trial_value
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(app.CONF_DIR)
 
 app.register()
+# Hydra's shell completion (the script, and the shell's queries with COMP_LINE): Hydra's alone
+COMPLETION_FLAGS = ("--shell-completion", "-sc")
 
 
 def preflight(argv: list[str]) -> str | None:
@@ -182,11 +187,22 @@ def check_run_dir(argv: list[str]) -> str | None:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    # deferred: lastexp.run imports torch (~1.6 s); a command refused before Hydra starts, or
-    # python -m lastexp --cfg job, never pays for it
-    from lastexp.run import run_job
+    # deferred: lastexp.run imports torch (~1.6 s; its torch is the one set here); a command
+    # refused before Hydra starts, or python -m lastexp --cfg job, never pays for it
+    from lastexp.run import run_job, torch
 
-    return trial_value(run_job(cfg))  # under the Optuna sweeper: the run's best val top-1
+    with capture_prints():  # what the run prints reaches <run>/lastexp.log too
+        to_file(f"lastexp {' '.join(HydraConfig.get().overrides.task)}")  # this job's overrides
+        line = submitit_log_line()
+        if line:  # the run names the SLURM (or local submitit) job's own output files
+            to_file(line)
+        threads = int(cfg.training.num_threads)
+        # the number, not the resolver, in the run's .hydra/config.yaml: a reader of the run
+        # needs no lastexp resolver, and the file says what the run used
+        cfg.training.num_threads = threads
+        torch.set_num_threads(threads)  # before any work: data, model, training
+        to_file(f"torch threads: {threads} (training.num_threads)")
+        return trial_value(run_job(cfg))  # under the Optuna sweeper: the run's best val top-1
 
 
 def command_problem(argv: list[str]) -> str | None:
@@ -195,7 +211,11 @@ def command_problem(argv: list[str]) -> str | None:
             or preflight(argv) or slurm_problem(argv))
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``lastexp [overrides]`` and ``python -m lastexp [overrides]``: the checks, then Hydra."""
+    if any(a in COMPLETION_FLAGS for a in sys.argv[1:]):
+        main()
+        return
     sys.argv[1:] = with_env(normalize_overrides(sys.argv[1:]))
     problem = command_problem(sys.argv[1:])
     if problem:
@@ -212,3 +232,7 @@ if __name__ == "__main__":
         print(f"lastexp: error: {len(failed)} sweep job(s) failed (above); fix them and run the "
               "same command again: completed jobs are skipped", file=sys.stderr)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    cli()

@@ -349,7 +349,7 @@ class TrainingConfig:
         "save_interval": NON_NEGATIVE, "max_hours": POSITIVE,
         "early_stopping_patience": POSITIVE, "early_stopping_min_delta": NON_NEGATIVE,
         "rotation_deg": Range(0, 180), "max_nonfinite_steps": POSITIVE,
-        "num_workers": NON_NEGATIVE,
+        "num_workers": NON_NEGATIVE, "num_threads": AT_LEAST_ONE,
     }
 
     epochs: int = 90
@@ -385,6 +385,9 @@ class TrainingConfig:
     max_nonfinite_steps: int = 20  # consecutive non-finite losses before the run aborts
     num_workers: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # torch.set_num_threads before training (speed only: not part of the run identity); by
+    # default SLURM_CPUS_PER_TASK in a SLURM job, else this process's CPUs minus loader workers
+    num_threads: int = "${lastexp_threads:${training.num_workers}}"  # type: ignore[assignment]
     deterministic: bool = False  # torch.use_deterministic_algorithms
 
 
@@ -660,13 +663,20 @@ KEY_ALIASES = {
 LIST_KEYS = ("model.use_st_att",)
 
 
+# What users of other Hydra templates write for "no logger": ``logger=null`` and ``~logger``
+# (which would otherwise fail, or fall back to the schema's W&B); both mean ``logger=none``.
+NO_LOGGER = ("logger=null", "logger=none", "logger=~", "~logger")
+
+
 def _normalize(arg: str) -> str:
+    if arg.split("=", 1)[0] == "~logger" or arg.lower() in NO_LOGGER:
+        return "logger=none"
     plus = arg[: len(arg) - len(arg.lstrip("+"))]
     body = arg[len(plus):]
     key, sep, value = body.partition("=")
     if not sep:
         return arg
-    if key == "ablation":  # see normalize_overrides
+    if key in ("ablation", "sweep"):  # see normalize_overrides
         return body
     if key in ("logger", "logger.name") and value.startswith("["):  # logger=[wandb,tensorboard]
         names = sorted({v.strip() for v in value.strip("[]").split(",") if v.strip()})
@@ -683,12 +693,14 @@ def _normalize(arg: str) -> str:
 
 def normalize_overrides(argv: list[str]) -> list[str]:
     """Overrides as Hydra composes them: the README's ``+ablation=<ID>`` for the ``ablation`` group,
-    the notes' key names (:data:`KEY_ALIASES`), bracket-less lists (:data:`LIST_KEYS`) and
-    ``logger=[wandb,tensorboard]`` (the ``wandb_tensorboard`` option).
+    the notes' key names (:data:`KEY_ALIASES`), bracket-less lists (:data:`LIST_KEYS`),
+    ``logger=[wandb,tensorboard]`` (the ``wandb_tensorboard`` option) and ``logger=null`` /
+    ``~logger`` (:data:`NO_LOGGER`: no logger).
 
     The ablation group sits in the defaults list *before* ``debug`` so that ``debug=tiny`` can
     shrink any ablation; Hydra would refuse to append (``+``) a group that is already listed,
-    so the ``+`` is dropped here. ``ablation=<ID>`` works too.
+    so the ``+`` is dropped here. ``ablation=<ID>`` works too. The same holds for ``+sweep=``
+    (after the ablation row, before ``debug``).
     """
     return [_normalize(a) for a in argv]
 
@@ -712,6 +724,7 @@ VOLATILE_KEYS = (
     "training.compile",
     "training.compile_mode",
     "training.channels_last",
+    "training.num_threads",
     "search",  # a search's trials are ordinary runs: the same config is the same run
 )
 

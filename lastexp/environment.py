@@ -36,8 +36,8 @@ def with_env(argv: list[str], environ: Mapping[str, str] | None = None,
         return argv
     env = detect_env(argv, os.environ if environ is None else environ, kaggle_root)
     # beside the other overrides: argparse takes the overrides as one run of positionals
-    first = next((i for i, a in enumerate(argv) if "=" in a and not a.startswith("-")),
-                 len(argv))
+    first = next((i for i, a in enumerate(argv)
+                  if ("=" in a or a.startswith("~")) and not a.startswith("-")), len(argv))
     return [*argv[:first], f"env={env}", *argv[first:]]
 
 
@@ -50,3 +50,20 @@ def slurm_workers(environ: Mapping[str, str] | None = None) -> int:
     except ValueError:
         return 0
     return max(cpus - 1, 0)
+
+
+def default_threads(loader_workers: int = 0, environ: Mapping[str, str] | None = None,
+                    cpus: int | None = None) -> int:
+    """``training.num_threads`` unless set: torch's intra-op threads for this process. Inside a
+    SLURM job, the CPUs it was given (``SLURM_CPUS_PER_TASK``); elsewhere the CPUs this process
+    may run on (its affinity mask, which also reflects a container's or taskset's limit) minus
+    one per DataLoader worker; at least 1. torch's own default, every core of the machine,
+    oversubscribes a machine whose cores are shared."""
+    env = os.environ if environ is None else environ
+    slurm = env.get("SLURM_CPUS_PER_TASK", "")
+    if env.get("SLURM_JOB_ID") and slurm.isdigit() and int(slurm) > 0:
+        return int(slurm)
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+    return max(cpus - max(int(loader_workers), 0), 1)

@@ -40,7 +40,7 @@ from lastexp.runstore import (
 )
 from lastexp.runstore.metrics import read_metrics
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = app.CONF_DIR
 
 
 @dataclass

@@ -36,7 +36,7 @@ from lastexp.data import DataError, dataset_config, load_arrays, preprocessing_c
 from lastexp.data.npz import write_ctrgcn_npz
 from lastexp.data.validation import split_validation
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(app.CONF_DIR)
 
 
 def compose(overrides: list[str]):

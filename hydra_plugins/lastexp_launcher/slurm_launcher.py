@@ -10,6 +10,11 @@ dependency missing from the sweep and the run store is added as a job of its own
 plugin submits it. Jobs that fail end in SLURM's FAILED state (the plugin's jobs end COMPLETED
 either way), which is what ``afterok`` reads, and every job's outcome is collected before the
 sweep reports the first failure.
+
+Job names say the row and seed (``lastexp-B3-s1``; the model's name for a run of no ablation row):
+a job submitted alone is named so, and each task of a job array (whose tasks share the array's
+name, ``lastexp``) renames itself so when it starts (``scontrol update``), so ``squeue`` and
+``sacct`` show which run each job trains.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +34,42 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
     SlurmLauncher as PluginSlurmLauncher,
 )
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
+RENAME_TIMEOUT_S = 10.0
+
+
+def job_name(prefix: str, overrides: Sequence[str],
+             compose: Callable[[list[str]], DictConfig]) -> str:
+    """``<prefix>-<ablation row or model>-s<seed>`` of a job, from its overrides (composed only
+    when they do not say the row and the seed)."""
+    given: dict[str, str] = {}
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        given[key] = value
+    row, seed = given.get("ablation") or given.get("model"), given.get("seed")
+    if row is None or seed is None:
+        cfg = compose(list(overrides))
+        row = row or OmegaConf.select(cfg, "ablation") or OmegaConf.select(cfg, "model.name")
+        seed = seed if seed is not None else OmegaConf.select(cfg, "seed")
+    return f"{prefix}-{row}-s{seed}"
+
+
+def rename_this_job(name: str, environ: dict[str, str] | None = None) -> bool:
+    """Inside a SLURM array task: give the task its own name (best effort; the job runs the
+    same either way). True when scontrol accepted it."""
+    env = os.environ if environ is None else environ
+    job = env.get("SLURM_JOB_ID")
+    if not job or not env.get("SLURM_ARRAY_JOB_ID"):
+        return False
+    try:
+        proc = subprocess.run(["scontrol", "update", f"JobId={job}", f"JobName={name}"],
+                              capture_output=True, text=True, timeout=RENAME_TIMEOUT_S,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
 
 
 class JobFailed(RuntimeError):
@@ -64,7 +103,19 @@ def sweep_failure_line(messages: Sequence[str]) -> str:
 
 
 class SlurmLauncher(PluginSlurmLauncher):
+    def _name(self, overrides: Sequence[str]) -> str:
+        assert self.config is not None and self.hydra_context is not None
+        loader = self.hydra_context.config_loader
+        return job_name(str(self.params.get("name") or "lastexp"), overrides,
+                        lambda ov: loader.load_sweep_config(self.config, list(ov)))
+
     def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        # on the node: an array task takes its own name (args: the plugin's, overrides first)
+        overrides = args[0] if args else kwargs.get("sweep_overrides", [])
+        try:
+            rename_this_job(self._name(overrides))
+        except Exception:  # noqa: BLE001 -- a name is a convenience; the job runs regardless
+            pass
         ret = super().__call__(*args, **kwargs)
         if ret.status == JobStatus.FAILED:  # fail the SLURM job too: afterok reads its state
             exc = ret._return_value
@@ -118,7 +169,11 @@ class SlurmLauncher(PluginSlurmLauncher):
                 params = dict(extra_params)
                 if ids:
                     params.update({"dependency": f"afterok:{ids}", "kill-on-invalid-dep": "yes"})
-                executor.update_parameters(slurm_additional_parameters=params)
+                # a lone job: its row and seed; an array: the preset's name, until each task
+                # renames itself as it starts
+                name = (self._name(jobs[members[0]].overrides) if len(members) == 1
+                        else self.params.get("name"))
+                executor.update_parameters(slurm_additional_parameters=params, name=name)
                 args = [(jobs[i].overrides, "hydra.sweep.dir", initial_job_idx + i,
                          f"job_id_for_{initial_job_idx + i}", Singleton.get_state())
                         for i in members]

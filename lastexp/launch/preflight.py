@@ -17,13 +17,14 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from lastexp.app import CONF_DIR
+
 LAUNCHER = "submitit_slurm"
 SINFO_TIMEOUT_S = 20.0
-PRESET = Path(__file__).resolve().parents[2] / "conf" / "hydra" / "launcher" / f"{LAUNCHER}.yaml"
+PRESET = CONF_DIR / "hydra" / "launcher" / f"{LAUNCHER}.yaml"
 
 
 class SlurmUnavailable(RuntimeError):
@@ -196,23 +197,31 @@ def requested_resources(argv: list[str]) -> dict[str, float]:
 
 def resource_problem(partition: str | None, wanted: dict[str, float],
                      nodes: list[NodeShape]) -> str | None:
-    """One line naming the first request no node of the partition can meet, and the fix."""
+    """One line naming every request no node of the partition can meet (GPUs, CPUs, memory),
+    each with its fix, so one corrected command fits."""
     if not nodes:
         return None
     where = f"partition {partition}" if partition else "the default partition"
+    problems, fixes = [], []
     gpus = max(n.gpus for n in nodes)
     if wanted.get("gpus_per_node", 0) > gpus:
-        fix = ("hydra.launcher.gpus_per_node=0 (a CPU partition)" if gpus == 0 else
-               f"hydra.launcher.gpus_per_node={gpus} at most")
-        return (f"hydra.launcher.gpus_per_node={wanted['gpus_per_node']:g}: the nodes of {where}"
-                f" have {gpus} GPUs; use {fix}, or choose a GPU partition with "
-                "hydra.launcher.partition=...")
+        problems.append(f"hydra.launcher.gpus_per_node={wanted['gpus_per_node']:g} "
+                        f"(they have {gpus} GPUs)")
+        fixes.append("hydra.launcher.gpus_per_node=0 (a CPU partition)" if gpus == 0 else
+                     f"hydra.launcher.gpus_per_node={gpus} at most")
     cpus = max(n.cpus for n in nodes)
     if wanted.get("cpus_per_task", 0) > cpus:
-        return (f"hydra.launcher.cpus_per_task={wanted['cpus_per_task']:g}: the nodes of {where}"
-                f" have {cpus} CPUs; use hydra.launcher.cpus_per_task={cpus} or fewer")
+        problems.append(f"hydra.launcher.cpus_per_task={wanted['cpus_per_task']:g} "
+                        f"(they have {cpus} CPUs)")
+        fixes.append(f"hydra.launcher.cpus_per_task={cpus} or fewer")
     mem_gb = max(n.mem_mb for n in nodes) / 1024
     if wanted.get("mem_gb", 0) > mem_gb:
-        return (f"hydra.launcher.mem_gb={wanted['mem_gb']:g}: the nodes of {where} have "
-                f"{mem_gb:.1f} GB; use hydra.launcher.mem_gb={int(mem_gb)} or less")
-    return None
+        problems.append(f"hydra.launcher.mem_gb={wanted['mem_gb']:g} (they have "
+                        f"{mem_gb:.1f} GB)")
+        fixes.append(f"hydra.launcher.mem_gb={int(mem_gb)} or less")
+    if not problems:
+        return None
+    other = ", or choose a GPU partition with hydra.launcher.partition=..." if any(
+        "gpus_per_node" in p for p in problems) else ""
+    return (f"the nodes of {where} cannot meet {'; '.join(problems)}: use "
+            f"{', '.join(fixes)}{other}")
