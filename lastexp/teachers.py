@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lastexp.runstore.finished import RunError, model_checkpoint, open_finished
+from lastexp.runstore.finished import RunError, finished_checkpoint
 from lastexp.runstore.models import load_model
 from lastexp.train.distill import freeze
 
@@ -38,8 +38,7 @@ def load_teacher(
     """
     run_dir = Path(run_dir)
     try:
-        run = open_finished(run_dir, role="teacher")
-        path = model_checkpoint(run, role="teacher")
+        run, path = finished_checkpoint(run_dir, role="teacher")
     except RunError as exc:
         raise TeacherError(str(exc)) from None
     metrics = run.metrics
