@@ -14,10 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from lastexp.config import ConfigError
-from lastexp.runstore.finished import RunError, model_checkpoint, open_finished
-from lastexp.runstore.models import model_from_checkpoint
-from lastexp.train.checkpoint import load_checkpoint
+from lastexp.runstore.finished import RunError, finished_checkpoint
+from lastexp.runstore.models import load_model
 from lastexp.train.distill import freeze
 
 
@@ -40,15 +38,41 @@ def load_teacher(
     """
     run_dir = Path(run_dir)
     try:
-        run = open_finished(run_dir, role="teacher")
-        path = model_checkpoint(run, role="teacher")
+        run, path = finished_checkpoint(run_dir, role="teacher")
     except RunError as exc:
         raise TeacherError(str(exc)) from None
     metrics = run.metrics
+    facts: dict[str, Any] = {}
+
+    def check(state: dict[str, Any]) -> None:
+        facts.update(_check_teacher(state, metrics, run_dir, path, num_classes=num_classes,
+                                    expect_dataset=expect_dataset, expect_split=expect_split))
+
     try:
-        state = load_checkpoint(path)
-    except ConfigError as exc:
-        raise TeacherError(f"teacher {exc}") from None
+        state, model = load_model(path, role="teacher", check=check)
+    except RunError as exc:
+        raise TeacherError(str(exc)) from None
+    cfg = state.get("config") or {}
+    model = freeze(model.to(device))
+    info = {
+        "run_dir": str(run_dir),
+        "checkpoint": str(path),
+        "model": state.get("model_name", cfg.get("model", {}).get("name")),
+        "stream": state.get("stream", metrics.get("stream")),
+        **facts,
+        "best_top1": metrics.get("best_top1"),
+        "final_top1": metrics.get("final_top1"),
+        "epoch": state.get("epoch"),
+    }
+    return model, info
+
+
+def _check_teacher(state: dict[str, Any], metrics: dict[str, Any], run_dir: Path, path: Path, *,
+                   num_classes: int, expect_dataset: str | None, expect_split: str | None
+                   ) -> dict[str, Any]:
+    """The teacher's ``dataset``, ``split`` and ``num_classes``; a TeacherError when its
+    checkpoint holds another architecture than the run trained, or it does not match the
+    student."""
     cfg = state.get("config") or {}
     ckpt_model = state.get("model_name") or (cfg.get("model") or {}).get("name")
     if metrics.get("model") and ckpt_model != metrics["model"]:
@@ -72,25 +96,7 @@ def load_teacher(
         raise TeacherError(
             f"teacher {run_dir} was trained on split {split!r}, the student on {expect_split!r}"
         )
-    try:
-        model = model_from_checkpoint(state)
-    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise TeacherError(f"teacher {run_dir}: cannot rebuild its model ({msg})") from None
-    model = freeze(model.to(device))
-    info = {
-        "run_dir": str(run_dir),
-        "checkpoint": str(path),
-        "model": state.get("model_name", cfg.get("model", {}).get("name")),
-        "stream": state.get("stream", metrics.get("stream")),
-        "dataset": dataset,
-        "split": split,
-        "num_classes": theirs,
-        "best_top1": metrics.get("best_top1"),
-        "final_top1": metrics.get("final_top1"),
-        "epoch": state.get("epoch"),
-    }
-    return model, info
+    return {"dataset": dataset, "split": split, "num_classes": theirs}
 
 
 __all__ = ["TeacherError", "load_teacher"]

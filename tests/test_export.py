@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import sys
 
 import numpy as np
 import pytest
 import torch
 
-import lastexp.export as export_mod
+import lastexp.export.int8 as export_mod  # where the INT8 writer looks up onnx_top1
 from lastexp.config import ConfigError
 from lastexp.export import (
+    FORMATS,
+    RUN_KEYS,
     ExportError,
+    ExportInputs,
     ExportOptions,
+    Format,
     export_onnx,
     export_run,
     int8_weight_bytes,
@@ -209,7 +215,7 @@ def test_int8_file_size_at_real_widths(name, limit, tmp_path):
 
 @pytest.mark.parametrize("flags", [{}, {"body_region_shift": True}])
 def test_tflite_form_of_the_shift_is_bit_identical(flags):
-    from lastexp.export import _FlatShift, tflite_friendly
+    from lastexp.export.tflite import _FlatShift, tflite_friendly
     from lastexp.models import build_model
 
     model = build_model("last_lite_nano", num_classes=60, **flags).eval()
@@ -218,3 +224,67 @@ def test_tflite_form_of_the_shift_is_bit_identical(flags):
     assert sum(isinstance(m, _FlatShift) for m in twin.modules()) == 4
     with torch.no_grad():
         assert torch.equal(model(x), twin(x))
+
+
+def _exported_bytes(run) -> dict[str, object]:
+    """What an export leaves that must not vary: both ONNX files' sha256, and export.json and
+    metrics.json less the seconds it took."""
+    out = {f: hashlib.sha256((run / "export" / f).read_bytes()).hexdigest()
+           for f in ("model.onnx", "model_int8.onnx")}
+    for name, path in (("export.json", run / "export" / "export.json"),
+                       ("metrics.json", run / "metrics.json")):
+        data = read_json(path)
+        data.pop("export_seconds")
+        out[name] = {k: v.replace(str(run), "RUN") if isinstance(v, str) else v
+                     for k, v in data.items()}
+    return out
+
+
+def test_two_exports_of_one_run_are_byte_identical(run_dir, tmp_path, monkeypatch):
+    """The same finished run exported twice (two copies of it): the same files, byte for byte,
+    and the same keys in export.json and metrics.json (``export_seconds`` aside)."""
+    monkeypatch.chdir(tmp_path)  # paths.data=data resolves via the launch dir
+    seen = []
+    for copy in ("a", "b"):
+        run = tmp_path / copy / run_dir.name
+        shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("export"))
+        export_run(run, ExportOptions(max_drop=100.0, calibration=16))
+        seen.append(_exported_bytes(run))
+    assert seen[0] == seen[1]
+    assert seen[0]["export.json"]["calibration_samples"] == 16
+
+
+def test_the_default_table_declares_the_keys_an_export_writes(exported):
+    added, _ = exported
+    assert [f.name for f in FORMATS] == ["onnx", "int8", "tflite"]  # the order they are written
+    declared = {k for f in FORMATS if f.name != "tflite" for k in f.keys}
+    assert set(added) == declared | set(RUN_KEYS)
+
+
+def test_a_new_format_is_one_table_row(run_dir, exported, tmp_path, monkeypatch):
+    """A format reading what an earlier one wrote, walked by export_run from its row alone;
+    formats left out of the table write nothing and their keys of an earlier export go."""
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / run_dir.name
+    shutil.copytree(run_dir, run)
+    assert "int8_bytes" in read_json(run / "metrics.json")  # the module's export was there
+
+    def write_sizes(inputs: ExportInputs) -> dict[str, object]:
+        (inputs.staged / "sizes.txt").write_text(str(inputs.files["onnx"].stat().st_size))
+        return {"sizes_onnx_bytes": inputs.files["onnx"].stat().st_size}
+
+    onnx_row = next(f for f in FORMATS if f.name == "onnx")
+    table = (onnx_row, Format("sizes", write_sizes, ("sizes_onnx_bytes",), needs=("onnx",)))
+    added = export_run(run, ExportOptions(calibration=8), formats=table)
+    assert sorted(p.name for p in (run / "export").iterdir()) == [
+        "export.json", "model.onnx", "sizes.txt"]
+    assert added["sizes_onnx_bytes"] == (run / "export" / "model.onnx").stat().st_size
+    metrics = read_json(run / "metrics.json")
+    assert metrics["sizes_onnx_bytes"] == added["sizes_onnx_bytes"]
+    assert not any(k.startswith("int8_") for k in metrics)  # no INT8 file: no INT8 keys
+
+
+def test_a_format_before_the_one_it_needs_is_refused(run_dir):
+    int8_row = next(f for f in FORMATS if f.name == "int8")
+    with pytest.raises(ExportError, match="int8 export needs the onnx export"):
+        export_run(run_dir, ExportOptions(), formats=(int8_row,))

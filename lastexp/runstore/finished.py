@@ -41,3 +41,12 @@ def model_checkpoint(run: RunRecord, *, role: str = "run") -> Path:
     if path is None:
         raise RunError(f"{role} {run.run_dir} has no checkpoints/best.pt or checkpoints/last.pt")
     return path
+
+
+def finished_checkpoint(path: str | os.PathLike[str], *, role: str = "run"
+                        ) -> tuple[RunRecord, Path]:
+    """The completed run at ``path`` (:func:`open_finished`) and the checkpoint it is used by
+    (:func:`model_checkpoint`): what a teacher and an export open before reading its model
+    (:func:`lastexp.runstore.models.load_model`)."""
+    run = open_finished(path, role=role)
+    return run, model_checkpoint(run, role=role)

@@ -42,7 +42,7 @@ def main() -> None:
     if counting:
         atexit.register(lambda: print(f"KILL-COUNT {seen[0]}", flush=True))
     command, argv = sys.argv[1], sys.argv[2:]
-    if command == "lastexp.export":  # its functions, patched above, live in the module itself
+    if command == "lastexp.export":  # its functions, patched above, live in its modules
         from lastexp.export import main as export_main
 
         sys.exit(export_main(argv))

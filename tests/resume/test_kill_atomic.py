@@ -105,13 +105,13 @@ def export_state(run: Path) -> tuple[dict, dict]:
 
 
 EXPORT_KILLS = [
-    ("lastexp.export:save_lean:1:after", True),
-    ("lastexp.export:quantize_onnx_int8:1:after", True),
+    ("lastexp.export.onnx:save_lean:1:after", True),
+    ("lastexp.export.int8:quantize_onnx_int8:1:after", True),
     ("lastexp.io:swap_in:1:before", True),
     # swapped in, metrics.json not yet written: the next export brings metrics.json up to the
     # folder's export.json before anything else
     ("lastexp.io:_exchange:1:after", False),
-    ("lastexp.export:write_json:2:before", False),
+    ("lastexp.export.run:write_json:2:before", False),
 ]
 
 
