@@ -2,7 +2,7 @@
 budgets live.
 
 The results tables, the sweep planner and the configs all read this module, so a renamed row
-or a changed budget is edited here and nowhere else. No torch, no Hydra: importing it is free.
+or a changed budget is edited here and nowhere else. No torch: importing it is cheap.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from lastexp.runstore.metrics import is_completed
 
 TableName = Literal["base", "lite", "preprocessing"]
 Selection = Literal["best", "final", "swa"]
@@ -180,7 +182,7 @@ def maskclr_decision(runs: Iterable[Mapping[str, Any]]) -> tuple[bool, str, floa
     values: dict[str, list[float]] = {row: [] for row in MASKCLR_ROWS}
     for m in runs:
         row = m.get("ablation")
-        if (row not in values or m.get("status") != "completed"
+        if (row not in values or not is_completed(m)
                 or m.get("model") != MASKCLR_MODEL or m.get("dataset") != MASKCLR_DATASET):
             continue
         value = m.get(SELECTION_KEY[ABLATIONS[row].selection])
