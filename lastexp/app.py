@@ -9,6 +9,7 @@ from __future__ import annotations
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from lastexp import catalog
 from lastexp.config import Config, run_dir_name
 from lastexp.environment import slurm_workers
 from lastexp.search import study_name, study_storage
@@ -23,6 +24,7 @@ RESOLVERS = {  # none cached: each call reads the config (or environment) it is 
     "lastexp_run_dir": _run_dir,  # hydra.run.dir: <paths.runs>/<name of the config>
     "lastexp_study": study_name,  # hydra/sweeper=optuna +search=<name>: the study
     "lastexp_study_db": study_storage,  # ... and its sqlite storage below paths.runs
+    "lastexp_ablations": catalog.sweep_ids,  # sweeps/<table>.yaml: the catalog's IDs of a table
 }
 
 

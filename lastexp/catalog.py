@@ -146,6 +146,13 @@ def ids(table: str | None = None) -> list[str]:
     return [a.id for a in ABLATIONS.values() if table is None or a.table == table]
 
 
+def sweep_ids(table: str) -> str:
+    """A table's IDs as one sweep value, ``B0,B1,...``: what ``${lastexp_ablations:<table>}``
+    in sweeps/<table>.yaml resolves to, so a new catalog row joins its table's sweep (and the
+    tests that read :func:`ids`) with no other edit."""
+    return ",".join(ids(table))
+
+
 def get(ablation_id: str) -> Ablation:
     """The catalog row for ``ablation_id``; a ``KeyError`` naming every valid ID otherwise."""
     try:
