@@ -833,7 +833,7 @@ def init_from_problem(cfg: DictConfig) -> str | None:
         return None
     what = "is a folder, not a file" if Path(str(src)).is_dir() else "does not exist"
     return (f"init_from={src} {what}; give the path of a checkpoint file, e.g. "
-            "init_from=runs/<run>/checkpoints/best.pt, or leave init_from out")
+            f"init_from={RunDir(Path('runs', '<run>')).best.as_posix()}, or leave init_from out")
 
 
 def _dict_select(d: dict, key: str) -> Any:
