@@ -37,6 +37,8 @@ def store_model_aliases(cs: ConfigStore) -> None:
     for alias, model in MODEL_ALIASES.items():
         cs.store(group="model", name=alias, node={"defaults": [model, "_self_"]})
         for distill in CHOICES["distill.name"]:
+            if distill == "none":  # no distillation, no student column
+                continue
             column = {"optional /distill_student@_global_": f"{distill}_{model}"}
             cs.store(group="distill_student", name=f"{distill}_{alias}", package="_global_",
                      node={"defaults": [column, "_self_"]})
