@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lastexp.runstore.metrics import is_completed
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["debug=tiny", "logger=none", "model=last_e_nano"]
 
@@ -134,7 +136,7 @@ def scenario_readers(work: Path, data: Path, n_runs: int, epochs: int) -> dict:
         "sweep_exit_codes": [rc for rc, _, _ in results],
         "sweep_errors": [err.strip().splitlines()[-1] for rc, _, err in results
                          if rc != 0 and err.strip()],
-        "completed": sum(m.get("status") == "completed" for m in metrics),
+        "completed": sum(map(is_completed, metrics)),
         "tmp_files_left": tmp_left, "sweep_records": len(records), **dict(counts),
     }
 
@@ -181,7 +183,7 @@ def scenario_different(work: Path, data: Path, epochs: int) -> dict:
     done = [finish(p) for p in procs]
     metrics = [json.loads(p.read_text()) for p in runs.glob("*/metrics.json")]
     return {"exit_codes": [d[0] for d in done], "outcomes": [classify(*d) for d in done],
-            "completed": sum(m.get("status") == "completed" for m in metrics)}
+            "completed": sum(map(is_completed, metrics))}
 
 
 def main() -> int:

@@ -2,7 +2,7 @@
 budgets live.
 
 The results tables, the sweep planner and the configs all read this module, so a renamed row
-or a changed budget is edited here and nowhere else. No torch, no Hydra: importing it is free.
+or a changed budget is edited here and nowhere else. No torch: importing it is cheap.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from lastexp.runstore.metrics import is_completed
 
 TableName = Literal["base", "lite", "preprocessing"]
 Selection = Literal["best", "final", "swa"]
@@ -144,6 +146,13 @@ def ids(table: str | None = None) -> list[str]:
     return [a.id for a in ABLATIONS.values() if table is None or a.table == table]
 
 
+def sweep_ids(table: str) -> str:
+    """A table's IDs as one sweep value, ``B0,B1,...``: what ``${lastexp_ablations:<table>}``
+    in sweeps/<table>.yaml resolves to, so a new catalog row joins its table's sweep (and the
+    tests that read :func:`ids`) with no other edit."""
+    return ",".join(ids(table))
+
+
 def get(ablation_id: str) -> Ablation:
     """The catalog row for ``ablation_id``; a ``KeyError`` naming every valid ID otherwise."""
     try:
@@ -180,7 +189,7 @@ def maskclr_decision(runs: Iterable[Mapping[str, Any]]) -> tuple[bool, str, floa
     values: dict[str, list[float]] = {row: [] for row in MASKCLR_ROWS}
     for m in runs:
         row = m.get("ablation")
-        if (row not in values or m.get("status") != "completed"
+        if (row not in values or not is_completed(m)
                 or m.get("model") != MASKCLR_MODEL or m.get("dataset") != MASKCLR_DATASET):
             continue
         value = m.get(SELECTION_KEY[ABLATIONS[row].selection])

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Optional, get_type_hints
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from lastexp.runstore.layout import RunDir
+from lastexp.runstore.metrics import is_completed, read_metrics
 
 
 class ConfigError(ValueError):
@@ -841,15 +842,11 @@ def init_from_problem(cfg: DictConfig) -> str | None:
     if not src or Path(str(src)).is_file():
         return None
     run = RunDir(Path(str(OmegaConf.select(cfg, "paths.runs"))) / run_dir_name(cfg))
-    try:
-        status = json.loads(run.metrics.read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        status = None
-    if run.last.exists() or status == "completed":
+    if run.last.exists() or is_completed(read_metrics(run.metrics)):
         return None
     what = "is a folder, not a file" if Path(str(src)).is_dir() else "does not exist"
     return (f"init_from={src} {what}; give the path of a checkpoint file, e.g. "
-            "init_from=runs/<run>/checkpoints/best.pt, or leave init_from out")
+            f"init_from={RunDir(Path('runs', '<run>')).best.as_posix()}, or leave init_from out")
 
 
 def _dict_select(d: dict, key: str) -> Any:

@@ -45,7 +45,7 @@ def _load_member(run_dir: Path) -> dict[str, Any]:
         raise EnsembleError(str(exc)) from None
     metrics, path = run.metrics, run.paths.scores
     if not path.is_file():
-        raise EnsembleError(f"{run_dir} has no test_scores.npz")
+        raise EnsembleError(f"{run_dir} has no {path.name}")
     try:
         scores, labels, names = read_scores(path)
     except ScoresError as exc:  # a cut or foreign file: one line, also in an ensemble job

@@ -29,6 +29,7 @@ from tabulate import tabulate
 
 from lastexp.cli import ArgumentParser
 from lastexp.runstore import RunDir, RunLockedError, discard_lock, lock_path, run_lock, walk
+from lastexp.runstore.layout import METRICS_FILE
 
 PROG = "python -m lastexp.runs"
 # The columns of `list`, in order; "row" is the metrics' "ablation" (the training plan §9 ID).
@@ -135,7 +136,7 @@ def select(found: list[Entry], where: list[tuple[str, str]]) -> list[Entry]:
     refused, naming it."""
     for key, _ in where:
         if found and all(e.lookup(key) is ABSENT for e in found):
-            raise RunsError(f"--where {key}: no run has this key; give a metrics.json key "
+            raise RunsError(f"--where {key}: no run has this key; give a {METRICS_FILE} key "
                             "(status, ablation or row, model, stream, dataset, seed, ...) or a "
                             "dotted config key (training.epochs, optimizer.lr, ...)")
     return [e for e in found if all(
@@ -262,7 +263,7 @@ def removable(arg: str, root: Path, runs: Mapping[Path, Entry]) -> Removal:
         raise RunsError(f"{arg} lies in the store's internal folder {hidden[0]}; rm removes only "
                         f"run directories (see {PROG} list)")
     if real not in runs:
-        raise RunsError(f"{arg} is not a run directory of --runs {root} (no metrics.json, or "
+        raise RunsError(f"{arg} is not a run directory of --runs {root} (no {METRICS_FILE}, or "
                         f"inside a run); rm removes only the runs {PROG} list shows")
     return Removal(given, real, runs[real])
 
@@ -363,7 +364,7 @@ def parser() -> ArgumentParser:
     p = sub.add_parser("list", help="every run with its status, row, seed, config and top-1")
     p.add_argument("--runs", default="runs", help=runs_help)
     p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
-                   help="keep runs whose metrics.json key or dotted config key has VALUE "
+                   help=f"keep runs whose {METRICS_FILE} key or dotted config key has VALUE "
                         "(repeatable: all must hold)")
     p.add_argument("--json", action="store_true", help="a JSON list of objects")
     p = sub.add_parser("diff", help="the config keys that differ between two runs")

@@ -475,7 +475,7 @@ ARGPARSE_CASES = [
     ("lastexp.plan", ["--bogus"], ["lastexp.plan: error: unrecognized arguments: --bogus"]),
     ("lastexp.export", ["run", "--exporter", "onnx"], ["argument --exporter", "'onnx'"]),
     ("lastexp.models", ["--frames", "q"], ["argument --frames", "invalid int value: 'q'"]),
-    ("lastexp.launch.local_slurm", ["begin"], ["invalid choice: 'begin'", "'start'"]),
+    ("tools.local_slurm", ["begin"], ["invalid choice: 'begin'", "'start'"]),
 ]
 
 

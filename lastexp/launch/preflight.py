@@ -69,7 +69,7 @@ def check_slurm(partition: str | None = None, timeout: float = SINFO_TIMEOUT_S,
             f"hydra/launcher={LAUNCHER}: cannot reach the SLURM controller (sinfo: {why}; "
             f"{_conf_hint()}); point SLURM_CONF at the cluster's slurm.conf and check that "
             "slurmctld runs (scontrol ping); for the local test cluster: "
-            "python -m lastexp.launch.local_slurm start")
+            "python tools/local_slurm.py start (from a clone)")
     names = [p.strip() for p in proc.stdout.split() if p.strip()]
     default = [p.rstrip("*") for p in names if p.endswith("*")]
     listed = default + [p.rstrip("*") for p in names if not p.endswith("*")]

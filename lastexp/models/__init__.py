@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from lastexp.model_names import MODEL_ALIASES
+
 from .blocks import CAUSAL_SCOPES, set_causal
 from .last_base import LastBase, last_base
 from .last_e import LastE, last_e_base, last_e_large, last_e_nano, last_e_small
@@ -45,18 +47,9 @@ _CANONICAL: dict[str, Callable[..., nn.Module]] = {
     "last_lite_small": last_lite_small,
     "last_v2_base": last_v2_base,
 }
-_ALIASES = {  # names the plan's training commands use
-    "nano_e_v3": "last_e_nano",
-    "small_e_v3": "last_e_small",
-    "base_e_v3": "last_e_base",
-    "large_e_v3": "last_e_large",
-    "shiftfuse_nano": "last_lite_nano",
-    "shiftfuse_small": "last_lite_small",
-    "base": "last_v2_base",
-}
 MODELS: dict[str, Callable[..., nn.Module]] = {
     **_CANONICAL,
-    **{alias: _CANONICAL[name] for alias, name in _ALIASES.items()},
+    **{alias: _CANONICAL[name] for alias, name in MODEL_ALIASES.items()},  # the plan's names
 }
 
 

@@ -19,6 +19,7 @@ from lastexp.results.report import table_part, write_tables
 from lastexp.results.search import SEARCH_MD, write_search
 from lastexp.results.store import load_store
 from lastexp.runstore.guard import out_dir_problem
+from lastexp.runstore.metrics import is_completed
 
 PRINTED = ("base.md", "lite.md", "preprocessing.md", "paper.md", "other.md")
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             print(table_part(files[name]))
         if SEARCH_MD in files:
             print(table_part(files[SEARCH_MD]))
-    n_done = int((df["status"] == "completed").sum()) if len(df) else 0
+    n_done = sum(map(is_completed, df.to_dict("records")))
     print(
         f"{len(df)} runs read below {args.runs} ({n_done} completed, "
         f"{len(df) - n_done} not completed, {len(problems)} unreadable); "

@@ -29,6 +29,7 @@ from lastexp.results.stats import (
     welch_test,
 )
 from lastexp.results.store import Problem
+from lastexp.runstore.metrics import is_completed
 from lastexp.runstore.walk import newest_per_seed
 
 DATASET_ORDER = ["synthetic", "ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset"]
@@ -210,7 +211,7 @@ def prepare(df: pd.DataFrame, problems: list[Problem] = (), provenance: str = ""
     _assign_variants(runs, include_debug,
                      lambda r: catalog_recipe(f"{root}/{r['run_dir']}") if root else None)
     runs.sort(key=lambda r: r["run_dir"])
-    done = [r for r in runs if r["status"] == "completed" and r["best_top1"] == r["best_top1"]]
+    done = [r for r in runs if is_completed(r) and r["best_top1"] == r["best_top1"]]
     completed, duplicates = newest_per_seed(done, _slot_view, lambda r: r["run_dir"])
     return Runs(runs, completed, duplicates, list(problems), provenance, root,
                 include_debug=include_debug, predictions=PredictionReader(root))
@@ -262,7 +263,7 @@ def _assign_variants(runs: list[dict], include_debug: bool = False,
         def rank(item: tuple[tuple, list[dict]], several: bool = len(by_group) > 1) -> tuple:
             key, rs = item
             return (several and any(catalog_of(r) for r in rs),
-                    sum(r["status"] == "completed" for r in rs), len(rs), str(key))
+                    sum(map(is_completed, rs)), len(rs), str(key))
 
         ordinary = [item for item in by_group.items() if not item[0][2]]
         main = max(ordinary, key=rank)[1][0] if ordinary else \

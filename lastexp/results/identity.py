@@ -19,9 +19,8 @@ from pathlib import Path
 import yaml
 
 from lastexp.config import VOLATILE_KEYS, identity, strip_volatile
+from lastexp.runstore.layout import RunDir
 
-CONFIG_FILE = Path(".hydra") / "config.yaml"
-OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 _SEED_LINE = re.compile(r"^seed:[^\n]*(\n|$)", re.MULTILINE)
 _OVERRIDE_KEY = re.compile(r"^- ['\"]?[+~]*([A-Za-z0-9_.@/-]+)=", re.MULTILINE)
 # Command-line keys that choose the catalog's row, not another recipe: which ablation, dataset,
@@ -90,7 +89,7 @@ class ConfigReader:
     def read(self, run_path: str | os.PathLike[str]) -> ConfigId:
         path = Path(run_path)
         try:
-            text = (path / CONFIG_FILE).read_text(encoding="utf-8")
+            text = RunDir(path).hydra_config.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             return UNKNOWN
         text = _SEED_LINE.sub("", text)
@@ -104,7 +103,7 @@ def catalog_recipe(run_path: str | os.PathLike[str]) -> bool | None:
     """Whether a run's command line (``.hydra/overrides.yaml``) chose only its catalog row and
     volatile keys; None without the file. Read only where a row has several configs."""
     try:
-        text = (Path(run_path) / OVERRIDES_FILE).read_text(encoding="utf-8")
+        text = RunDir(Path(run_path)).hydra_overrides.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
     return _catalog_overrides(text)

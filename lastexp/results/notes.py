@@ -10,6 +10,7 @@ from lastexp import catalog
 from lastexp.provenance import git_commit, git_dirty
 from lastexp.results.aggregate import INCOMPLETE, Delta, Row, Runs, as_text
 from lastexp.results.render import MARKER, fmt_num
+from lastexp.runstore.layout import SCORES_FILE
 
 
 def maskclr_verdict(runs: Runs) -> str:
@@ -131,7 +132,7 @@ def delta_notes(rows: list[Row], deltas: dict[tuple[int, str], Delta],
                if d.no_predictions]
     if lacking:
         out.append("McNemar p is — (csv p_mcnemar empty) where a matched seed's run has no "
-                   "per-sample predictions (runs written before test_scores.npz stored "
+                   f"per-sample predictions (runs written before {SCORES_FILE} stored "
                    "pred_best/pred_final/pred_swa): " + "; ".join(lacking) + ".")
     refused = [f"{n} on {ds}" for n, ds, d in named if d.refused]
     if refused:

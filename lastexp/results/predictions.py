@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-SCORES_FILE = "test_scores.npz"
+from lastexp.runstore.layout import RunDir
+
 # The per-sample predictions of the weights each selection rule reports.
 PRED_KEY = {"best": "pred_best", "final": "pred_final", "swa": "pred_swa"}
 
@@ -46,7 +47,7 @@ class PredictionReader:
         if self.root is None:
             return {}
         try:
-            with np.load(self.root / run_dir / SCORES_FILE, allow_pickle=False) as z:
+            with np.load(RunDir(self.root / run_dir).scores, allow_pickle=False) as z:
                 keys = [k for k in PRED_KEY.values() if k in z.files]
                 if not keys or "labels" not in z.files:
                     return {}

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from lastexp.runstore.layout import BEST_FILE
+
 SEARCH_DIR = "search"
 SEARCH_MD = "search.md"
 
@@ -117,7 +119,7 @@ def build_search_md(studies: list[Study], problems: list[str] = (),
             f"- Study `{study.db}`: {len(study.trials)} trials, {n_done} complete; Optuna "
             f"{study.direction}s the value.",
             "- Selection rule: top-1 is the trial run's best validation top-1 (best epoch, "
-            "best.pt), the value the search optimises.",
+            f"{BEST_FILE}), the value the search optimises.",
             "- A trial marked `(= trial k)` repeats trial k's parameters: its run was already "
             "in the store, so it was skipped and reported the stored value.",
         ]

@@ -15,8 +15,14 @@ HISTORY_FILE = "history.csv"
 SCORES_FILE = "test_scores.npz"
 DATA_SUMMARY_FILE = "data_summary.json"
 HYDRA_DIR = ".hydra"
+HYDRA_CONFIG = "config.yaml"  # in HYDRA_DIR: the composed config
+HYDRA_OVERRIDES = "overrides.yaml"  # in HYDRA_DIR: the command line's overrides
 HYDRA_LOG = "lastexp.log"  # what the run logs and prints (lastexp/logs.py), once it trains
 CHECKPOINT_DIR = "checkpoints"
+LAST_FILE = "last.pt"  # in CHECKPOINT_DIR: the resume point
+BEST_FILE = "best.pt"  # in CHECKPOINT_DIR: the best epoch's weights
+# What a run restarts from: its own, which nobody points at (starting it over replaces them)
+RESUME_FILES = frozenset({LAST_FILE, "pretrain_last.pt", "encoder.pt"})
 EXPORT_DIR = "export"
 TENSORBOARD_DIR = "tensorboard"
 WANDB_DIR = "wandb"
@@ -70,7 +76,11 @@ class RunDir:
 
     @property
     def hydra_config(self) -> Path:
-        return self.hydra / "config.yaml"
+        return self.hydra / HYDRA_CONFIG
+
+    @property
+    def hydra_overrides(self) -> Path:
+        return self.hydra / HYDRA_OVERRIDES
 
     @property
     def hydra_log(self) -> Path:
@@ -83,12 +93,12 @@ class RunDir:
     @property
     def last(self) -> Path:
         """The resume point: written after every epoch and when a run is stopped."""
-        return self.checkpoints / "last.pt"
+        return self.checkpoints / LAST_FILE
 
     @property
     def best(self) -> Path:
         """The best epoch's weights (``best_top1``); written before ``last.pt``."""
-        return self.checkpoints / "best.pt"
+        return self.checkpoints / BEST_FILE
 
     @property
     def swa(self) -> Path:
@@ -122,3 +132,10 @@ class RunDir:
             if path.is_file():
                 return path
         return None
+
+
+def is_resume_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a run's own resume point (``checkpoints/last.pt``,
+    ``pretrain_last.pt`` or ``encoder.pt``), not a file somebody pointed at."""
+    p = Path(path)
+    return p.name in RESUME_FILES and p.parent.name == CHECKPOINT_DIR

@@ -121,7 +121,7 @@ def schema_problem(metrics: dict[str, Any]) -> str | None:
     status = metrics.get("status")
     if status not in STATUSES:
         return f"{METRICS_FILE} has no valid status (got {status!r})"
-    for key in TOP1_KEYS if status == "completed" else ():  # Infinity / NaN parse as floats
+    for key in TOP1_KEYS if is_completed(metrics) else ():  # Infinity / NaN parse as floats
         value = metrics.get(key)
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if number and not (math.isfinite(value) and 0 <= value <= 100):  # a percentage

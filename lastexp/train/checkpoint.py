@@ -12,6 +12,7 @@ from torch import nn
 
 from lastexp.config import ConfigError
 from lastexp.io import atomic_write
+from lastexp.runstore.layout import is_resume_file
 
 
 def architecture(model: nn.Module) -> dict[str, list[int]]:
@@ -29,7 +30,7 @@ def unusable_fix(path: str | os.PathLike) -> str:
     other file was named on the command line (``init_from=``) or found as a teacher's or an
     export's weights."""
     p = Path(path)
-    if p.name in ("last.pt", "pretrain_last.pt", "encoder.pt") and p.parent.name == "checkpoints":
+    if is_resume_file(p):
         return (f"pass fresh=true to start the run {p.parent.parent.name} over (or move that file "
                 "away)")
     return "point at a checkpoint lastexp wrote"

@@ -5,22 +5,21 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 
-from lastexp.launch import local_slurm
+from tools import local_slurm
 
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "slurm: needs the local SLURM cluster (lastexp.launch.local_slurm)")
+        "markers", "slurm: needs the local SLURM cluster (tools/local_slurm.py)")
 
 
 def _cannot_run() -> str | None:
     if os.geteuid() != 0:
         return "the local SLURM cluster needs root (it installs packages and runs daemons)"
-    if local_slurm._missing_programs() and shutil.which("apt-get") is None:
+    if local_slurm.missing_programs() and shutil.which("apt-get") is None:
         return "SLURM is not installed and apt-get is not available to install it"
     return None
 
@@ -38,7 +37,7 @@ def slurm_cluster():
             pytest.fail(f"SLURM tests must run in CI: {reason}")
         pytest.skip(reason)
     state_dir = os.environ.get("LASTEXP_SLURM_STATE_DIR", str(local_slurm.DEFAULT_STATE_DIR))
-    was_running = local_slurm._all_running(Path(state_dir).resolve())
+    was_running = local_slurm.is_running(state_dir)
     t0 = time.monotonic()
     env = local_slurm.start(state_dir)
     print(f"\n[slurm] cluster ready in {time.monotonic() - t0:.1f} s ({state_dir})")

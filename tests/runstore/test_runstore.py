@@ -21,7 +21,16 @@ from lastexp.runstore import (
     schema_problem,
 )
 from lastexp.runstore.finished import RunError, model_checkpoint, open_finished
-from lastexp.runstore.layout import CHECKPOINT_DIR, HISTORY_FILE, METRICS_FILE, SCORES_FILE
+from lastexp.runstore.layout import (
+    CHECKPOINT_DIR,
+    DATA_SUMMARY_FILE,
+    EXPORT_DIR,
+    HISTORY_FILE,
+    HYDRA_DIR,
+    HYDRA_LOG,
+    METRICS_FILE,
+    SCORES_FILE,
+)
 from lastexp.runstore.metrics import foreign_kind
 
 PACKAGE = Path(__file__).resolve().parents[2] / "lastexp"
@@ -185,3 +194,54 @@ def test_only_the_run_store_builds_run_directory_paths():
         for line, literal in _path_literals(ast.parse(path.read_text())):
             offenders.append(f"{path.relative_to(PACKAGE)}:{line} {literal!r}")
     assert offenders == [], "build run-directory paths with lastexp.runstore.RunDir"
+
+
+def _run_file_names() -> set[str]:
+    """Every file name of a run directory, as the run store spells them."""
+    run = RunDir(Path("run"))
+    return {METRICS_FILE, HISTORY_FILE, SCORES_FILE, DATA_SUMMARY_FILE, HYDRA_LOG,
+            run.last.name, run.best.name, run.swa.name, run.encoder.name,
+            run.pretrain_last.name, run.hydra_config.name, run.hydra_overrides.name}
+
+
+def _names_a_run_file(text: str, names: set[str]) -> bool:
+    """``text`` spells a run file's name, or a path into a run's folders (``checkpoints/...``,
+    ``export/...``, ``.hydra/...``); a bare ``export`` is the command's name, not a path."""
+    if any(name in text for name in names - {"config.yaml", "overrides.yaml"}):
+        return True
+    folders = (CHECKPOINT_DIR, EXPORT_DIR, HYDRA_DIR)
+    return text in (CHECKPOINT_DIR, HYDRA_DIR) or text.startswith(tuple(f"{f}/" for f in folders))
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    return {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)}
+
+
+def test_only_the_run_store_spells_run_file_names():
+    """Not in a path, a message or a help text either (documentation aside): the other
+    modules take the names from lastexp.runstore.layout, so a renamed file is one edit."""
+    names = _run_file_names()
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "runstore" in path.relative_to(PACKAGE).parts:
+            continue
+        tree = ast.parse(path.read_text())
+        docs = _docstrings(tree)
+        offenders += [f"{path.relative_to(PACKAGE)}:{node.lineno} {node.value!r}"
+                      for node in ast.walk(tree)
+                      if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                      and id(node) not in docs and _names_a_run_file(node.value, names)]
+    assert offenders == [], "take run-directory file names from lastexp.runstore.layout"
+
+
+def test_the_run_file_check_sees_what_it_should():
+    names = _run_file_names()
+    for text in ("metrics.json", "no test_scores.npz here", "checkpoints/last.pt", "best.pt",
+                 ".hydra", ".hydra/config.yaml", "export/model.onnx", "history.csv"):
+        assert _names_a_run_file(text, names), text
+    for text in ("export", "config.yaml", "status", "checkpoint"):
+        assert not _names_a_run_file(text, names), text
+
