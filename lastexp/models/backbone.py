@@ -3,15 +3,16 @@ flags (:class:`SkeletonFlags`), the stem, the stage loop (:func:`build_stages`),
 graph-conv -> TCN residual unit (:class:`GraphTCNBlock`) and the weight-decay rule.
 
 A family is a :class:`SkeletonNet` subclass with a ``Flags`` dataclass (a subclass of
-:class:`SkeletonFlags`) that declares the flags it reads, and a block factory for
-:func:`build_stages`; the registry (``lastexp.models``) learns a family's flags from ``Flags``.
+:class:`SkeletonFlags`) that declares the flags it reads, and a ``make_stages`` method (a block
+factory for :func:`build_stages`); the registry (``lastexp.models``) learns a family's flags
+from ``Flags``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -119,15 +120,59 @@ class SkeletonNet(nn.Module):
     """The model protocol (see ``lastexp.models``) every family shares: input BN and person
     folding, stem -> stages, gated pooling head, optional IB head, weight-decay names.
 
-    A family sets ``stage_channels``, ``stem`` and ``stages`` (:func:`stem`,
-    :func:`build_stages`) and calls :meth:`_init_io`; ``Flags`` declares the flags it reads.
+    ``forward(x)`` takes (N, C, T, V, M) and returns logits (N, num_classes). A family sets
+    ``Flags`` (the flags it reads), its default ``CHANNELS`` / ``BLOCKS`` and implements
+    :meth:`make_stages`; the constructor, which every family shares, does the rest.
     """
 
-    Flags: type[SkeletonFlags] = SkeletonFlags
+    Flags: ClassVar[type[SkeletonFlags]] = SkeletonFlags
+    CHANNELS: ClassVar[tuple[int, int, int]]  # stage widths at width_mult 1
+    BLOCKS: ClassVar[tuple[int, int, int]]  # blocks per stage
+    IB_DIM: ClassVar[int | None] = None  # the IB latent's width at width_mult 1 (None: C_last)
+    # LAST-E builds its head before its stages: the initial weights follow the RNG's order
+    HEAD_FIRST: ClassVar[bool] = False
     num_classes: int
     num_person: int
     num_joints: int
     stage_channels: tuple[int, ...]
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 3,
+        num_person: int = 1,
+        num_joints: int = NUM_JOINTS,
+        channels: Sequence[int] | None = None,
+        blocks: Sequence[int] | None = None,
+        width_mult: float = 1.0,
+        drop_path_rate: float = 0.0,
+        dropout: float = 0.0,
+        **flags: Any,
+    ) -> None:
+        super().__init__()
+        f = self.Flags(**flags)
+        channels = self.CHANNELS if channels is None else tuple(channels)
+        blocks = self.BLOCKS if blocks is None else tuple(blocks)
+        check_stages(channels, blocks)
+        self.stage_channels = tuple(scale_width(c, width_mult) for c in channels)
+        ib_dim = None if self.IB_DIM is None else scale_width(self.IB_DIM, width_mult)
+
+        def head() -> None:
+            self._init_io(num_classes, in_channels, num_person, num_joints, dropout, f.ib_head,
+                          ib_dim)
+
+        if self.HEAD_FIRST:
+            head()
+        self.stem = stem(in_channels, self.stage_channels[0])
+        self.stages = self.make_stages(f, num_joints, blocks, drop_path_rate)
+        if not self.HEAD_FIRST:
+            head()
+
+    def make_stages(self, flags: Any, num_joints: int, blocks: tuple[int, ...],
+                     drop_path_rate: float) -> nn.ModuleList:
+        """The family's stages (:func:`build_stages`), after ``stem`` exists; ``flags`` is the
+        family's ``Flags``."""
+        raise NotImplementedError
 
     def _init_io(
         self,

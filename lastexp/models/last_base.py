@@ -21,10 +21,7 @@ from .backbone import (
     SkeletonFlags,
     SkeletonNet,
     build_stages,
-    check_stages,
     ntu_adjacency,
-    scale_width,
-    stem,
 )
 from .blocks import MultiScaleTCN, SpatialGCN, STJointAtt
 from .components import (
@@ -34,7 +31,6 @@ from .components import (
     FreqTemporalGate,
     PartitionedAttention,
 )
-from .graph import NUM_JOINTS
 
 
 @dataclass(frozen=True)
@@ -83,33 +79,18 @@ class RefinedGCN(SpatialGCN):
 
 
 class LastBase(SkeletonNet):
-    """LAST-Base. ``forward(x)`` takes (N, C, T, V, M) and returns logits (N, num_classes).
-
-    One unit: graph conv -> MultiScaleTCN (-> FreqTemporalGate), residual (GraphTCNBlock):
-    y = ReLU(DropPath(Freq(TCN(GCN(x)))) + res(x)).
-    """
+    """LAST-Base. One unit: graph conv -> MultiScaleTCN (-> FreqTemporalGate), residual
+    (:class:`GraphTCNBlock`): y = ReLU(DropPath(Freq(TCN(GCN(x)))) + res(x)); then per stage
+    the attentions its flags switch on."""
 
     Flags = LastBaseFlags
+    CHANNELS, BLOCKS = (128, 256, 384), (2, 3, 4)
+    IB_DIM = 256  # InfoGCN's 256-d latent z (at width 1)
 
-    def __init__(
-        self,
-        num_classes: int,
-        in_channels: int = 3,
-        num_person: int = 1,
-        num_joints: int = NUM_JOINTS,
-        channels: tuple[int, int, int] = (128, 256, 384),
-        blocks: tuple[int, int, int] = (2, 3, 4),
-        width_mult: float = 1.0,
-        drop_path_rate: float = 0.0,
-        dropout: float = 0.0,
-        ib_dim: int = 256,
-        **flags: Any,
-    ) -> None:
-        super().__init__()
-        f = LastBaseFlags(**flags)
+    def make_stages(self, flags: LastBaseFlags, num_joints: int, blocks: tuple[int, ...],
+                    drop_path_rate: float) -> nn.ModuleList:
+        f = flags
         A = ntu_adjacency(type(self).__name__, num_joints)
-        check_stages(channels, blocks)
-        self.stage_channels = tuple(scale_width(c, width_mult) for c in channels)
         # DropPath per stage, linearly increasing (the training plan §2: [0.0, 0.1, 0.2] at 0.2)
         stage_rates = [drop_path_rate * s / (len(blocks) - 1) for s in range(len(blocks))]
 
@@ -127,11 +108,8 @@ class LastBase(SkeletonNet):
                 *([HBRA(c, num_joints)] if f.hbra else []),
             ]
 
-        self.stem = stem(in_channels, self.stage_channels[0])
-        self.stages = build_stages(self.stage_channels[0], self.stage_channels, blocks, block,
-                                   tail)
-        ib_dim = scale_width(ib_dim, width_mult)  # InfoGCN's 256-d latent z (at width 1)
-        self._init_io(num_classes, in_channels, num_person, num_joints, dropout, f.ib_head, ib_dim)
+        return build_stages(self.stage_channels[0], self.stage_channels, blocks, block, tail)
+
 
 
 def last_base(**kwargs: Any) -> LastBase:

@@ -19,13 +19,9 @@ from .backbone import (
     SkeletonNet,
     block_rates,
     build_stages,
-    check_stages,
     ntu_adjacency,
-    scale_width,
-    stem,
 )
 from .blocks import MultiScaleTCN, SpatialGCN, STJointAtt
-from .graph import NUM_JOINTS
 
 
 @dataclass(frozen=True)
@@ -36,35 +32,18 @@ class LastEFlags(SkeletonFlags):
 
 
 class LastE(SkeletonNet):
-    """LAST-E v3. ``forward(x)`` takes (N, C, T, V, M) and returns logits (N, num_classes).
-
-    One unit: SpatialGCN then MultiScaleTCN, a (strided) residual around both (GraphTCNBlock).
-    """
+    """LAST-E v3. One unit: SpatialGCN then MultiScaleTCN, a (strided) residual around both
+    (:class:`GraphTCNBlock`); an ST-joint attention ends each stage that ``use_st_att`` names."""
 
     Flags = LastEFlags
+    CHANNELS, BLOCKS = (48, 96, 192), (2, 2, 2)
+    HEAD_FIRST = True
 
-    def __init__(
-        self,
-        num_classes: int,
-        in_channels: int = 3,
-        num_person: int = 1,
-        num_joints: int = NUM_JOINTS,
-        channels: tuple[int, int, int] = (48, 96, 192),
-        blocks: tuple[int, int, int] = (2, 2, 2),
-        width_mult: float = 1.0,
-        drop_path_rate: float = 0.0,
-        dropout: float = 0.0,
-        **flags: Any,
-    ) -> None:
-        super().__init__()
-        f = LastEFlags(**flags)
-        check_stages(channels, blocks)
-        if len(f.use_st_att) != 3:
-            raise ValueError(f"use_st_att needs one entry per stage (3), got {f.use_st_att}")
-        self.stage_channels = tuple(scale_width(c, width_mult) for c in channels)
+    def make_stages(self, flags: LastEFlags, num_joints: int, blocks: tuple[int, ...],
+                    drop_path_rate: float) -> nn.ModuleList:
+        if len(flags.use_st_att) != 3:
+            raise ValueError(f"use_st_att needs one entry per stage (3), got {flags.use_st_att}")
         A = ntu_adjacency(type(self).__name__, num_joints)
-        # Input BN over (M, V, C), the optional IB head and the gated pooling head.
-        self._init_io(num_classes, in_channels, num_person, num_joints, dropout, f.ib_head)
         rates = block_rates(drop_path_rate, blocks)
 
         def block(c_in: int, c_out: int, stride: int, s: int, i: int) -> nn.Module:
@@ -72,11 +51,9 @@ class LastE(SkeletonNet):
             tcn = MultiScaleTCN(c_out, c_out, stride=stride)
             return GraphTCNBlock(gcn, tcn, c_in, c_out, stride, rates[i])
 
-        self.stem = stem(in_channels, self.stage_channels[0])
-        self.stages = build_stages(
-            self.stage_channels[0], self.stage_channels, blocks, block,
-            lambda s, c: [STJointAtt(c)] if f.use_st_att[s] else [],
-        )
+        return build_stages(self.stage_channels[0], self.stage_channels, blocks, block,
+                            lambda s, c: [STJointAtt(c)] if flags.use_st_att[s] else [])
+
 
 
 def _variant(channels: tuple[int, int, int], blocks: tuple[int, int, int], **kwargs: Any) -> LastE:

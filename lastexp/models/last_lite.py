@@ -18,9 +18,6 @@ from .backbone import (
     SkeletonNet,
     block_rates,
     build_stages,
-    check_stages,
-    scale_width,
-    stem,
 )
 from .blocks import DropPath, _bn, _conv_init
 from .components import (
@@ -31,7 +28,6 @@ from .components import (
     JointEmbed,
     RandomJointShift,
 )
-from .graph import NUM_JOINTS
 
 
 @dataclass(frozen=True)
@@ -89,28 +85,17 @@ class ShiftBlock(nn.Module):
 
 
 class LastLite(SkeletonNet):
-    """LAST-Lite. ``forward(x)`` takes (N, C, T, V, M) and returns logits (N, num_classes)."""
+    """LAST-Lite: [joint shift -> 1x1 conv -> EpSepTCN] units (:class:`ShiftBlock`), the joint
+    embedding after the stem and per stage the gates its flags switch on."""
 
     Flags = LastLiteFlags
+    CHANNELS, BLOCKS = (48, 72, 96), (1, 1, 2)
 
-    def __init__(
-        self,
-        num_classes: int,
-        in_channels: int = 3,
-        num_person: int = 1,
-        num_joints: int = NUM_JOINTS,
-        channels: tuple[int, int, int] = (48, 72, 96),
-        blocks: tuple[int, int, int] = (1, 1, 2),
-        width_mult: float = 1.0,
-        drop_path_rate: float = 0.0,
-        dropout: float = 0.0,
-        **flags: Any,
-    ) -> None:
-        super().__init__()
-        f = LastLiteFlags(**flags)
-        check_stages(channels, blocks)
-        self.stage_channels = tuple(scale_width(c, width_mult) for c in channels)
+    def make_stages(self, flags: LastLiteFlags, num_joints: int, blocks: tuple[int, ...],
+                    drop_path_rate: float) -> nn.ModuleList:
+        f = flags
         c0 = self.stage_channels[0]
+        self.joint_embed = JointEmbed(c0, num_joints) if f.joint_embed else nn.Identity()
         rates = block_rates(drop_path_rate, blocks)
 
         def block(c_in: int, c_out: int, stride: int, s: int, i: int) -> nn.Module:
@@ -122,13 +107,11 @@ class LastLite(SkeletonNet):
                 *([FrameGate(c)] if f.frame_gate else []),
             ]
 
-        self.stem = stem(in_channels, c0)
-        self.joint_embed = JointEmbed(c0, num_joints) if f.joint_embed else nn.Identity()
-        self.stages = build_stages(c0, self.stage_channels, blocks, block, tail)
-        self._init_io(num_classes, in_channels, num_person, num_joints, dropout, f.ib_head)
+        return build_stages(c0, self.stage_channels, blocks, block, tail)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.joint_embed(x)  # (N*M, C0, T, V)
+
 
 
 def last_lite_nano(**kwargs: Any) -> LastLite:

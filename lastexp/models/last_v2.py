@@ -13,17 +13,12 @@ from torch import nn
 
 from .backbone import (
     GraphTCNBlock,
-    SkeletonFlags,
     SkeletonNet,
     block_rates,
     build_stages,
-    check_stages,
     ntu_adjacency,
-    scale_width,
-    stem,
 )
 from .blocks import MultiScaleTCN, _bn, _conv_init
-from .graph import NUM_JOINTS
 
 
 class CTRGraphConv(nn.Module):
@@ -71,32 +66,15 @@ class CTRGraphConv(nn.Module):
 
 
 class LastV2(SkeletonNet):
-    """LAST-v2. ``forward(x)`` takes (N, C, T, V, M) and returns logits (N, num_classes).
+    """LAST-v2. One unit: CTR graph conv -> MultiScaleTCN (kernel 5), a (strided) residual
+    around both. LAST-v2 has no optional components: its ``Flags`` are the shared ones
+    (:class:`SkeletonFlags`, inherited)."""
 
-    One unit: CTR graph conv -> MultiScaleTCN (kernel 5), a (strided) residual around both.
-    LAST-v2 has no optional components: its flags are the shared ones (:class:`SkeletonFlags`).
-    """
+    CHANNELS, BLOCKS = (128, 256, 512), (4, 4, 5)
 
-    Flags = SkeletonFlags
-
-    def __init__(
-        self,
-        num_classes: int,
-        in_channels: int = 3,
-        num_person: int = 1,
-        num_joints: int = NUM_JOINTS,
-        channels: tuple[int, int, int] = (128, 256, 512),
-        blocks: tuple[int, int, int] = (4, 4, 5),
-        width_mult: float = 1.0,
-        drop_path_rate: float = 0.0,
-        dropout: float = 0.0,
-        **flags: Any,
-    ) -> None:
-        super().__init__()
-        f = SkeletonFlags(**flags)
+    def make_stages(self, flags: Any, num_joints: int, blocks: tuple[int, ...],
+                    drop_path_rate: float) -> nn.ModuleList:
         A = ntu_adjacency(type(self).__name__, num_joints)
-        check_stages(channels, blocks)
-        self.stage_channels = tuple(scale_width(c, width_mult) for c in channels)
         rates = block_rates(drop_path_rate, blocks)
 
         def block(c_in: int, c_out: int, stride: int, s: int, i: int) -> nn.Module:
@@ -104,9 +82,8 @@ class LastV2(SkeletonNet):
             tcn = MultiScaleTCN(c_out, c_out, kernel_size=5, stride=stride)
             return GraphTCNBlock(gcn, tcn, c_in, c_out, stride, rates[i])
 
-        self.stem = stem(in_channels, self.stage_channels[0])
-        self.stages = build_stages(self.stage_channels[0], self.stage_channels, blocks, block)
-        self._init_io(num_classes, in_channels, num_person, num_joints, dropout, f.ib_head)
+        return build_stages(self.stage_channels[0], self.stage_channels, blocks, block)
+
 
 
 def last_v2_base(**kwargs: Any) -> LastV2:
