@@ -111,7 +111,6 @@ class LastBase(SkeletonNet):
         return build_stages(self.stage_channels[0], self.stage_channels, blocks, block, tail)
 
 
-
 def last_base(**kwargs: Any) -> LastBase:
     """LAST-Base, ~4.2M parameters (60 classes: B0 ~3.88M, B7 ~4.65M); channels 128/256/384."""
     return LastBase(**kwargs)

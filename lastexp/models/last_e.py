@@ -55,7 +55,6 @@ class LastE(SkeletonNet):
                             lambda s, c: [STJointAtt(c)] if flags.use_st_att[s] else [])
 
 
-
 def _variant(channels: tuple[int, int, int], blocks: tuple[int, int, int], **kwargs: Any) -> LastE:
     return LastE(channels=channels, blocks=blocks, **kwargs)
 

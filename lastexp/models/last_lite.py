@@ -113,7 +113,6 @@ class LastLite(SkeletonNet):
         return self.joint_embed(x)  # (N*M, C0, T, V)
 
 
-
 def last_lite_nano(**kwargs: Any) -> LastLite:
     """LAST-Lite nano, ~60K parameters (60 classes); stage channels 28/40/56."""
     return LastLite(channels=(28, 40, 56), blocks=(1, 1, 2), **kwargs)

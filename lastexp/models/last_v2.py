@@ -85,7 +85,6 @@ class LastV2(SkeletonNet):
         return build_stages(self.stage_channels[0], self.stage_channels, blocks, block)
 
 
-
 def last_v2_base(**kwargs: Any) -> LastV2:
     """LAST-v2 base, ~9.1M parameters (60 classes); stage channels 128/256/512."""
     return LastV2(**kwargs)
