@@ -80,7 +80,9 @@ class ModelConfig:
     drop_path_rate: float = 0.0
     dropout: float = 0.0
     use_st_att: list[bool] = field(default_factory=lambda: [False, False, True])
-    # LAST-Base components (the training plan §9A); ignored by families that lack them.
+    # The families' component flags, one typed field each (Hydra types model.X=... with it).
+    # Which family reads which is its Flags dataclass (lastexp.models.family_flags); a flag
+    # set on a family that does not read it is refused there, at its default it is unused.
     cross_temporal: bool = False
     prototype_graph: bool = False
     num_prototypes: int = 15
@@ -89,7 +91,6 @@ class ModelConfig:
     hbra: bool = False
     factorized_att: bool = False
     ib_head: bool = False
-    # LAST-Lite components (the training plan §9B).
     joint_embed: bool = False
     frame_gate: bool = False
     body_region_shift: bool = False

@@ -8,11 +8,14 @@ from omegaconf import OmegaConf
 
 from lastexp import catalog
 from lastexp.config import swa_start_epoch, validate
+from lastexp.models import available_models, family_flags
 from tests.conftest import CONF, compose
 
 IDS = catalog.ids()  # a new row is its YAML plus its catalog entry: no list here to extend
-FLAGS = ("cross_temporal", "prototype_graph", "freq_gate", "partitioned_attention", "hbra",
-         "factorized_att", "joint_embed", "frame_gate", "body_region_shift", "dct_gate")
+# every family's component switches, as the registry knows them (ib_head: counted as "ib")
+FLAGS = tuple(sorted({flag for name in available_models()
+                      for flag, default in family_flags(name).items()
+                      if isinstance(default, bool)} - {"ib_head"}))
 
 
 def components(cfg) -> set[str]:

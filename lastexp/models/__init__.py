@@ -5,11 +5,18 @@ Every family follows one protocol (the trainer relies on it): ``forward(x)`` wit
 ``(logits, feats)`` with ``feats["stages"]`` (3 tensors (N*M, C_s, T_s, V)) and ``feats["z"]``
 (N, D); ``ib_loss(feats, y)``; ``no_weight_decay()``; attributes ``stage_channels`` and
 ``num_classes``. ``lastexp.config`` never imports this package.
+
+Each family declares the flags it reads in its ``Flags`` dataclass (next to the family class);
+the registry learns a name's family from its factory's return type, so :func:`family_flags`
+and the check in :func:`build_model` list no family's flags themselves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
+from typing import Any, get_type_hints
 
 import torch
 from torch import nn
@@ -17,6 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from lastexp.model_names import MODEL_ALIASES
 
+from .backbone import SkeletonNet
 from .blocks import CAUSAL_SCOPES, set_causal
 from .last_base import LastBase, last_base
 from .last_e import LastE, last_e_base, last_e_large, last_e_nano, last_e_small
@@ -34,6 +42,8 @@ __all__ = [
     "build_model",
     "count_flops",
     "count_params",
+    "family",
+    "family_flags",
     "set_causal",
 ]
 
@@ -58,14 +68,49 @@ def available_models() -> list[str]:
     return list(_CANONICAL)
 
 
-def build_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered model; kwargs are the typed constructor arguments of its family."""
+def family(name: str) -> type[SkeletonNet]:
+    """The family class a registered name builds (its factory's return type)."""
     try:
         factory = MODELS[name]
     except KeyError:
         valid = ", ".join(sorted(MODELS))
         raise ValueError(f"unknown model {name!r}; valid names: {valid}") from None
-    return factory(**kwargs)
+    return get_type_hints(factory)["return"]
+
+
+def family_flags(name: str) -> dict[str, Any]:
+    """The flags the family of ``name`` reads, with their defaults (its ``Flags`` dataclass)."""
+    return {f.name: f.default for f in fields(family(name).Flags)}
+
+
+def _same(value: Any, default: Any) -> bool:
+    if isinstance(value, Sequence) and isinstance(default, Sequence):
+        return list(value) == list(default)  # a config's list, a family's tuple
+    return value == default
+
+
+def _own_arguments(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``kwargs`` without the flags of other families left at their default (the config schema
+    holds every family's flags); such a flag set otherwise is refused, naming this family's."""
+    own = family_flags(name)
+    takes = set(own) | set(inspect.signature(family(name)).parameters)
+    others = {flag: default for other in available_models()
+              for flag, default in family_flags(other).items()}
+    kept = {}
+    for key, value in kwargs.items():
+        if key in takes or key not in others:  # an unknown key: the constructor refuses it
+            kept[key] = value
+        elif not _same(value, others[key]):
+            raise TypeError(f"model.{key} is not a flag of {name}; the flags of {name} are "
+                            f"{', '.join(own)}")
+    return kept
+
+
+def build_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered model; kwargs are the constructor arguments and flags of its family,
+    and may hold other families' flags at their default (a whole ``model`` config node)."""
+    kept = _own_arguments(name, kwargs)  # an unknown name: ValueError listing the valid ones
+    return MODELS[name](**kept)
 
 
 def count_params(model: nn.Module) -> int:

@@ -3,7 +3,7 @@
 Tensors inside a network are laid out ``(N, C, T, V)`` with the persons folded into ``N``
 (``N*M`` samples); only the head sees ``M`` again. Parameters that the trainer keeps out of
 weight decay are named ``alpha``, ``edge`` or ``pool_gate`` (the rule:
-``lastexp.models.components.no_weight_decay_names``).
+``lastexp.models.backbone.no_weight_decay_names``).
 
 Causal mode (the training plan §8, Idea E): every layer that mixes frames has a ``causal`` attribute
 (default False) that the trainer flips per batch (``set_causal``); when True, output frame t

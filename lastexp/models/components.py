@@ -1,23 +1,22 @@
-"""Switchable layers of LAST-Base and LAST-Lite (the training plan §9) and the protocol base class.
+"""Switchable layers of LAST-Base and LAST-Lite (the training plan §9).
 
-Each component sits behind one typed constructor flag of its family. Layers that mix frames
-have a ``causal`` attribute (Idea E): when True, output frame t depends on frames <= t only.
-Parameters named ``alpha`` / ``edge`` / ``proto_edge`` and the zero-initialised ``gate`` weights of
-the frequency gates stay out of weight decay (:func:`no_weight_decay_names`).
+Each component sits behind one flag of its family (the family's ``Flags``). Layers that mix
+frames have a ``causal`` attribute (Idea E): when True, output frame t depends on frames <= t
+only. Parameters named ``alpha`` / ``edge`` / ``proto_edge`` and the parameters a layer lists in
+its ``NO_DECAY`` (the zero-initialised ``gate`` of the frequency gates) stay out of weight decay
+(:func:`lastexp.models.backbone.no_weight_decay_names`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .blocks import (
-    GatedPoolHead,
-    IBHead,
     TemporalConv2d,
     _bn,
     _conv_init,
@@ -25,17 +24,6 @@ from .blocks import (
     time_cummean,
 )
 from .graph import BODY_REGIONS, NUM_JOINTS
-
-# The training recipe's structural parameters, free to move away from their initial value (no
-# weight decay): the ReZero / subset-blend gates, LAST-v2's adaptive adjacency, the head's pool
-# blend and the learnable edge weights (the prototype graph's included). See
-# :func:`no_weight_decay_names`, the one rule of the weight-decay exclusions.
-NO_DECAY_PARAMS = frozenset({"alpha", "A_learned", "pool_gate", "edge", "proto_edge"})
-BASE_FLAGS = frozenset(
-    {"cross_temporal", "prototype_graph", "freq_gate", "partitioned_attention", "hbra"}
-    | {"factorized_att"}
-)
-LITE_FLAGS = frozenset({"joint_embed", "frame_gate", "body_region_shift", "dct_gate"})
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -148,6 +136,8 @@ class FreqTemporalGate(nn.Module):
     The gate is stored at ``num_bins`` normalised frequencies and resampled to T//2+1; it is
     the identity at init. Causal mode bypasses it (an FFT sees the whole clip).
     """
+
+    NO_DECAY: ClassVar[tuple[str, ...]] = ("gate",)  # zero-init: structural, as alpha is
 
     def __init__(self, channels: int, num_bins: int = 17) -> None:
         super().__init__()
@@ -361,6 +351,8 @@ class FrozenDCTGate(nn.Module):
     """Idea G: project time onto a frozen DCT-II basis, gate each channel's frequency bands
     (learned sigmoid, identity at init), inverse DCT. Causal mode bypasses it."""
 
+    NO_DECAY: ClassVar[tuple[str, ...]] = ("gate",)  # zero-init: structural, as alpha is
+
     def __init__(self, channels: int, num_bands: int = 4, num_frames: int = 64) -> None:
         super().__init__()
         self.num_bands = num_bands
@@ -402,102 +394,3 @@ class EpSepTCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)  # (N, C, T, V) -> (N, C, T/stride, V)
-
-
-# --------------------------------------------------------------------------- protocol
-
-
-class SkeletonNet(nn.Module):
-    """The model protocol (see ``lastexp.models``) shared by the LAST-Base/Lite/v2 families:
-    input BN and person folding, gated pooling head, optional IB head, weight-decay names."""
-
-    num_classes: int
-    num_person: int
-    num_joints: int
-    stage_channels: tuple[int, ...]
-
-    def _init_io(
-        self,
-        num_classes: int,
-        in_channels: int,
-        num_person: int,
-        num_joints: int,
-        dropout: float,
-        ib_head: bool,
-        ib_dim: int | None = None,
-    ) -> None:
-        """``ib_dim``: width of the IB latent z that the classifier reads (None: C_last)."""
-        self.num_classes, self.num_person, self.num_joints = num_classes, num_person, num_joints
-        self.data_bn = nn.BatchNorm1d(num_person * num_joints * in_channels)
-        c_last = self.stage_channels[-1]
-        self.ib = IBHead(c_last, num_classes, latent_dim=ib_dim) if ib_head else None
-        z_dim = self.ib.latent_dim if self.ib is not None else c_last
-        self.head = GatedPoolHead(z_dim, num_classes, dropout)
-
-    def backbone(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(N*M, C, T, V) -> the 3 stage outputs (N*M, C_s, T_s, V)."""
-        raise NotImplementedError
-
-    def forward(
-        self, x: torch.Tensor, return_features: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, Any]]:
-        n, c, t, v, m = x.shape  # (N, C, T, V, M)
-        if m != self.num_person:
-            raise ValueError(
-                f"input has M={m} persons, model was built with num_person={self.num_person}"
-            )
-        x = x.permute(0, 4, 3, 1, 2).reshape(n, m * v * c, t)  # (N, M*V*C, T)
-        x = self.data_bn(x)
-        x = x.view(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)  # (N*M, C, T, V)
-        stages = self.backbone(x)  # 3 x (N*M, C_s, T_s, V)
-        pooled = self.head.pool(stages[-1], m)  # (N, C)
-        feats: dict[str, Any] = {"stages": stages}
-        if self.ib is not None:
-            z, feats["mu"], feats["logvar"] = self.ib(pooled)  # (N, C) each
-        else:
-            z = pooled
-        feats["z"] = z
-        logits = self.head.classify(z)  # (N, num_classes)
-        return (logits, feats) if return_features else logits
-
-    def ib_loss(self, feats: dict[str, Any], y: torch.Tensor) -> torch.Tensor:
-        """InfoGCN's IB loss on ``forward(x, return_features=True)[1]``; needs ib_head=True."""
-        if self.ib is None:
-            raise RuntimeError("ib_loss needs the IB head: build the model with model.ib_head=true")
-        return self.ib.loss(feats["z"], feats["logvar"], y)
-
-    def train_only_parameters(self) -> list[str]:
-        """Parameters that only training reads (the IB head's variance branch): ``params``
-        in metrics.json counts what inference uses, as the training plan's tables do."""
-        if self.ib is None:
-            return []
-        return [f"ib.{name}" for name in self.ib.train_only_parameters()]
-
-    def no_weight_decay(self) -> set[str]:
-        """Names of parameters kept out of weight decay (:func:`no_weight_decay_names`)."""
-        return no_weight_decay_names(self)
-
-
-# Norm layers: weights and biases without weight decay (BatchNorm, InstanceNorm, LayerNorm, ...).
-NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
-# Zero-initialised gates of the newer components (identity at init): their ``gate`` weights are
-# structural parameters too, as the recipe's alpha gates are.
-ZERO_INIT_GATES = (FreqTemporalGate, FrozenDCTGate)
-
-
-def no_weight_decay_names(module: nn.Module) -> set[str]:
-    """The training recipe's weight-decay exclusions, the one rule lastexp applies (to models,
-    to a distillation projector, to MaskCLR's decoder and projector): every bias, the parameters
-    of norm layers, the structural parameters of :data:`NO_DECAY_PARAMS`, and the ``gate``
-    weights of :data:`ZERO_INIT_GATES`. Names as ``module.named_parameters()`` gives them."""
-    names = set()
-    for mod_name, sub in module.named_modules():
-        for p_name, _ in sub.named_parameters(recurse=False):
-            if (
-                p_name == "bias"
-                or p_name in NO_DECAY_PARAMS
-                or isinstance(sub, NORM_TYPES)
-                or (p_name == "gate" and isinstance(sub, ZERO_INIT_GATES))
-            ):
-                names.add(f"{mod_name}.{p_name}" if mod_name else p_name)
-    return names

@@ -10,26 +10,40 @@ one component. At 60 classes B0 has ~3.88M parameters and the full model B7 ~4.6
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from .blocks import DropPath, MultiScaleTCN, SpatialGCN, STJointAtt
+from .backbone import (
+    GraphTCNBlock,
+    SkeletonFlags,
+    SkeletonNet,
+    build_stages,
+    ntu_adjacency,
+)
+from .blocks import MultiScaleTCN, SpatialGCN, STJointAtt
 from .components import (
-    BASE_FLAGS,
     HBRA,
-    LITE_FLAGS,
     ActionPrototypeGraph,
     CrossTemporalGCN,
     FreqTemporalGate,
     PartitionedAttention,
-    SkeletonNet,
 )
-from .graph import NUM_JOINTS, spatial_adjacency
-from .last_e import check_flags, scale_width
 
-IGNORED = frozenset({"use_st_att"})  # LastE's per-stage ST-att switch; here: factorized_att
+
+@dataclass(frozen=True)
+class LastBaseFlags(SkeletonFlags):
+    """The flags LAST-Base reads: its components (the training plan §9A, rows B1-B11)."""
+
+    cross_temporal: bool = False  # HI-GCN's cross-temporal graph refinement (B1)
+    prototype_graph: bool = False  # Idea B: learned prototype adjacencies (B2)
+    num_prototypes: int = 15  # K of the prototype graph
+    freq_gate: bool = False  # Idea A: frequency-domain gate after each TCN (B3)
+    partitioned_attention: bool = False  # SkateFormer's partition attention per stage (B4)
+    hbra: bool = False  # Idea D: hierarchical body-region attention per stage (B5)
+    factorized_att: bool = False  # EfficientGCN's ST-joint attention per stage (B11)
 
 
 class RefinedGCN(SpatialGCN):
@@ -64,120 +78,37 @@ class RefinedGCN(SpatialGCN):
         return torch.relu(self.bn(out) + self.residual(x))  # (N, C, T, V)
 
 
-class BaseBlock(nn.Module):
-    """One LAST-Base unit: graph conv -> MultiScaleTCN (-> FreqTemporalGate), residual.
-
-    y = ReLU(DropPath(Freq(TCN(GCN(x)))) + res(x)).
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        A: torch.Tensor,
-        stride: int,
-        drop_path: float,
-        cross_temporal: bool,
-        prototype_graph: bool,
-        num_prototypes: int,
-        freq_gate: bool,
-    ) -> None:
-        super().__init__()
-        self.gcn = RefinedGCN(
-            in_channels, out_channels, A, cross_temporal, prototype_graph, num_prototypes
-        )
-        self.tcn = MultiScaleTCN(out_channels, out_channels, kernel_size=5, stride=stride)
-        self.freq = FreqTemporalGate(out_channels) if freq_gate else nn.Identity()
-        self.drop_path = DropPath(drop_path)
-        if in_channels == out_channels and stride == 1:
-            self.residual: nn.Module = nn.Identity()
-        else:
-            self.residual = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=(stride, 1)),
-                nn.BatchNorm2d(out_channels),
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (N, C_in, T, V) -> (N, C_out, T/stride, V)
-        return torch.relu(self.drop_path(self.freq(self.tcn(self.gcn(x)))) + self.residual(x))
-
-
 class LastBase(SkeletonNet):
-    """LAST-Base. ``forward(x)`` takes (N, C, T, V, M) and returns logits (N, num_classes)."""
+    """LAST-Base. One unit: graph conv -> MultiScaleTCN (-> FreqTemporalGate), residual
+    (:class:`GraphTCNBlock`): y = ReLU(DropPath(Freq(TCN(GCN(x)))) + res(x)); then per stage
+    the attentions its flags switch on."""
 
-    def __init__(
-        self,
-        num_classes: int,
-        in_channels: int = 3,
-        num_person: int = 1,
-        num_joints: int = NUM_JOINTS,
-        channels: tuple[int, int, int] = (128, 256, 384),
-        blocks: tuple[int, int, int] = (2, 3, 4),
-        width_mult: float = 1.0,
-        drop_path_rate: float = 0.0,
-        dropout: float = 0.0,
-        cross_temporal: bool = False,
-        prototype_graph: bool = False,
-        num_prototypes: int = 15,
-        freq_gate: bool = False,
-        partitioned_attention: bool = False,
-        hbra: bool = False,
-        factorized_att: bool = False,
-        ib_head: bool = False,
-        ib_dim: int = 256,
-        **other_flags: Any,
-    ) -> None:
-        super().__init__()
-        check_flags(type(self).__name__, other_flags, LITE_FLAGS, IGNORED)
-        if num_joints != NUM_JOINTS:
-            raise ValueError(f"LastBase has the NTU {NUM_JOINTS}-joint graph only")
-        if len(channels) != 3 or len(blocks) != 3 or min(blocks) < 1:
-            raise ValueError("channels and blocks need one entry per stage (3), blocks >= 1")
-        self.stage_channels = tuple(scale_width(c, width_mult) for c in channels)
-        A = spatial_adjacency(num_joints)
-        c0 = self.stage_channels[0]
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, c0, 1), nn.BatchNorm2d(c0), nn.ReLU(inplace=True)
-        )
+    Flags = LastBaseFlags
+    CHANNELS, BLOCKS = (128, 256, 384), (2, 3, 4)
+    IB_DIM = 256  # InfoGCN's 256-d latent z (at width 1)
+
+    def make_stages(self, flags: LastBaseFlags, num_joints: int, blocks: tuple[int, ...],
+                    drop_path_rate: float) -> nn.ModuleList:
+        f = flags
+        A = ntu_adjacency(type(self).__name__, num_joints)
         # DropPath per stage, linearly increasing (the training plan §2: [0.0, 0.1, 0.2] at 0.2)
         stage_rates = [drop_path_rate * s / (len(blocks) - 1) for s in range(len(blocks))]
-        self.stages = nn.ModuleList()
-        c_in = c0
-        for s, (c_out, depth) in enumerate(zip(self.stage_channels, blocks, strict=True)):
-            layers: list[nn.Module] = []
-            for b in range(depth):
-                stride = 2 if (s > 0 and b == 0) else 1
-                layers.append(
-                    BaseBlock(
-                        c_in,
-                        c_out,
-                        A,
-                        stride,
-                        stage_rates[s],
-                        cross_temporal,
-                        prototype_graph,
-                        num_prototypes,
-                        freq_gate,
-                    )  # fmt: skip
-                )
-                c_in = c_out
-            if partitioned_attention:
-                layers.append(PartitionedAttention(c_out, num_joints))
-            if factorized_att:
-                layers.append(STJointAtt(c_out))
-            if hbra:
-                layers.append(HBRA(c_out, num_joints))
-            self.stages.append(nn.Sequential(*layers))
-        ib_dim = scale_width(ib_dim, width_mult)  # InfoGCN's 256-d latent z (at width 1)
-        self._init_io(num_classes, in_channels, num_person, num_joints, dropout, ib_head, ib_dim)
 
-    def backbone(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)  # (N*M, C0, T, V)
-        stages = []
-        for stage in self.stages:
-            x = stage(x)  # (N*M, C_s, T_s, V)
-            stages.append(x)
-        return stages
+        def block(c_in: int, c_out: int, stride: int, s: int, i: int) -> nn.Module:
+            gcn = RefinedGCN(c_in, c_out, A, f.cross_temporal, f.prototype_graph,
+                             f.num_prototypes)
+            tcn = MultiScaleTCN(c_out, c_out, kernel_size=5, stride=stride)
+            freq = FreqTemporalGate(c_out) if f.freq_gate else nn.Identity()
+            return GraphTCNBlock(gcn, tcn, c_in, c_out, stride, stage_rates[s], freq)
+
+        def tail(s: int, c: int) -> list[nn.Module]:  # the per-stage attentions, in this order
+            return [
+                *([PartitionedAttention(c, num_joints)] if f.partitioned_attention else []),
+                *([STJointAtt(c)] if f.factorized_att else []),
+                *([HBRA(c, num_joints)] if f.hbra else []),
+            ]
+
+        return build_stages(self.stage_channels[0], self.stage_channels, blocks, block, tail)
 
 
 def last_base(**kwargs: Any) -> LastBase:
@@ -185,4 +116,4 @@ def last_base(**kwargs: Any) -> LastBase:
     return LastBase(**kwargs)
 
 
-__all__ = ["BASE_FLAGS", "LastBase", "last_base"]
+__all__ = ["LastBase", "LastBaseFlags", "last_base"]

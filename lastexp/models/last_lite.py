@@ -7,26 +7,37 @@ FrozenDCTGate and FrameGate -> gated pooling head. L0 = every flag False (random
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from .backbone import (
+    SkeletonFlags,
+    SkeletonNet,
+    block_rates,
+    build_stages,
+)
 from .blocks import DropPath, _bn, _conv_init
 from .components import (
-    BASE_FLAGS,
     BodyRegionShift,
     EpSepTCN,
     FrameGate,
     FrozenDCTGate,
     JointEmbed,
     RandomJointShift,
-    SkeletonNet,
 )
-from .graph import NUM_JOINTS
-from .last_e import check_flags, scale_width
 
-IGNORED = frozenset({"use_st_att", "num_prototypes"})
+
+@dataclass(frozen=True)
+class LastLiteFlags(SkeletonFlags):
+    """The flags LAST-Lite reads: its components (the training plan §9B, rows L1-L8)."""
+
+    joint_embed: bool = False  # SGN's joint semantics after the stem (L1)
+    frame_gate: bool = False  # SGN's frame dynamics gate per stage (L2)
+    body_region_shift: bool = False  # Idea F: shift within body regions, not at random (L3)
+    dct_gate: bool = False  # Idea G: frozen DCT band gate per stage (L4)
 
 
 class ShiftBlock(nn.Module):
@@ -74,62 +85,32 @@ class ShiftBlock(nn.Module):
 
 
 class LastLite(SkeletonNet):
-    """LAST-Lite. ``forward(x)`` takes (N, C, T, V, M) and returns logits (N, num_classes)."""
+    """LAST-Lite: [joint shift -> 1x1 conv -> EpSepTCN] units (:class:`ShiftBlock`), the joint
+    embedding after the stem and per stage the gates its flags switch on."""
 
-    def __init__(
-        self,
-        num_classes: int,
-        in_channels: int = 3,
-        num_person: int = 1,
-        num_joints: int = NUM_JOINTS,
-        channels: tuple[int, int, int] = (48, 72, 96),
-        blocks: tuple[int, int, int] = (1, 1, 2),
-        width_mult: float = 1.0,
-        drop_path_rate: float = 0.0,
-        dropout: float = 0.0,
-        joint_embed: bool = False,
-        frame_gate: bool = False,
-        body_region_shift: bool = False,
-        dct_gate: bool = False,
-        ib_head: bool = False,
-        **other_flags: Any,
-    ) -> None:
-        super().__init__()
-        check_flags(type(self).__name__, other_flags, BASE_FLAGS, IGNORED)
-        if len(channels) != 3 or len(blocks) != 3 or min(blocks) < 1:
-            raise ValueError("channels and blocks need one entry per stage (3), blocks >= 1")
-        self.stage_channels = tuple(scale_width(c, width_mult) for c in channels)
+    Flags = LastLiteFlags
+    CHANNELS, BLOCKS = (48, 72, 96), (1, 1, 2)
+
+    def make_stages(self, flags: LastLiteFlags, num_joints: int, blocks: tuple[int, ...],
+                    drop_path_rate: float) -> nn.ModuleList:
+        f = flags
         c0 = self.stage_channels[0]
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, c0, 1), nn.BatchNorm2d(c0), nn.ReLU(inplace=True)
-        )
-        self.joint_embed = JointEmbed(c0, num_joints) if joint_embed else nn.Identity()
-        total = sum(blocks)
-        rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
-        self.stages = nn.ModuleList()
-        c_in, i = c0, 0
-        for s, (c_out, depth) in enumerate(zip(self.stage_channels, blocks, strict=True)):
-            layers: list[nn.Module] = []
-            for b in range(depth):
-                stride = 2 if (s > 0 and b == 0) else 1
-                layers.append(
-                    ShiftBlock(c_in, c_out, stride, rates[i], body_region_shift, num_joints, i)
-                )
-                c_in, i = c_out, i + 1
-            if dct_gate:
-                layers.append(FrozenDCTGate(c_out, num_frames=64 // 2**s))
-            if frame_gate:
-                layers.append(FrameGate(c_out))
-            self.stages.append(nn.Sequential(*layers))
-        self._init_io(num_classes, in_channels, num_person, num_joints, dropout, ib_head)
+        self.joint_embed = JointEmbed(c0, num_joints) if f.joint_embed else nn.Identity()
+        rates = block_rates(drop_path_rate, blocks)
 
-    def backbone(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.joint_embed(self.stem(x))  # (N*M, C0, T, V)
-        stages = []
-        for stage in self.stages:
-            x = stage(x)  # (N*M, C_s, T_s, V)
-            stages.append(x)
-        return stages
+        def block(c_in: int, c_out: int, stride: int, s: int, i: int) -> nn.Module:
+            return ShiftBlock(c_in, c_out, stride, rates[i], f.body_region_shift, num_joints, i)
+
+        def tail(s: int, c: int) -> list[nn.Module]:  # the per-stage gates, in this order
+            return [
+                *([FrozenDCTGate(c, num_frames=64 // 2**s)] if f.dct_gate else []),
+                *([FrameGate(c)] if f.frame_gate else []),
+            ]
+
+        return build_stages(c0, self.stage_channels, blocks, block, tail)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.joint_embed(x)  # (N*M, C0, T, V)
 
 
 def last_lite_nano(**kwargs: Any) -> LastLite:

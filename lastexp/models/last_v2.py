@@ -11,12 +11,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .blocks import DropPath, MultiScaleTCN, _bn, _conv_init
-from .components import BASE_FLAGS, LITE_FLAGS, SkeletonNet
-from .graph import NUM_JOINTS, spatial_adjacency
-from .last_e import check_flags, scale_width
-
-IGNORED = frozenset({"use_st_att", "num_prototypes"})
+from .backbone import (
+    GraphTCNBlock,
+    SkeletonNet,
+    block_rates,
+    build_stages,
+    ntu_adjacency,
+)
+from .blocks import MultiScaleTCN, _bn, _conv_init
 
 
 class CTRGraphConv(nn.Module):
@@ -63,77 +65,24 @@ class CTRGraphConv(nn.Module):
         return torch.relu(self.bn(y) + self.residual(x))  # (N, C, T, V)
 
 
-class V2Block(nn.Module):
-    """CTR graph conv -> MultiScaleTCN (kernel 5), a (strided) residual around both."""
-
-    def __init__(
-        self, in_channels: int, out_channels: int, A: torch.Tensor, stride: int, drop_path: float
-    ) -> None:
-        super().__init__()
-        self.gcn = CTRGraphConv(in_channels, out_channels, A)
-        self.tcn = MultiScaleTCN(out_channels, out_channels, kernel_size=5, stride=stride)
-        self.drop_path = DropPath(drop_path)
-        if in_channels == out_channels and stride == 1:
-            self.residual: nn.Module = nn.Identity()
-        else:
-            self.residual = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=(stride, 1)),
-                nn.BatchNorm2d(out_channels),
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (N, C_in, T, V) -> (N, C_out, T/stride, V)
-        return torch.relu(self.drop_path(self.tcn(self.gcn(x))) + self.residual(x))
-
-
 class LastV2(SkeletonNet):
-    """LAST-v2. ``forward(x)`` takes (N, C, T, V, M) and returns logits (N, num_classes)."""
+    """LAST-v2. One unit: CTR graph conv -> MultiScaleTCN (kernel 5), a (strided) residual
+    around both. LAST-v2 has no optional components: its ``Flags`` are the shared ones
+    (:class:`SkeletonFlags`, inherited)."""
 
-    def __init__(
-        self,
-        num_classes: int,
-        in_channels: int = 3,
-        num_person: int = 1,
-        num_joints: int = NUM_JOINTS,
-        channels: tuple[int, int, int] = (128, 256, 512),
-        blocks: tuple[int, int, int] = (4, 4, 5),
-        width_mult: float = 1.0,
-        drop_path_rate: float = 0.0,
-        dropout: float = 0.0,
-        ib_head: bool = False,
-        **other_flags: Any,
-    ) -> None:
-        super().__init__()
-        check_flags(type(self).__name__, other_flags, BASE_FLAGS | LITE_FLAGS, IGNORED)
-        if num_joints != NUM_JOINTS:
-            raise ValueError(f"LastV2 has the NTU {NUM_JOINTS}-joint graph only")
-        if len(channels) != 3 or len(blocks) != 3 or min(blocks) < 1:
-            raise ValueError("channels and blocks need one entry per stage (3), blocks >= 1")
-        self.stage_channels = tuple(scale_width(c, width_mult) for c in channels)
-        A = spatial_adjacency(num_joints)
-        c0 = self.stage_channels[0]
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, c0, 1), nn.BatchNorm2d(c0), nn.ReLU(inplace=True)
-        )
-        total = sum(blocks)
-        rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
-        self.stages = nn.ModuleList()
-        c_in, i = c0, 0
-        for s, (c_out, depth) in enumerate(zip(self.stage_channels, blocks, strict=True)):
-            layers = []
-            for b in range(depth):
-                layers.append(V2Block(c_in, c_out, A, 2 if (s > 0 and b == 0) else 1, rates[i]))
-                c_in, i = c_out, i + 1
-            self.stages.append(nn.Sequential(*layers))
-        self._init_io(num_classes, in_channels, num_person, num_joints, dropout, ib_head)
+    CHANNELS, BLOCKS = (128, 256, 512), (4, 4, 5)
 
-    def backbone(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)  # (N*M, C0, T, V)
-        stages = []
-        for stage in self.stages:
-            x = stage(x)  # (N*M, C_s, T_s, V)
-            stages.append(x)
-        return stages
+    def make_stages(self, flags: Any, num_joints: int, blocks: tuple[int, ...],
+                    drop_path_rate: float) -> nn.ModuleList:
+        A = ntu_adjacency(type(self).__name__, num_joints)
+        rates = block_rates(drop_path_rate, blocks)
+
+        def block(c_in: int, c_out: int, stride: int, s: int, i: int) -> nn.Module:
+            gcn = CTRGraphConv(c_in, c_out, A)
+            tcn = MultiScaleTCN(c_out, c_out, kernel_size=5, stride=stride)
+            return GraphTCNBlock(gcn, tcn, c_in, c_out, stride, rates[i])
+
+        return build_stages(self.stage_channels[0], self.stage_channels, blocks, block)
 
 
 def last_v2_base(**kwargs: Any) -> LastV2:

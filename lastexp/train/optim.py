@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 # the one rule of the training recipe's weight-decay exclusions
-from lastexp.models.components import no_weight_decay_names
+from lastexp.models.backbone import no_weight_decay_names
 
 
 def no_decay_names(model: nn.Module, extra: Iterable[str] = ()) -> set[str]:

@@ -3,11 +3,12 @@
 a full-width forward and an ONNX export checked against PyTorch.
 
 What varies per family is derived, not listed: the width is the one ``debug=tiny`` trains
-every family at; the component flags a family honours are the boolean ``ModelConfig`` fields
-it accepts when true (a foreign flag is a TypeError, see ``check_flags``), and per-stage
-boolean lists (``use_st_att``) are set all true (families without them accept and ignore
-them). Family-specific checks (parameter counts, what each flag adds, causal mode) stay in
-test_models.py and test_zoo.py.
+every family at; the component flags a family honours are the ones its ``Flags`` declares
+(``family_flags``, from the registry; another family's flag set is refused by name), its
+boolean flags set true and its per-stage boolean lists (``use_st_att``) all true. The config
+schema (``ModelConfig``) types every family's flags at the family's default. Family-specific
+checks (parameter counts, what each flag adds, causal mode) stay in test_models.py and
+test_zoo.py.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from lastexp.export import (
     export_onnx,
     onnx_max_abs_diff,
 )
-from lastexp.models import MODELS, available_models, build_model
+from lastexp.models import MODELS, available_models, build_model, family_flags
 
 NAMES = available_models()
 N, C, T, V, K = 2, 3, 16, 25, 10
@@ -42,8 +43,7 @@ REGULARIZERS = {"drop_path_rate": 0.2, "dropout": 0.3}  # on as well in the ever
 DEFAULT_OPSET = ExportOptions().opset  # what ``python -m lastexp.export`` writes
 ATOL = 1e-4  # onnxruntime vs PyTorch logits (BN statistics set: logits are O(1))
 _FIELDS = typing.get_type_hints(ModelConfig)
-BOOL_FLAGS = [f.name for f in dataclasses.fields(ModelConfig) if _FIELDS[f.name] is bool]
-BOOL_LISTS = [f.name for f in dataclasses.fields(ModelConfig) if _FIELDS[f.name] == list[bool]]
+SCHEMA_FLAGS = {f.name for f in dataclasses.fields(ModelConfig) if _FIELDS[f.name] is bool}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -65,23 +65,21 @@ def _x(m: int = 1, n: int = N) -> torch.Tensor:
     return torch.randn(n, C, T, V, m)
 
 
+def _per_stage(default: object) -> bool:
+    return isinstance(default, tuple) and all(isinstance(d, bool) for d in default)
+
+
 @functools.cache
 def honoured_flags(name: str) -> tuple[str, ...]:
-    """The boolean ModelConfig flags ``name`` builds with when true (ModelConfig order)."""
-    found = []
-    for flag in BOOL_FLAGS:
-        try:
-            build_model(name, num_classes=K, width_mult=WIDTH, **{flag: True})
-        except TypeError:
-            continue  # a foreign component: refused by name (test_zoo checks the message)
-        found.append(flag)
-    return tuple(found)
+    """The boolean flags of ``name``'s family (its ``Flags``, in declaration order)."""
+    return tuple(f for f, default in family_flags(name).items() if isinstance(default, bool))
 
 
 def every_flag(name: str) -> dict:
     flags: dict = dict.fromkeys(honoured_flags(name), True)
-    for key in BOOL_LISTS:
-        flags[key] = [True] * len(getattr(ModelConfig(), key))
+    for key, default in family_flags(name).items():
+        if _per_stage(default):
+            flags[key] = [True] * len(default)
     return flags
 
 
@@ -128,10 +126,34 @@ def test_registry_has_canonical_names_only():
 
 def test_every_component_flag_is_exercised_by_some_family():
     # the derivation finds flags (an empty probe would make the every-flag tests vacuous)
-    # and every boolean ModelConfig flag is switched on by at least one registered family
+    # and every boolean ModelConfig flag is read by at least one registered family
     assert all("ib_head" in honoured_flags(n) for n in NAMES)
-    assert set().union(*(honoured_flags(n) for n in NAMES)) == set(BOOL_FLAGS)
-    assert "use_st_att" in BOOL_LISTS
+    assert set().union(*(honoured_flags(n) for n in NAMES)) == SCHEMA_FLAGS
+    assert any(_per_stage(d) for n in NAMES for d in family_flags(n).values())  # use_st_att
+
+
+def test_the_schema_types_every_family_flag_at_the_family_default():
+    # ModelConfig keeps one typed field per flag (Hydra types model.X=... with it); which
+    # family reads a flag is the family's Flags, and a field's default is the family's
+    schema = OmegaConf.structured(ModelConfig)
+    for name in NAMES:
+        for flag, default in family_flags(name).items():
+            assert flag in schema, f"{name} reads model.{flag}, which ModelConfig lacks"
+            got = schema[flag]
+            want = list(default) if isinstance(default, tuple) else default
+            assert (list(got) if _per_stage(default) else got) == want, (name, flag)
+
+
+def test_another_familys_flag_is_refused_naming_the_familys_own():
+    for name in NAMES:
+        own = family_flags(name)
+        foreign = {f for n in NAMES for f in honoured_flags(n)} - set(own)
+        want = f"model.{{}} is not a flag of {name}; the flags of {name} are {', '.join(own)}"
+        for flag in sorted(foreign):
+            with pytest.raises(TypeError, match=re.escape(want.format(flag))):
+                build_model(name, num_classes=K, width_mult=WIDTH, **{flag: True})
+        # at their default (as the config schema passes them) they are accepted and unused
+        build_model(name, num_classes=K, width_mult=WIDTH, **dict.fromkeys(foreign, False))
 
 
 @pytest.mark.parametrize("m", [1, 2])

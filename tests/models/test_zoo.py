@@ -12,29 +12,32 @@ import torch
 from torch import nn
 
 from lastexp.config import ModelConfig
-from lastexp.models import MODELS, build_model, count_params, set_causal
+from lastexp.models import (
+    MODELS,
+    available_models,
+    build_model,
+    count_params,
+    family_flags,
+    set_causal,
+)
 from lastexp.models.blocks import TemporalConv2d
 from lastexp.models.components import BodyRegionShift, dct_basis, region_index
 
 NEW = ["last_base", "last_lite_nano", "last_lite_small", "last_v2_base"]
 SMALL = {"last_base": 0.25, "last_v2_base": 0.25, "last_lite_nano": 1.0, "last_lite_small": 1.0}
-BASE_FLAGS = [
-    "cross_temporal",
-    "prototype_graph",
-    "freq_gate",
-    "partitioned_attention",
-    "hbra",
-    "factorized_att",
-    "ib_head",
-]
-LITE_FLAGS = ["joint_embed", "frame_gate", "body_region_shift", "dct_gate", "ib_head"]
-FLAG_CASES = [("last_base", f) for f in BASE_FLAGS] + [("last_lite_small", f) for f in LITE_FLAGS]
+
+
+def switches(name: str) -> list[str]:
+    """The family's on/off flags, as the registry knows them (its ``Flags``)."""
+    return [flag for flag, default in family_flags(name).items() if isinstance(default, bool)]
+
+
+BASE_FLAGS = switches("last_base")
+FLAG_CASES = [(n, f) for n in ("last_base", "last_lite_small") for f in switches(n)]
 ALL_ON = {
-    "last_base": dict.fromkeys(BASE_FLAGS, True),
-    "last_lite_small": dict.fromkeys(LITE_FLAGS, True),
-    "last_lite_nano": dict.fromkeys(LITE_FLAGS, True),
-    "last_v2_base": {"ib_head": True},
-    "last_e_nano": {"ib_head": True, "use_st_att": (True, True, True)},
+    **{name: dict.fromkeys(switches(name), True) for name in NEW},
+    "last_e_nano": {**dict.fromkeys(switches("last_e_nano"), True),
+                    "use_st_att": (True, True, True)},
 }
 TARGETS = {  # (low, high) parameter counts at 60 classes: target +-15%, Lite small a range
     "last_base": (0.85 * 4.2e6, 1.15 * 4.2e6),
@@ -137,7 +140,8 @@ def test_config_fields_and_foreign_flags(name):
     cfg["use_st_att"] = [False, False, True]
     cfg["width_mult"] = SMALL[name]
     assert build_model(name, num_classes=K, **cfg)(_x()).shape == (N, K)
-    foreign = "joint_embed" if name == "last_base" else "prototype_graph"
+    foreign = next(flag for other in available_models() for flag in switches(other)
+                   if flag not in family_flags(name))
     with pytest.raises(TypeError, match=foreign):
         build_model(name, num_classes=K, **{foreign: True})
     with pytest.raises(TypeError, match="unexpected"):

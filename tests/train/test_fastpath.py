@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from lastexp.config import amp_mode, run_key
-from lastexp.models import available_models, build_model, set_causal
+from lastexp.models import available_models, build_model, family_flags, set_causal
 from lastexp.train.fastpath import Precision, compiled, to_channels_last, unwrap
 from tests.conftest import compose, run_cli
 
@@ -89,24 +89,16 @@ def test_speed_settings_stay_out_of_the_run_identity():
     assert run_key(compose(["training.amp=bf16"])) != base  # precision changes the numbers
 
 
-COMPONENTS = ("cross_temporal", "prototype_graph", "freq_gate", "partitioned_attention", "hbra",
-              "factorized_att", "ib_head", "joint_embed", "frame_gate", "body_region_shift",
-              "dct_gate")
-
-
 def full_model(name: str) -> torch.nn.Module:
-    """The family with every optional component it has switched on (a family refuses the
-    flags of components it lacks), attention in every stage, at debug width."""
+    """The family with every optional component it has switched on (its flags, from the
+    registry: a family refuses the flags of components it lacks), attention in every stage
+    where the family has it, at debug width."""
     common = {"num_classes": 10, "num_person": 2, "width_mult": 0.25, "dropout": 0.1,
-              "drop_path_rate": 0.1, "use_st_att": [True, True, True]}
-    on = {}
-    for flag in COMPONENTS:
-        try:
-            build_model(name, **common, **on, **{flag: True})
-        except (TypeError, ValueError):
-            continue
-        on[flag] = True
-    assert on, f"{name}: no optional component accepted"
+              "drop_path_rate": 0.1}
+    on = {flag: True if isinstance(default, bool) else [True] * len(default)
+          for flag, default in family_flags(name).items()
+          if isinstance(default, bool) or isinstance(default, tuple)}
+    assert on, f"{name}: no optional component"
     return build_model(name, **common, **on)
 
 
