@@ -9,8 +9,9 @@ from __future__ import annotations
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from lastexp.config import Config, run_dir_name
+from lastexp.config import Config
 from lastexp.environment import slurm_workers
+from lastexp.runstore.key import run_dir_name
 from lastexp.search import study_name, study_storage
 
 

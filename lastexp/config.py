@@ -1,4 +1,4 @@
-"""Structured-config schema for the Hydra app, and the run identity derived from it.
+"""Structured-config schema for the Hydra app and the checks of its values.
 
 Every YAML file under ``conf/`` is merged onto these dataclasses, so a typo'd key or a
 value of the wrong type fails at composition time, naming the key. Value checks that a
@@ -10,23 +10,15 @@ composes a config and should take well under a second.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Optional, get_type_hints
 
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
-from lastexp.runstore.layout import RunDir
-
-
-class ConfigError(ValueError):
-    """A user-facing configuration or input error: printed as one line, exit code 2."""
+from lastexp.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -639,209 +631,3 @@ def swa_start_epoch(swa_start: float | None, epochs: int) -> int | None:
     if 0 < swa_start < 1:
         return int(swa_start * epochs)
     return int(swa_start)
-
-
-# The training plan's own commands (``--set training.lr=...``, ``data.dataset.stream=...``)
-# name keys that live elsewhere here: each is accepted as an alias of its key.
-KEY_ALIASES = {
-    "training.lr": "optimizer.lr",
-    "training.momentum": "optimizer.momentum",
-    "training.nesterov": "optimizer.nesterov",
-    "training.weight_decay": "optimizer.weight_decay",
-    "training.warmup_epochs": "scheduler.warmup_epochs",
-    "training.warmup_start_lr": "scheduler.warmup_start_lr",
-    "training.min_lr": "scheduler.min_lr",
-    "training.restart_period": "scheduler.restart_period",
-    "training.restart_mult": "scheduler.restart_mult",
-    "data.dataset.stream": "stream",
-}
-# List-valued keys the notes write without brackets (``model.use_st_att=false,false,true``);
-# in Hydra a bare comma would mean a sweep, which a list of flags can never be.
-LIST_KEYS = ("model.use_st_att",)
-
-
-def _normalize(arg: str) -> str:
-    plus = arg[: len(arg) - len(arg.lstrip("+"))]
-    body = arg[len(plus):]
-    key, sep, value = body.partition("=")
-    if not sep:
-        return arg
-    if key == "ablation":  # see normalize_overrides
-        return body
-    if key in ("logger", "logger.name") and value.startswith("["):  # logger=[wandb,tensorboard]
-        names = sorted({v.strip() for v in value.strip("[]").split(",") if v.strip()})
-        if names == ["tensorboard", "wandb"]:
-            return f"{plus}{key}=wandb_tensorboard"
-        if len(names) == 1:
-            return f"{plus}{key}={names[0]}"
-    if key in KEY_ALIASES:
-        return f"{plus}{KEY_ALIASES[key]}={value}"
-    if key in LIST_KEYS and "," in value and not value.lstrip().startswith("["):
-        return f"{plus}{key}=[{value}]"
-    return arg
-
-
-def normalize_overrides(argv: list[str]) -> list[str]:
-    """Overrides as Hydra composes them: the README's ``+ablation=<ID>`` for the ``ablation`` group,
-    the notes' key names (:data:`KEY_ALIASES`), bracket-less lists (:data:`LIST_KEYS`) and
-    ``logger=[wandb,tensorboard]`` (the ``wandb_tensorboard`` option).
-
-    The ablation group sits in the defaults list *before* ``debug`` so that ``debug=tiny`` can
-    shrink any ablation; Hydra would refuse to append (``+``) a group that is already listed,
-    so the ``+`` is dropped here. ``ablation=<ID>`` works too.
-    """
-    return [_normalize(a) for a in argv]
-
-
-# -------------------------------------------------------------------------- identity
-
-# Keys that do not change what a run computes: where things live, how it is watched,
-# how it is resumed. Two configs that differ only here are the same run.
-VOLATILE_KEYS = (
-    "hydra",
-    "env",
-    "paths",
-    "logger",
-    "fresh",
-    "run_name",
-    "run_dependencies",
-    "training.max_hours",
-    "training.save_interval",
-    "training.num_workers",
-    "training.device",
-    "training.compile",
-    "training.compile_mode",
-    "training.channels_last",
-    "search",  # a search's trials are ordinary runs: the same config is the same run
-)
-
-
-# Keys added after runs were stored: at this value they are left out of the identity, so a new
-# option never renames the runs trained before it existed.
-ADDED_KEYS: dict[str, Any] = {"distill.teacher_streams": [], "dataset.val_subjects": None,
-                             "dataset.val_fraction": None}
-
-
-def launch_world_size(environ: Mapping[str, str] | None = None) -> int:
-    """How many processes train this run, as :func:`lastexp.train.distributed.init_distributed`
-    will find them: torchrun's ``WORLD_SIZE``, else the task count of a SLURM job step that
-    submitit starts one process per task of; 1 for a single process."""
-    env = os.environ if environ is None else environ
-    for key in ("WORLD_SIZE", "SLURM_NTASKS"):
-        try:
-            n = int(env.get(key, "1"))
-        except ValueError:
-            continue
-        if n > 1:
-            return n
-    return 1
-
-
-def identity(cfg: Any, world_size: int | None = None) -> dict:
-    """The resolved config minus volatile keys (and added keys at their default): what makes
-    two runs the same run. ``world_size`` (default: :func:`launch_world_size`, this process's)
-    joins it as a top-level key only when it is not 1, so the runs of one process keep the
-    identity (and run directory) they had before it was recorded, and a torchrun run with two
-    processes is another run than a single-process one."""
-    raw = OmegaConf.to_container(cfg, resolve=False) if not isinstance(cfg, dict) else dict(cfg)
-    raw.pop("hydra", None)  # holds enums and the run directory itself
-    raw = strip_volatile(json.loads(json.dumps(raw)))  # deep copy of plain containers
-    ident = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
-    world = launch_world_size() if world_size is None else int(world_size)
-    if world != 1:
-        ident["world_size"] = world
-    return ident
-
-
-def strip_volatile(raw: dict) -> dict:
-    """``raw`` (plain containers, changed in place) minus :data:`VOLATILE_KEYS` and the
-    :data:`ADDED_KEYS` at their default: :func:`identity` before interpolations are resolved
-    (of a config without interpolations, its identity)."""
-    for key in VOLATILE_KEYS:
-        node, *rest = key.split(".")
-        if not rest:
-            raw.pop(node, None)
-        elif isinstance(raw.get(node), dict):
-            raw[node].pop(rest[0], None)
-    for key, default in ADDED_KEYS.items():
-        node, leaf = key.split(".")
-        if isinstance(raw.get(node), dict) and raw[node].get(leaf, default) == default:
-            raw[node].pop(leaf, None)
-    # training.causal_scope acts in causal batches only: a run without them (causal_prob 0, every
-    # run before the key existed but B12 and L9) keeps its identity whatever the scope
-    training = raw.get("training")
-    if isinstance(training, dict) and not training.get("causal_prob"):
-        training.pop("causal_scope", None)
-    return raw
-
-
-def run_key(cfg: Any) -> str:
-    """A short stable hash of :func:`identity`."""
-    blob = json.dumps(identity(cfg), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha1(blob.encode()).hexdigest()[:8]
-
-
-def run_dir_name(cfg: Any) -> str:
-    """Readable and unique: ``<ablation|model>_<stream>_<dataset>_s<seed>_<key>``."""
-    sel = (lambda k: OmegaConf.select(cfg, k)) if not isinstance(cfg, dict) else (
-        lambda k: _dict_select(cfg, k)
-    )
-    if sel("run_name"):
-        return str(sel("run_name"))
-    head = sel("ablation") or sel("model.name")
-    parts = [head, sel("stream.name"), sel("dataset.name"), f"s{sel('seed')}", run_key(cfg)]
-    return re.sub(r"[^A-Za-z0-9_.-]", "-", "_".join(str(p) for p in parts))
-
-
-def row_group(cfg: Any) -> str:
-    """The seeds of one row and config, together: ``<ablation|model>_<stream>_<dataset>_<key>``,
-    the key a short hash of :func:`identity` without the seed (the W&B group; whichever sweep
-    ran a seed, it lands in the same group)."""
-    sel = (lambda k: OmegaConf.select(cfg, k)) if not isinstance(cfg, dict) else (
-        lambda k: _dict_select(cfg, k)
-    )
-    without_seed = {k: v for k, v in identity(cfg).items() if k != "seed"}
-    blob = json.dumps(without_seed, sort_keys=True, separators=(",", ":"))
-    parts = [sel("ablation") or sel("model.name"), sel("stream.name"), sel("dataset.name"),
-             hashlib.sha1(blob.encode()).hexdigest()[:8]]
-    return re.sub(r"[^A-Za-z0-9_.-]", "-", "_".join(str(p) for p in parts))
-
-
-def run_dir_problem(run_dir: str | Path, runs_root: str | Path) -> str | None:
-    """Why ``run_dir`` may not hold a run: it must lie strictly inside the runs root (so that
-    no ``run_name=..``, ``run_name=.``, absolute path or ``hydra.run.dir=.`` can make a command
-    write, resume or clean up outside it, or treat the root itself as a run)."""
-    target, root = Path(run_dir).resolve(), Path(runs_root).resolve()
-    if target == root or root not in target.parents:
-        return (f"run directory {run_dir} is {'the runs root' if target == root else 'outside'} "
-                f"paths.runs={runs_root}; give run_name a plain name (run_name=my_run) and "
-                "leave hydra.run.dir / hydra.sweep.dir at their defaults")
-    return None
-
-
-def init_from_problem(cfg: DictConfig) -> str | None:
-    """``init_from=`` must name a checkpoint file when the run will read it: when it starts from
-    scratch (a run that resumes from its ``last.pt`` or is complete never reads it, so a source
-    deleted since does not stop a resume). Checked before Hydra, where a bad path cost a data
-    load before."""
-    src = OmegaConf.select(cfg, "init_from")
-    if not src or Path(str(src)).is_file():
-        return None
-    run = RunDir(Path(str(OmegaConf.select(cfg, "paths.runs"))) / run_dir_name(cfg))
-    try:
-        status = json.loads(run.metrics.read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        status = None
-    if run.last.exists() or status == "completed":
-        return None
-    what = "is a folder, not a file" if Path(str(src)).is_dir() else "does not exist"
-    return (f"init_from={src} {what}; give the path of a checkpoint file, e.g. "
-            "init_from=runs/<run>/checkpoints/best.pt, or leave init_from out")
-
-
-def _dict_select(d: dict, key: str) -> Any:
-    for part in key.split("."):
-        if not isinstance(d, dict):
-            return None
-        d = d.get(part)
-    return d

@@ -14,7 +14,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from lastexp.config import ConfigError
+from lastexp.errors import ConfigError
 from lastexp.runstore.identity import RunIdentity, debug_of
 from lastexp.runstore.walk import find_completed
 

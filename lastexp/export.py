@@ -63,9 +63,9 @@ from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from lastexp.cli import ArgumentParser
-from lastexp.config import ConfigError
 from lastexp.data import load_data
 from lastexp.data.streams import to_stream
+from lastexp.errors import ConfigError
 from lastexp.io import (
     FolderBusyError,
     folder_lock,

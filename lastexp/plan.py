@@ -23,8 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from tabulate import tabulate
 
 from lastexp import app, catalog
+from lastexp.aliases import normalize_overrides
 from lastexp.cli import ArgumentParser
-from lastexp.config import normalize_overrides, run_dir_name
 from lastexp.deps import is_path, requirements
 from lastexp.results.aggregate import prepare, table_deltas, table_rows_cache
 from lastexp.results.notes import row_name
@@ -38,6 +38,7 @@ from lastexp.runstore import (
     iter_runs,
     newest_per_seed,
 )
+from lastexp.runstore.key import run_dir_name
 from lastexp.runstore.metrics import read_metrics
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"

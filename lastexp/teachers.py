@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lastexp.config import ConfigError
+from lastexp.errors import ConfigError
 from lastexp.runstore.finished import RunError, model_checkpoint, open_finished
 from lastexp.runstore.models import model_from_checkpoint
 from lastexp.train.checkpoint import load_checkpoint

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lastexp.config import ConfigError
+from lastexp.errors import ConfigError
 from lastexp.launch.dependencies import plan as launcher_plan
 from lastexp.plan import build_plan
 from lastexp.runstore import RunIdentity, find_completed

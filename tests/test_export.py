@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import lastexp.export as export_mod
-from lastexp.config import ConfigError
+from lastexp.errors import ConfigError
 from lastexp.export import (
     ExportError,
     ExportOptions,

@@ -88,7 +88,7 @@ class SlurmLauncher(PluginSlurmLauncher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]],
                initial_job_idx: int) -> Sequence[JobReturn]:
-        from lastexp.config import ConfigError
+        from lastexp.errors import ConfigError
         from lastexp.launch.dependencies import plan, waves
 
         assert self.config is not None and self.hydra_context is not None

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from lastexp.errors import DataError
+
 from .preprocess import SplitArrays, _zeros, store_frames, stored_frames_text
 from .skeleton import MAX_ABS_COORD, MISSING_SKELETON, NUM_JOINTS, parse_ntu_name
 from .splits import SPLITS, is_train

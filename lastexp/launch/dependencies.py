@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 from omegaconf import DictConfig
 
-from lastexp.config import ConfigError, normalize_overrides
+from lastexp.aliases import normalize_overrides
 from lastexp.deps import is_path, requirements, shared_overrides
+from lastexp.errors import ConfigError
 from lastexp.runstore.identity import RunIdentity, debug_of, identity_of
 from lastexp.runstore.walk import find_completed
 

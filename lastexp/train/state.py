@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from lastexp.config import ConfigError
+from lastexp.errors import ConfigError
 from lastexp.train.checkpoint import (
     architecture,
     check_compatible,
@@ -68,10 +68,10 @@ class RunFacts:
     model from ``config``)."""
 
     model_name: str
-    config: dict[str, Any]  # lastexp.config.identity of the run
+    config: dict[str, Any]  # lastexp.runstore.key.identity of the run
     num_classes: int
     stream: str
-    run_key: str | None = None  # lastexp.config.run_key: resume refuses another run's last.pt
+    run_key: str | None = None  # lastexp.runstore.key.run_key: resume refuses another run's last.pt
 
 
 def checkpoint_contents(parts: Trainables, progress: Progress, facts: RunFacts, *,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lastexp.config import ConfigError
+from lastexp.errors import ConfigError
 from lastexp.launch.dependencies import PlannedJob, plan, waves
 from lastexp.runstore import RunIdentity
 from tests.conftest import compose
