@@ -29,7 +29,8 @@ from lastexp import STARTED_NS, build
 from lastexp.config import amp_mode, swa_start_epoch, validate
 from lastexp.data import DataError
 from lastexp.data import load_data as load_dataset
-from lastexp.deps import distillation_on, resolve, teacher_streams
+from lastexp.dependencies.lookup import resolve
+from lastexp.dependencies.requirements import distillation_on, teacher_streams
 from lastexp.ensemble import EnsembleError, ensemble_runs
 from lastexp.errors import ConfigError, NumericalError
 from lastexp.io import disk_full_line, is_disk_full, read_json, remove_orphan_temps, write_json
