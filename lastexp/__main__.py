@@ -21,13 +21,13 @@ from lastexp.config import validate
 from lastexp.environment import with_env
 from lastexp.errors import ConfigError
 from lastexp.launch.preflight import slurm_problem
+from lastexp.optuna_study import trial_value
 from lastexp.runstore.guard import (
     init_from_problem,
     run_dir_problem,
     run_dir_store_problem,
     runs_root_problem,
 )
-from lastexp.search import trial_value
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 

@@ -11,8 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from lastexp.config import Config
 from lastexp.environment import slurm_workers
+from lastexp.optuna_study import study_name, study_storage
 from lastexp.runstore.key import run_dir_name
-from lastexp.search import study_name, study_storage
 
 
 def _run_dir(*, _root_: DictConfig) -> str:

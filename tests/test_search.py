@@ -79,7 +79,7 @@ def test_search_keys_leave_the_run_identity_alone():
 def test_the_objective_follows_the_selection(tmp_path):
     """A validation-selected trial reports best_val_top1, a test-selected one best_top1 (also a
     run stored before `selection` existed); the study's protocol file says which."""
-    from lastexp.search import objective, protocol_path, record_protocol
+    from lastexp.optuna_study import objective, protocol_path, record_protocol
 
     assert objective({"selection": "validation"}) == "best_val_top1"
     assert objective({"selection": "test"}) == objective({}) == "best_top1"
@@ -167,7 +167,7 @@ def test_search_trials_are_runs_and_a_relaunch_continues_the_study(tmp_path, sha
 
 
 def test_no_search_no_search_md(tmp_path):
-    from lastexp.results.search import write_search
+    from lastexp.results.search_table import write_search
 
     assert write_search(tmp_path / "runs", tmp_path / "out") == {}
     assert not (tmp_path / "out" / "search.md").exists()

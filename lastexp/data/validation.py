@@ -32,7 +32,7 @@ import numpy as np
 from lastexp.config import val_subjects_spec
 from lastexp.errors import ConfigError, DataError
 
-from .preprocess import SplitArrays
+from .arrays import SplitArrays
 from .skeleton import parse_ntu_name
 
 SALT = "lastexp-validation"
