@@ -108,7 +108,7 @@ def validate(cfg: DictConfig) -> None:
 
 def known_keys(node: DictConfig, schema: type, prefix: str = "") -> None:
     """Every key of ``node`` is a field of the dataclass ``schema``: Hydra refuses a typo'd key,
-    but a ``+`` adds any key to the config (``+trainng.epochs=3`` trained and stored it)."""
+    but a ``+`` adds any key to the config (``+trainng.epochs=3`` would train and store it)."""
     names = {f.name for f in fields(schema)}
     hints = get_type_hints(schema)
     for key in node.keys():
@@ -136,8 +136,8 @@ def _first_leaf(node: DictConfig, key: str) -> str:
 
 
 def finite_numbers(node: Any, prefix: str = "") -> None:
-    """No key holds NaN or infinity (each passed every range check before: nan compares
-    false; ``swa_start=nan`` and ``width_mult=inf`` then failed deep in the run)."""
+    """No key holds NaN or infinity: NaN passes every range check (it compares false), and
+    ``swa_start=nan`` or ``width_mult=inf`` would fail deep in the run instead of here."""
     items = (node.items_ex(resolve=False) if isinstance(node, DictConfig) else
              enumerate(node._iter_ex(resolve=False)))
     for key, value in items:

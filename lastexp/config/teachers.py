@@ -90,7 +90,7 @@ class EnsembleConfig:
 
 def weights_problem(weights: list[float], name: str) -> str | None:
     """Ensemble weights (``ensemble.weights``, ``--weights``) must be finite, >= 0 and not all
-    0: a NaN, negative or all-zero weight gave a "completed" ensemble at chance."""
+    0: a NaN, negative or all-zero weight would give a "completed" ensemble at chance."""
     if any(not math.isfinite(w) or w < 0 for w in weights) or not any(weights):
         shown = " ".join(f"{w:g}" for w in weights)
         return (f"{name} {shown}: each weight must be a finite number >= 0, and not all 0 "

@@ -140,7 +140,7 @@ def check_training(t: DictConfig) -> None:
 
 def amp_mode(value: Any, device_type: str) -> str:
     """``training.amp`` -> one of :data:`AMP_CHOICES` on this device. ``true`` means fp16 on
-    CUDA and off elsewhere (as before the explicit modes); ``false`` means off. An explicit
+    CUDA and off elsewhere; ``false`` means off. An explicit
     mode applies on every device (CPU autocast runs fp16 and bf16 too)."""
     if isinstance(value, bool):
         return "fp16" if value and device_type == "cuda" else "off"

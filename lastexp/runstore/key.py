@@ -62,8 +62,8 @@ def launch_world_size(environ: Mapping[str, str] | None = None) -> int:
 def identity(cfg: Any, world_size: int | None = None) -> dict:
     """The resolved config minus volatile keys (and added keys at their default): what makes
     two runs the same run. ``world_size`` (default: :func:`launch_world_size`, this process's)
-    joins it as a top-level key only when it is not 1, so the runs of one process keep the
-    identity (and run directory) they had before it was recorded, and a torchrun run with two
+    joins it as a top-level key only when it is not 1, so a single-process run's identity (and run
+    directory) does not depend on whether the world size is recorded, and a torchrun run with two
     processes is another run than a single-process one."""
     raw = OmegaConf.to_container(cfg, resolve=False) if not isinstance(cfg, dict) else dict(cfg)
     raw.pop("hydra", None)  # holds enums and the run directory itself

@@ -139,8 +139,8 @@ def check_resumable(state: dict[str, Any], path: Path) -> None:
 
 
 def check_same_run(state: dict[str, Any], path: Path, run_key: str | None) -> None:
-    """A ``last.pt`` written by this run (its stored ``run_key``); one written before the key
-    was stored (none in it) is accepted as before."""
+    """A ``last.pt`` written by this run (its stored ``run_key``); one without a stored key
+    (none in it) is accepted."""
     theirs = state.get("run_key")
     if theirs and run_key and theirs != run_key:
         raise ConfigError(f"checkpoint {path} belongs to another run (run key {theirs}, this "
