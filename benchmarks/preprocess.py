@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lastexp.config import PreprocessingConfig, SyntheticConfig  # noqa: E402
-from lastexp.data.preprocess import sequence_from_file  # noqa: E402
+from lastexp.data.arrays import sequence_from_file  # noqa: E402
 from lastexp.data.skeleton import parse_skeleton  # noqa: E402
 from lastexp.data.synthetic import generate_corpus  # noqa: E402
 

@@ -17,19 +17,20 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lastexp import app
+from lastexp.aliases import normalize_overrides
 from lastexp.cli import hydra_error_line
-from lastexp.config import (
-    ConfigError,
-    init_from_problem,
-    normalize_overrides,
-    run_dir_problem,
-    validate,
-)
+from lastexp.config import validate
 from lastexp.environment import with_env
+from lastexp.errors import ConfigError
 from lastexp.launch.preflight import slurm_problem
 from lastexp.logs import capture_prints, submitit_log_line, to_file
-from lastexp.runstore.guard import run_dir_store_problem, runs_root_problem
-from lastexp.search import trial_value
+from lastexp.optuna_study import trial_value
+from lastexp.runstore.guard import (
+    init_from_problem,
+    run_dir_problem,
+    run_dir_store_problem,
+    runs_root_problem,
+)
 
 CONF_DIR = str(app.CONF_DIR)
 

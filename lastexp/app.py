@@ -12,10 +12,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from lastexp import catalog
-from lastexp.config import CHOICES, Config, run_dir_name
+from lastexp.config import CHOICES, Config
 from lastexp.environment import default_threads, slurm_workers
 from lastexp.model_names import MODEL_ALIASES
-from lastexp.search import study_name, study_storage
+from lastexp.optuna_study import study_name, study_storage
+from lastexp.runstore.key import run_dir_name
 
 # The config root: conf/ of a clone, shipped in the wheel as lastexp/conf (lastexp/conf is a link
 # to the top-level conf/ in a clone, so an editable install, PYTHONPATH and the tests compose the

@@ -16,9 +16,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from lastexp.config import ConfigError
 from lastexp.data.augment import random_rotate_scale
 from lastexp.data.streams import to_stream
+from lastexp.errors import ConfigError
 from lastexp.models.from_config import model_from_config
 from lastexp.teachers import TeacherError, load_teacher
 from lastexp.train.distill import Distiller, FeatureProjector, TeacherMember

@@ -23,9 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 from tabulate import tabulate
 
 from lastexp import app, catalog
+from lastexp.aliases import normalize_overrides
 from lastexp.cli import ArgumentParser
-from lastexp.config import normalize_overrides, run_dir_name
-from lastexp.deps import is_path, requirements
+from lastexp.dependencies.requirements import is_path, requirements
 from lastexp.results.aggregate import prepare, table_deltas, table_rows_cache
 from lastexp.results.notes import row_name
 from lastexp.results.store import load_store
@@ -38,6 +38,7 @@ from lastexp.runstore import (
     iter_runs,
     newest_per_seed,
 )
+from lastexp.runstore.key import run_dir_name
 from lastexp.runstore.metrics import read_metrics
 
 CONF_DIR = app.CONF_DIR
@@ -97,8 +98,9 @@ def expand(args: list[str]) -> list[list[str]]:
     return [list(p) for p in itertools.product(*lists)]
 
 
-def dependencies(cfg: DictConfig) -> list[Dependency]:
-    """The runs this job reads (deps.requirements, the rule run.py and the launcher use)."""
+def needed_runs(cfg: DictConfig) -> list[Dependency]:
+    """The runs this job reads (:func:`~lastexp.dependencies.requirements.requirements`, the rule
+    run.py and the launcher use)."""
     return [Dependency("member" if role == "ensemble member" else role, ref, cfg.dataset.name,
                        stream, cfg.seed, debug_of(cfg))
             for role, ref, stream in requirements(cfg) if not is_path(ref)]
@@ -136,7 +138,7 @@ def build_plan(args: list[str]) -> list[Job]:
                     OmegaConf.update(cfg, key, _parse_value(value), merge=False)
             run_dir = Path(cfg.paths.runs) / run_dir_name(cfg)
             status, hours = job_status(RunDir(run_dir))
-            jobs.append(Job(overrides, cfg, run_dir, status, hours, dependencies(cfg)))
+            jobs.append(Job(overrides, cfg, run_dir, status, hours, needed_runs(cfg)))
     planned = {j.key for j in jobs}
     for job in jobs:
         for dep in job.needs:

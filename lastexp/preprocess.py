@@ -30,11 +30,13 @@ from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
 from lastexp import app
+from lastexp.aliases import normalize_overrides
 from lastexp.cli import hydra_error_line
-from lastexp.config import ConfigError, normalize_overrides, validate
+from lastexp.config import validate
 from lastexp.data import DataError, dataset_config, load_arrays, preprocessing_config
 from lastexp.data.npz import write_ctrgcn_npz
 from lastexp.data.validation import split_validation
+from lastexp.errors import ConfigError
 
 CONF_DIR = str(app.CONF_DIR)
 

@@ -26,20 +26,13 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from lastexp import STARTED_NS, build
-from lastexp.config import (
-    ConfigError,
-    amp_mode,
-    identity,
-    row_group,
-    run_dir_problem,
-    run_key,
-    swa_start_epoch,
-    validate,
-)
+from lastexp.config import amp_mode, swa_start_epoch, validate
 from lastexp.data import DataError
 from lastexp.data import load_data as load_dataset
-from lastexp.deps import distillation_on, resolve, teacher_streams
+from lastexp.dependencies.lookup import resolve
+from lastexp.dependencies.requirements import distillation_on, teacher_streams
 from lastexp.ensemble import EnsembleError, ensemble_runs
+from lastexp.errors import ConfigError, NumericalError
 from lastexp.io import disk_full_line, is_disk_full, read_json, remove_orphan_temps, write_json
 from lastexp.models import count_flops, count_params
 from lastexp.provenance import git_commit
@@ -51,12 +44,14 @@ from lastexp.runstore.guard import (
     refuse_foreign_metrics,
     remove_added,
     remove_own_log,
+    run_dir_problem,
     run_dir_store_problem,
     save_hydra_files,
     stamp,
     trained_here,
     unchanged_since,
 )
+from lastexp.runstore.key import identity, row_group, run_key
 from lastexp.runstore.metrics import is_completed, read_metrics, timestamp
 from lastexp.train.checkpoint import load_checkpoint
 from lastexp.train.distributed import init_distributed, shutdown
@@ -136,8 +131,8 @@ def run_job(cfg: DictConfig) -> float | None:
             raise
         print(f"lastexp: error: {disk_full_line(exc)}", file=sys.stderr)
         sys.exit(2)
-    except (ConfigError, ValueError) as exc:
-        if not isinstance(exc, (ConfigError, DataError)):
+    except (ConfigError, ValueError) as exc:  # a user's, the data's or a diverged run
+        if not isinstance(exc, (ConfigError, DataError, NumericalError)):
             raise
         if main:
             _after_refusal(run, cfg, exc, before=before, multirun=multirun,

@@ -194,7 +194,7 @@ def with_defaults(args: list[str]) -> list[str]:
 @pytest.mark.parametrize("args,words", CASES, ids=[" ".join(a) for a, _ in CASES])
 def test_bad_config_refused_before_hydra(workdir, monkeypatch, args, words):
     from lastexp.__main__ import command_problem
-    from lastexp.config import normalize_overrides
+    from lastexp.aliases import normalize_overrides
     from lastexp.environment import with_env
 
     monkeypatch.chdir(workdir)
@@ -727,7 +727,7 @@ SELECTION_CASES = [
                          ids=[" ".join(a) for a, _ in SELECTION_CASES])
 def test_bad_selection_refused_before_hydra(workdir, monkeypatch, args, words):
     from lastexp.__main__ import command_problem
-    from lastexp.config import normalize_overrides
+    from lastexp.aliases import normalize_overrides
     from lastexp.environment import with_env
 
     monkeypatch.chdir(workdir)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lastexp.config import ConfigError
+from lastexp.errors import ConfigError
 from lastexp.train.checkpoint import load_checkpoint
 from tests.conftest import run_cli
 

@@ -15,10 +15,11 @@ from omegaconf import OmegaConf
 
 from hydra_plugins.lastexp_launcher.slurm_launcher import job_name, rename_this_job
 from lastexp import app
-from lastexp.config import identity, normalize_overrides, run_key
+from lastexp.aliases import normalize_overrides
 from lastexp.environment import default_threads, with_env
 from lastexp.launch.preflight import NodeShape, requested_resources, resource_problem
 from lastexp.logs import RunLogHandler, capture_prints
+from lastexp.runstore.key import identity, run_key
 from tests.conftest import REPO, compose, run_cli
 
 # every option name of SPEC §3's groups (the contract), and the aliases --help leaves out

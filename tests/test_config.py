@@ -15,13 +15,12 @@ from lastexp.config import (
     BELOW_ONE,
     POSITIVE,
     Config,
-    ConfigError,
     Range,
-    run_dir_name,
-    run_key,
     validate,
     weights_problem,
 )
+from lastexp.errors import ConfigError
+from lastexp.runstore.key import run_dir_name, run_key
 from tests.conftest import CONF, REPO, compose
 
 GROUPS = ["model", "stream", "optimizer", "scheduler", "distill", "preprocessing", "dataset",

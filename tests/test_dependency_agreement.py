@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lastexp.config import ConfigError
-from lastexp.launch.dependencies import plan as launcher_plan
+from lastexp.dependencies.waves import plan_afterok
+from lastexp.errors import ConfigError
 from lastexp.plan import build_plan
 from lastexp.runstore import RunIdentity, find_completed
 from tests.conftest import compose
@@ -28,7 +28,7 @@ def launcher_satisfied(args: list[str]) -> bool:
     """The SLURM launcher's view: the job plans with nothing to wait for, or it is refused
     before submitting because its teacher is missing."""
     try:
-        (job,) = launcher_plan([args], lambda o: compose(list(o), return_hydra=True))
+        (job,) = plan_afterok([args], lambda o: compose(list(o), return_hydra=True))
     except ConfigError as exc:
         assert "teacher B7 (synthetic, stream joint, seed 1)" in str(exc)
         return False
@@ -50,6 +50,7 @@ def test_plan_launcher_and_run_agree_on_the_debug_preset(tmp_path, teacher_debug
     if not satisfied and student_debug:
         assert f"debug={student_debug}" in need.command
     assert launcher_satisfied(args) == satisfied  # hydra/launcher=submitit_slurm
-    # the run's own lookup (deps.resolve), with the debug choice its job was composed with
+    # the run's own lookup (dependencies.lookup.resolve), with the debug choice its job was
+    # composed with
     found = find_completed(root, RunIdentity("B7", "synthetic", "joint", 1, student_debug))
     assert (found is not None) == satisfied

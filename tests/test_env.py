@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from lastexp.config import run_key
 from lastexp.environment import detect_env, slurm_workers, with_env
+from lastexp.runstore.key import run_key
 from tests.conftest import compose, run_cli
 
 

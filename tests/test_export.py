@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import lastexp.export.int8 as export_mod  # where the INT8 writer looks up onnx_top1
-from lastexp.config import ConfigError
+from lastexp.errors import ConfigError
 from lastexp.export import (
     FORMATS,
     RUN_KEYS,

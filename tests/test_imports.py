@@ -117,8 +117,8 @@ def test_imports_stay_at_the_top_of_modules():
 
 @pytest.mark.parametrize("module", ["lastexp.config", "lastexp.app", "lastexp.plan",
                                     "lastexp.preprocess", "lastexp.data", "lastexp.results",
-                                    "lastexp.runstore", "lastexp.deps", "lastexp.search",
-                                    "lastexp.runs"])
+                                    "lastexp.runstore", "lastexp.dependencies",
+                                    "lastexp.optuna_study", "lastexp.runs"])
 def test_modules_of_commands_that_never_train_do_not_import_torch(module):
     # the reason the deferred torch imports exist: planning, composing, preprocessing and the
     # tables start without torch's ~1.6 s

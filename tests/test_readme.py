@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from lastexp.__main__ import command_problem
-from lastexp.config import normalize_overrides
+from lastexp.aliases import normalize_overrides
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.readme

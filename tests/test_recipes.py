@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from lastexp import build
-from lastexp.config import ConfigError, normalize_overrides, swa_start_epoch, validate
+from lastexp.aliases import normalize_overrides
+from lastexp.config import swa_start_epoch, validate
+from lastexp.errors import ConfigError
 from lastexp.models import build_model, count_params
 from lastexp.models.blocks import DropPath
 from lastexp.train.early_stopping import EarlyStopping
@@ -226,7 +228,7 @@ def test_ensemble_teacher_streams_are_checked(overrides, needle):
 
 def test_a_new_option_at_its_default_keeps_the_run_identity():
     # distill.teacher_streams came after runs were stored: at [] it must not rename them
-    from lastexp.config import identity
+    from lastexp.runstore.key import identity
 
     assert "teacher_streams" not in identity(compose(["ablation=L11"]))["distill"]
     with_ensemble = compose(["ablation=L11", "distill.teacher_streams=[joint,bone]"])

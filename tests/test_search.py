@@ -29,7 +29,8 @@ def test_preset_searches_the_phase_2_grid():
 
 
 def test_every_trial_of_the_grid_is_a_valid_run():
-    from lastexp.config import normalize_overrides, validate
+    from lastexp.aliases import normalize_overrides
+    from lastexp.config import validate
     from tests.conftest import compose
 
     for extra in (["dataset.val_fraction=0.1"], ["+ablation=B7", "dataset.val_subjects=3"],
@@ -45,7 +46,9 @@ def test_every_trial_of_the_grid_is_a_valid_run():
 def test_a_search_without_a_validation_split_is_refused(extra):
     """The search never tunes on the test split by default: one line naming both keys and
     search.on_test; with a validation split or search.on_test=true it is a valid run."""
-    from lastexp.config import ConfigError, normalize_overrides, validate
+    from lastexp.aliases import normalize_overrides
+    from lastexp.config import validate
+    from lastexp.errors import ConfigError
     from tests.conftest import compose
 
     with pytest.raises(ConfigError) as refused:
@@ -62,7 +65,8 @@ def test_a_search_without_a_validation_split_is_refused(extra):
 def test_search_keys_leave_the_run_identity_alone():
     """A trial is an ordinary run: +search= and search.on_test do not rename it, so a search
     skips runs trained without it (and the runs stored before the keys existed)."""
-    from lastexp.config import normalize_overrides, run_key
+    from lastexp.aliases import normalize_overrides
+    from lastexp.runstore.key import run_key
     from tests.conftest import compose
 
     plain = run_key(compose(["optimizer=adamw", "dataset.val_fraction=0.1"]))
@@ -75,7 +79,7 @@ def test_search_keys_leave_the_run_identity_alone():
 def test_the_objective_follows_the_selection(tmp_path):
     """A validation-selected trial reports best_val_top1, a test-selected one best_top1 (also a
     run stored before `selection` existed); the study's protocol file says which."""
-    from lastexp.search import objective, protocol_path, record_protocol
+    from lastexp.optuna_study import objective, protocol_path, record_protocol
 
     assert objective({"selection": "validation"}) == "best_val_top1"
     assert objective({"selection": "test"}) == objective({}) == "best_top1"
@@ -163,7 +167,7 @@ def test_search_trials_are_runs_and_a_relaunch_continues_the_study(tmp_path, sha
 
 
 def test_no_search_no_search_md(tmp_path):
-    from lastexp.results.search import write_search
+    from lastexp.results.search_table import write_search
 
     assert write_search(tmp_path / "runs", tmp_path / "out") == {}
     assert not (tmp_path / "out" / "search.md").exists()

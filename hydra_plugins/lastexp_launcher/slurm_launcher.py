@@ -2,7 +2,7 @@
 
 The plugin submits a sweep as one job array. lastexp's sweeps hold jobs that read other runs
 (L10-L12 their teachers, B14 its four members); started together, such a job would fail (or
-hold a GPU while it waits). This launcher plans the sweep first (lastexp.launch.dependencies):
+hold a GPU while it waits). This launcher plans the sweep first (lastexp.dependencies.waves):
 jobs are submitted in waves, each job with ``--dependency=afterok:<ids of the jobs it reads>``
 and ``--kill-on-invalid-dep=yes`` (so SLURM cancels it when one of those fails), and a
 dependency missing from the sweep and the run store is added as a job of its own with
@@ -139,14 +139,14 @@ class SlurmLauncher(PluginSlurmLauncher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]],
                initial_job_idx: int) -> Sequence[JobReturn]:
-        from lastexp.config import ConfigError
-        from lastexp.launch.dependencies import plan, waves
+        from lastexp.dependencies.waves import plan_afterok, waves
+        from lastexp.errors import ConfigError
 
         assert self.config is not None and self.hydra_context is not None
         loader = self.hydra_context.config_loader
         try:
-            jobs = plan(job_overrides,
-                        lambda ov: loader.load_sweep_config(self.config, list(ov)))
+            jobs = plan_afterok(job_overrides,
+                                lambda ov: loader.load_sweep_config(self.config, list(ov)))
         except ConfigError as exc:  # before anything is submitted: one line, as lastexp's own
             print(f"lastexp: error: {exc}", file=sys.stderr)
             sys.exit(2)

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lastexp.config import DatasetConfig, PreprocessingConfig
+from lastexp.errors import DataError
 
+from .arrays import SplitArrays, build_arrays, list_skeleton_files, stored_window
 from .convert import dataset_config, preprocessing_config, synthetic_config
-from .errors import DataError
 from .locks import cache_lock_path, held, remove_cache_leftovers
 from .npz import load_npz
-from .preprocess import SplitArrays, build_arrays, list_skeleton_files, stored_window
 from .skeleton import parse_ntu_name
 from .synthetic import corpus_fields, ensure_corpus
 from .validation import split_validation

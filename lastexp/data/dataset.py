@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .preprocess import SplitArrays, uniform_frames
+from .arrays import SplitArrays, uniform_frames
 
 SAMPLINGS = ("uniform", "crop_resize")
 

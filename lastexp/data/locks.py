@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import DataError
+from lastexp.errors import DataError
 
 LOCK_DIR = ".locks"  # below the cache folder: one lock file per cache
 # _build_cache's temporary folders: ".tmp-<cache name>-<8 characters of mkdtemp>"

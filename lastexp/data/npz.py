@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
-from .preprocess import SplitArrays, _zeros, store_frames, stored_frames_text
+from lastexp.errors import DataError
+
+from .arrays import SplitArrays, _zeros, store_frames, stored_frames_text
 from .skeleton import MAX_ABS_COORD, MISSING_SKELETON, NUM_JOINTS, parse_ntu_name
 from .splits import SPLITS, is_train
 
@@ -184,7 +185,7 @@ def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | No
     """Read a CTR-GCN npz into train/test :class:`SplitArrays` plus a summary. A file made
     for another split than ``split`` is refused (:func:`check_split`); its sample names are
     used when it has them (``train_names`` / ``test_names``). Each sample keeps its valid
-    frames as :func:`lastexp.data.preprocess.store_frames` stores them (``window``: the
+    frames as :func:`lastexp.data.arrays.store_frames` stores them (``window``: the
     uniform subsample of a stored-window preprocessing)."""
     path = Path(path)
     declared = int(num_classes or 0)  # dataset.num_classes (0: taken from the data)

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from lastexp.config import SyntheticConfig
+from lastexp.errors import DataError
 
 from .convert import synthetic_config
-from .errors import DataError
 from .locks import held, remove_corpus_leftovers
 
 GENERATOR_VERSION = 3

@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from lastexp.config import ConfigError, val_subjects_spec
+from lastexp.config import val_subjects_spec
+from lastexp.errors import ConfigError, DataError
 
-from .errors import DataError
-from .preprocess import SplitArrays
+from .arrays import SplitArrays
 from .skeleton import parse_ntu_name
 
 SALT = "lastexp-validation"

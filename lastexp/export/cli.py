@@ -7,7 +7,7 @@ import sys
 from dataclasses import fields
 
 from lastexp.cli import ArgumentParser
-from lastexp.config import ConfigError
+from lastexp.errors import ConfigError
 from lastexp.export.base import DropOverLimit
 from lastexp.export.options import ExportOptions, parse_options
 from lastexp.export.run import export_run

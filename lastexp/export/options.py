@@ -11,7 +11,7 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from lastexp.config import ConfigError
+from lastexp.errors import ConfigError
 
 # the newest opset torch's ONNX exporter writes (its own constant; 23 in torch 2.13)
 MAX_OPSET = int(getattr(getattr(torch.onnx, "_constants", None), "ONNX_MAX_OPSET", 23))

@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from lastexp.config import ConfigError
+from lastexp.errors import ConfigError
 from lastexp.models import build_model
 
 

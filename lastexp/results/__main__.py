@@ -16,7 +16,7 @@ from lastexp.io import (
     staged_folder,
 )
 from lastexp.results.report import table_part, write_tables
-from lastexp.results.search import SEARCH_MD, write_search
+from lastexp.results.search_table import SEARCH_MD, write_search
 from lastexp.results.store import load_store
 from lastexp.runstore.guard import out_dir_problem
 from lastexp.runstore.metrics import is_completed

@@ -1,6 +1,7 @@
-"""Which runs share a table cell: the run identity of :func:`lastexp.config.identity` (the config
-minus volatile keys) without the seed, read from each run's ``.hydra/config.yaml``, plus what
-metrics.json adds to it (the debug preset, the world size, the selection protocol).
+"""Which runs share a table cell: the run identity of :func:`lastexp.runstore.key.identity`
+(the config minus volatile keys) without the seed, read from each run's
+``.hydra/config.yaml``, plus what metrics.json adds to it (the debug preset, the world size,
+the selection protocol).
 
 Runs of one seed of a sweep differ only in their ``seed:`` line, so a config's identity is
 computed once per distinct text with that line removed: 10,000 runs of a few dozen configs
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from lastexp.config import VOLATILE_KEYS, identity, strip_volatile
+from lastexp.runstore.key import VOLATILE_KEYS, identity, strip_volatile
 from lastexp.runstore.layout import RunDir
 
 _SEED_LINE = re.compile(r"^seed:[^\n]*(\n|$)", re.MULTILINE)
@@ -59,7 +60,7 @@ def _identity_of_text(text: str) -> ConfigId | None:
     if not isinstance(raw, dict):
         return None
     try:
-        # The run identity (lastexp.config.identity); OmegaConf (~13 ms a config) only where
+        # The run identity (lastexp.runstore.key.identity); OmegaConf (~13 ms a config) only where
         # an interpolation is left to resolve: a job's saved config normally holds none.
         ident = identity(raw) if "${" in text else strip_volatile(raw)
     except Exception:  # noqa: BLE001 -- an interpolation this version cannot resolve

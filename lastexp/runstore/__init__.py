@@ -1,6 +1,8 @@
 """The run store: one package owns the run directory.
 
 - :mod:`~lastexp.runstore.layout`: where each file of a run directory lives (:class:`RunDir`);
+- :mod:`~lastexp.runstore.key`: what makes two configs the same run (:func:`identity`), its
+  hash (:func:`run_key`), the run directory name and the W&B group derived from it;
 - :mod:`~lastexp.runstore.identity`: what identifies a run to the runs that read it
   (:class:`RunIdentity`: ablation, dataset, stream, seed, debug preset);
 - :mod:`~lastexp.runstore.metrics`: the metrics.json schema, reading, atomic writing, and the
@@ -11,7 +13,8 @@
 - :mod:`~lastexp.runstore.models`: rebuilding a finished run's model (imports torch);
 - :mod:`~lastexp.runstore.scores`: test_scores.npz;
 - :mod:`~lastexp.runstore.lock`: the lock held while a run is trained;
-- :mod:`~lastexp.runstore.guard`: what a command may change in a run directory.
+- :mod:`~lastexp.runstore.guard`: what a command may change in a run directory, and where a run
+  directory may lie.
 
 Everything else (``run``, ``ensemble``, ``export``, ``deps``, ``plan``, the launcher,
 ``results``) goes through these; nothing else spells a run directory's file names.

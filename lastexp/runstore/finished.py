@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lastexp.errors import RunStoreError
 from lastexp.runstore.layout import RunDir
 from lastexp.runstore.metrics import foreign_kind, is_completed, read_metrics
 from lastexp.runstore.walk import RunRecord
 
 
-class RunError(ValueError):
+class RunError(RunStoreError):
     """A run directory that cannot serve what was asked of it; the message says why."""
 
 

@@ -19,8 +19,9 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from lastexp.config import ConfigError
+from lastexp.errors import ConfigError
 from lastexp.io import atomic_write
+from lastexp.runstore.key import run_dir_name
 from lastexp.runstore.layout import (
     CHECKPOINT_DIR,
     EXPORT_DIR,
@@ -38,6 +39,7 @@ from lastexp.runstore.layout import (
 from lastexp.runstore.lock import lock_path, lock_problem
 from lastexp.runstore.metrics import (
     foreign_kind,
+    is_completed,
     is_failed,
     read_metrics,
     timestamp,
@@ -212,6 +214,34 @@ def _writable(folder: Path) -> str | None:
         return exc.strerror or exc.__class__.__name__
 
 
+def run_dir_problem(run_dir: str | Path, runs_root: str | Path) -> str | None:
+    """Why ``run_dir`` may not hold a run: it must lie strictly inside the runs root (so that
+    no ``run_name=..``, ``run_name=.``, absolute path or ``hydra.run.dir=.`` can make a command
+    write, resume or clean up outside it, or treat the root itself as a run)."""
+    target, root = Path(run_dir).resolve(), Path(runs_root).resolve()
+    if target == root or root not in target.parents:
+        return (f"run directory {run_dir} is {'the runs root' if target == root else 'outside'} "
+                f"paths.runs={runs_root}; give run_name a plain name (run_name=my_run) and "
+                "leave hydra.run.dir / hydra.sweep.dir at their defaults")
+    return None
+
+
+def init_from_problem(cfg: DictConfig) -> str | None:
+    """``init_from=`` must name a checkpoint file when the run will read it: when it starts from
+    scratch (a run that resumes from its ``last.pt`` or is complete never reads it, so a source
+    deleted since does not stop a resume). Checked before Hydra starts, so that a bad path costs no
+    data load."""
+    src = OmegaConf.select(cfg, "init_from")
+    if not src or Path(str(src)).is_file():
+        return None
+    run = RunDir(Path(str(OmegaConf.select(cfg, "paths.runs"))) / run_dir_name(cfg))
+    if run.last.exists() or is_completed(read_metrics(run.metrics)):
+        return None
+    what = "is a folder, not a file" if Path(str(src)).is_dir() else "does not exist"
+    return (f"init_from={src} {what}; give the path of a checkpoint file, e.g. "
+            f"init_from={RunDir(Path('runs', '<run>')).best.as_posix()}, or leave init_from out")
+
+
 def run_dir_store_problem(run_dir: str | os.PathLike, runs_root: str | os.PathLike) -> str | None:
     """What keeps a command from training ``run_dir`` below ``runs_root`` without writing
     outside it, checked before anything is created: an empty or ``/`` runs root; a run
@@ -229,7 +259,7 @@ def run_dir_store_problem(run_dir: str | os.PathLike, runs_root: str | os.PathLi
     try:
         rel = run.path.resolve().relative_to(root.resolve())
     except ValueError:
-        return None  # outside the runs root: config.run_dir_problem's line
+        return None  # outside the runs root: :func:`run_dir_problem`'s line
     parent = root
     for i, part in enumerate(rel.parts):
         if part in INTERNAL_DIRS or part in NOT_RUNS or part.startswith("."):

@@ -33,7 +33,8 @@ class RunIdentity:
 
     def args(self, extra: list[str] | None = None) -> list[str]:
         """The command-line overrides that produce this run; ``extra`` are the dependent
-        run's shared overrides (paths, debug preset, ...: :func:`lastexp.deps.shared_overrides`)."""
+        run's shared overrides (paths, debug preset, ...:
+        :func:`lastexp.dependencies.requirements.shared_overrides`)."""
         extra = list(extra or [])
         if self.debug and not any(o.lstrip("+").startswith("debug=") for o in extra):
             extra.append(f"debug={self.debug}")

@@ -27,7 +27,7 @@ EXPORT_DIR = "export"
 TENSORBOARD_DIR = "tensorboard"
 WANDB_DIR = "wandb"
 # Folders of the runs root that never hold runs: the lock files, the records of sweeps, the
-# searches' studies (lastexp.search.SEARCH_DIR)
+# searches' studies (lastexp.optuna_study.SEARCH_DIR)
 LOCK_DIR = ".locks"
 SWEEP_DIR = ".sweeps"
 SEARCH_DIR = "search"

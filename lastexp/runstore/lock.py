@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 # LOCK_DIR lies below the runs root, so that the run directories stay as their commands left them
+from lastexp.errors import RunStoreError
 from lastexp.runstore.layout import LOCK_DIR
 
 
-class RunLockedError(ValueError):
+class RunLockedError(RunStoreError):
     """Another command is training the same run directory."""
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from lastexp.config import ConfigError
+from lastexp.errors import ConfigError
 from lastexp.models.from_config import model_from_config
 from lastexp.runstore.finished import RunError
 from lastexp.train.checkpoint import load_checkpoint

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from lastexp.errors import RunStoreError
 from lastexp.io import atomic_write
 
 # the metrics.json top-1 of each selection rule -> the npz array of its predictions
@@ -40,7 +41,7 @@ def write_scores(path: str | os.PathLike[str], scores: np.ndarray, labels: np.nd
                                           labels=labels, names=names, **extra), mode="wb")
 
 
-class ScoresError(ValueError):
+class ScoresError(RunStoreError):
     """A test_scores.npz that cannot be read (truncated, a member cut, not an npz, a key
     missing); the message is one line naming the file and the fix."""
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lastexp.config import ConfigError
+from lastexp.errors import ConfigError
 from lastexp.io import atomic_write
 from lastexp.runstore.layout import is_resume_file
 

@@ -4,7 +4,7 @@
 fp16 on CUDA and off elsewhere): fp16 needs a GradScaler against underflowing gradients, bf16
 has fp32's exponent range and needs none. ``training.compile`` and ``training.channels_last``
 change how fast a step runs, not what it computes, so they stay out of the run identity
-(``lastexp.config.VOLATILE_KEYS``). Compilation wraps the module that is *called*; the plain
+(``lastexp.runstore.key.VOLATILE_KEYS``). Compilation wraps the module that is *called*; the plain
 module keeps the parameters, so state dicts (checkpoints, SWA, export) never carry
 ``_orig_mod.`` prefixes and load the same with compile on or off.
 """

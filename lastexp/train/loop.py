@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from lastexp.config import ConfigError
+from lastexp.errors import NumericalError
 
 log = logging.getLogger("lastexp.train")
 LINE_SECONDS = 30.0  # without a terminal: a progress line at least this often
@@ -39,7 +39,7 @@ LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, t
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
-class NonFiniteError(ConfigError):
+class NonFiniteError(NumericalError):
     """Too many non-finite steps in a row: the run cannot recover by skipping (one line, naming
     the key to change; the run is marked failed)."""
 

@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lastexp.config import ConfigError
 from lastexp.data.augment import random_rotate_scale
 from lastexp.data.streams import to_stream
+from lastexp.errors import ConfigError
 from lastexp.io import atomic_write
 from lastexp.models.graph import BODY_REGIONS
 from lastexp.train.checkpoint import load_checkpoint, unusable_fix

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from lastexp.config import ConfigError
+from lastexp.errors import ConfigError
 from lastexp.train.checkpoint import (
     architecture,
     check_compatible,
@@ -68,10 +68,10 @@ class RunFacts:
     model from ``config``)."""
 
     model_name: str
-    config: dict[str, Any]  # lastexp.config.identity of the run
+    config: dict[str, Any]  # lastexp.runstore.key.identity of the run
     num_classes: int
     stream: str
-    run_key: str | None = None  # lastexp.config.run_key: resume refuses another run's last.pt
+    run_key: str | None = None  # lastexp.runstore.key.run_key: resume refuses another run's last.pt
 
 
 def checkpoint_contents(parts: Trainables, progress: Progress, facts: RunFacts, *,
@@ -139,8 +139,8 @@ def check_resumable(state: dict[str, Any], path: Path) -> None:
 
 
 def check_same_run(state: dict[str, Any], path: Path, run_key: str | None) -> None:
-    """A ``last.pt`` written by this run (its stored ``run_key``); one written before the key
-    was stored (none in it) is accepted as before."""
+    """A ``last.pt`` written by this run (its stored ``run_key``); one without a stored key
+    (none in it) is accepted."""
     theirs = state.get("run_key")
     if theirs and run_key and theirs != run_key:
         raise ConfigError(f"checkpoint {path} belongs to another run (run key {theirs}, this "

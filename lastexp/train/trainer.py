@@ -26,7 +26,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from lastexp.config import ConfigError
+from lastexp.errors import ConfigError
 from lastexp.models import set_causal
 from lastexp.runstore.layout import RunDir
 from lastexp.runstore.metrics import timestamp, write_metrics

@@ -4,9 +4,9 @@ import torch
 
 from lastexp.config import DatasetConfig, PreprocessingConfig, SyntheticConfig
 from lastexp.data import DataError, load_data
-from lastexp.data import preprocess as prep_mod
+from lastexp.data import arrays as prep_mod
+from lastexp.data.arrays import SplitArrays, build_arrays
 from lastexp.data.dataset import SkeletonDataset, uniform_indices, valid_crop_resize
-from lastexp.data.preprocess import SplitArrays, build_arrays
 from lastexp.data.synthetic import ACTIONS, ensure_corpus
 
 

@@ -9,6 +9,7 @@ code under test for the expectation.
 import numpy as np
 import pytest
 
+from lastexp.data.arrays import sequence_from_file
 from lastexp.data.denoise import (
     denoise,
     denoised_sequence,
@@ -16,7 +17,6 @@ from lastexp.data.denoise import (
     reference_sequence,
     translate,
 )
-from lastexp.data.preprocess import sequence_from_file
 from lastexp.data.skeleton import SkeletonFormatError, parse_skeleton
 
 

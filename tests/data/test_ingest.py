@@ -9,7 +9,7 @@ import pytest
 
 from lastexp.config import DatasetConfig, PreprocessingConfig, SyntheticConfig
 from lastexp.data import DataError, load_arrays, load_data
-from lastexp.data import preprocess as prep_mod
+from lastexp.data import arrays as prep_mod
 from lastexp.data.npz import to_ctrgcn, write_ctrgcn_npz
 from lastexp.data.skeleton import MISSING_SKELETON, _parse_lines, _parse_tokens
 from lastexp.data.synthetic import ensure_corpus

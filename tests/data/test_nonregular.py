@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from lastexp.config import SyntheticConfig
-from lastexp.data.preprocess import NOT_REGULAR
+from lastexp.data.arrays import NOT_REGULAR
 from lastexp.data.synthetic import ensure_corpus
 from tests.conftest import run_cli
 

@@ -12,10 +12,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from lastexp.config import identity, launch_world_size, run_key
 from lastexp.data import DataError, load_data
 from lastexp.data.skeleton import parse_ntu_name
 from lastexp.data.validation import RowView, carve
+from lastexp.runstore.key import identity, launch_world_size, run_key
 from tests.conftest import compose
 
 

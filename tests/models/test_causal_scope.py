@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from lastexp.config import identity, run_key, validate
+from lastexp.config import validate
 from lastexp.models import build_model, set_causal
 from lastexp.models.blocks import MultiScaleTCN, STJointAtt
 from lastexp.models.components import (
@@ -22,6 +22,7 @@ from lastexp.models.components import (
     PartitionedAttention,
 )
 from lastexp.models.last_v2 import CTRGraphConv
+from lastexp.runstore.key import identity, run_key
 from tests.conftest import compose
 
 TCN = (MultiScaleTCN, EpSepTCN)

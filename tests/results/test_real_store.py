@@ -13,9 +13,9 @@ from omegaconf import OmegaConf
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from lastexp.config import identity
 from lastexp.results import build_report, load_store
 from lastexp.results.identity import ConfigReader, catalog_recipe
+from lastexp.runstore.key import identity
 from tests.conftest import run_cli
 
 
@@ -121,7 +121,7 @@ def test_statistics_of_real_runs_match_scipy(real_store, tmp_path):
 
 
 def test_cell_identity_is_the_run_identity_without_the_seed(real_store):
-    """The key a cell groups by is lastexp.config.identity of the saved config, seed left out:
+    """The key a cell groups by is lastexp.runstore.key.identity of the saved config, seed left out:
     the two seeds of a row share it, the two rows do not."""
     reader = ConfigReader()
     keys = {}

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lastexp.config import amp_mode, run_key
+from lastexp.config import amp_mode
 from lastexp.models import available_models, build_model, family_flags, set_causal
+from lastexp.runstore.key import run_key
 from lastexp.train.fastpath import Precision, compiled, to_channels_last, unwrap
 from tests.conftest import compose, run_cli
 

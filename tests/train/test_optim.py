@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from lastexp import build
-from lastexp.config import ConfigError
+from lastexp.errors import ConfigError
 from lastexp.models import build_model
 from lastexp.train.checkpoint import save_checkpoint
 from lastexp.train.distill import FeatureProjector

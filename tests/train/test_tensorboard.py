@@ -55,7 +55,7 @@ def assert_series_equal_history(run_dir: Path) -> None:
 
 
 def test_logger_choice_is_not_run_identity():
-    from lastexp.config import run_key
+    from lastexp.runstore.key import run_key
 
     keys = {run_key(compose(["debug=tiny", f"logger={name}"]))
             for name in ("none", "wandb", "tensorboard", "wandb_tensorboard")}
@@ -121,7 +121,7 @@ def test_tensorboard_series_equal_history_and_resume_does_not_repeat(tmp_path, s
 
 
 def test_logger_list_means_both():
-    from lastexp.config import normalize_overrides
+    from lastexp.aliases import normalize_overrides
 
     assert normalize_overrides(["logger=[wandb,tensorboard]", "logger=[tensorboard, wandb]",
                                 "logger=[tensorboard]"]) == [

@@ -17,8 +17,8 @@ import pytest
 import wandb
 
 from lastexp import build
-from lastexp.config import identity, row_group, run_dir_name
 from lastexp.run import tracking
+from lastexp.runstore.key import identity, row_group, run_dir_name
 from lastexp.train.tracking import job_type, wandb_tags
 from tests.conftest import REPO, compose, run_cli
 from tests.launch.test_sweep_slurm import _wandb_records

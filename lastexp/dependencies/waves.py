@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 from omegaconf import DictConfig
 
-from lastexp.config import ConfigError, normalize_overrides
-from lastexp.deps import is_path, requirements, shared_overrides
+from lastexp.aliases import normalize_overrides
+from lastexp.dependencies.requirements import is_path, requirements, shared_overrides
+from lastexp.errors import ConfigError
 from lastexp.runstore.identity import RunIdentity, debug_of, identity_of
 from lastexp.runstore.walk import find_completed
 
@@ -31,7 +32,7 @@ class PlannedJob:
     reason: str = ""  # for an extra job: who needs it
 
 
-def plan(job_overrides: Sequence[Sequence[str]],
+def plan_afterok(job_overrides: Sequence[Sequence[str]],
          compose: Callable[[list[str]], DictConfig]) -> list[PlannedJob]:
     """The sweep's jobs (first, in order) and any extra ones, each with the indices of the jobs
     it must wait for. ``compose`` turns a job's overrides into its config. Raises ConfigError

@@ -1,22 +1,15 @@
-"""Runs that need other runs: distillation teachers and ensemble members.
-
-A dependency is found in the run store by what it is (ablation ID, dataset, stream, seed and
-the debug preset); when it is absent the error names the exact command that produces it, and
-with ``run_dependencies=true`` lastexp runs that command first.
+"""What a run reads from other runs: its distillation teachers and ensemble members, and the
+overrides such a dependency shares with the run that needs it. The one rule that the run
+itself (:mod:`~lastexp.dependencies.lookup`), ``python -m lastexp.plan`` and the SLURM
+launcher's ordering (:mod:`~lastexp.dependencies.waves`) all apply.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
-
-from lastexp.config import ConfigError
-from lastexp.runstore.identity import RunIdentity, debug_of
-from lastexp.runstore.walk import find_completed
 
 # Overrides of the dependent run that its dependency must share: where runs and data live,
 # the debug preset, dataset sources and logging. Recipes (training.*, model.*) are the
@@ -62,29 +55,3 @@ def distillation_on(dcfg: DictConfig) -> bool:
 def is_path(value: str) -> bool:
     """A run directory given as a path (as opposed to an ablation ID such as B7)."""
     return "/" in value or value.startswith(".") or Path(value).is_dir()
-
-
-def resolve(cfg: DictConfig, *, ref: str, stream: str, role: str) -> Path:
-    """The run directory ``ref`` names: a path, or an ablation ID looked up in the store."""
-    if is_path(ref):
-        path = Path(ref)
-        if not path.is_dir():
-            raise ConfigError(f"{role} run directory {path} does not exist")
-        return path
-    need = RunIdentity(ref, str(cfg.dataset.name), stream, int(cfg.seed), debug_of(cfg))
-    found = find_completed(cfg.paths.runs, need)
-    if found is not None:
-        return found.run_dir
-    extra = shared_overrides()
-    cmd = need.command(extra)
-    if not cfg.run_dependencies:
-        raise ConfigError(
-            f"{role} {ref} ({cfg.dataset.name}, stream {stream}, seed {cfg.seed}) is not in the "
-            f"run store {cfg.paths.runs}; produce it with: {cmd} (or pass run_dependencies=true)"
-        )
-    print(f"lastexp: running the missing {role} first: {cmd}", flush=True)
-    done = subprocess.run([sys.executable, "-m", "lastexp", *need.args(extra)])
-    found = find_completed(cfg.paths.runs, need)
-    if done.returncode != 0 or found is None:
-        raise ConfigError(f"the {role} run failed (exit {done.returncode}): {cmd}")
-    return found.run_dir

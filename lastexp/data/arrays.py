@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lastexp.errors import DataError
+
 from .denoise import reference_sequence
-from .errors import DataError
 from .skeleton import SkeletonFormatError, implausible_coordinates, parse_ntu_name, parse_skeleton
 from .splits import NUM_CLASSES, is_train, keep_action
 from .synthetic import ACTIONS, _mp_context, pool_worker_init

@@ -25,9 +25,9 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from lastexp.config import identity
 from lastexp.io import read_json, write_json
 from lastexp.runstore import RunDir, read_metrics
+from lastexp.runstore.key import identity
 
 SEARCH_DIR = "search"  # below paths.runs: the studies' sqlite files
 OBJECTIVE = "best_top1"  # a search on the test split (search.on_test=true)
