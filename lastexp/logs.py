@@ -30,9 +30,9 @@ from typing import Any, TextIO
 
 import submitit
 
-from lastexp.runstore.layout import RunDir
+from lastexp.runstore.layout import HYDRA_LOG, RunDir
 
-LOG_NAME = "lastexp.log"
+LOG_NAME = HYDRA_LOG
 PRINT_LOGGER = "print"  # the logger name of a printed line in the file
 
 
