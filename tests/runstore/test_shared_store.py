@@ -35,8 +35,14 @@ fig = plt.figure()  # what a figure's drawing imports on first use
 plt.plot([0, 1], [0, 1])
 fig.savefig(io.BytesIO(), format="png")
 plt.close(fig)
+import shutil, tempfile
 import lastexp.results.__main__ as results
 import lastexp.results.plots
+# one whole run first, into a throwaway folder: every module and font the tables and figures load
+# on first use (a glyph's fallback font) is loaded while the interpreter's folders are readable
+warm = tempfile.mkdtemp()
+results.main([*sys.argv[3:sys.argv.index("--out")], "--out", warm + "/t", "--quiet"])
+shutil.rmtree(warm)
 uid, gid = int(sys.argv[1]), int(sys.argv[2])
 os.setgroups([])
 os.setgid(gid)
