@@ -60,6 +60,8 @@ def skip_reason(argv: list[str]) -> str | None:
                "wheel into a fresh venv)"
     if "pytest" in argv:
         return "the test suite itself (.ci/run runs it)"
+    if argv[:4] == ["python", "-m", "lastexp.runs", "rm"] and "--yes" not in argv:
+        return "asks on a terminal before it removes anything (the test has none)"
     if "hydra/launcher=submitit_slurm" in line:
         return "needs a SLURM cluster (tests/launch/test_sweep_slurm.py, marker slurm)"
     if re.search(r"dataset=ntu|raw_dir=|dataset\.npz=", line):
@@ -96,7 +98,18 @@ def results_flags(env: dict[str, str]) -> list[str]:
     return ["--include-debug"] if "--include-debug" in proc.stdout else []
 
 
+def expand(argv: list[str], cwd: Path) -> list[str]:
+    """The words bash would pass: a pattern with ``*`` becomes its sorted matches (or stays as
+    written when nothing matches, as bash leaves it)."""
+    out = []
+    for word in argv:
+        found = sorted(str(p.relative_to(cwd)) for p in cwd.glob(word)) if "*" in word else []
+        out.extend(found or [word])
+    return out
+
+
 def run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    argv = expand(argv, cwd)
     cmd = [sys.executable, *argv[1:]] if argv[0] == "python" else [
         sys.executable, "-m", "lastexp", *argv[1:]]
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
@@ -193,7 +206,8 @@ def test_skip_reasons_are_listed_for_every_skipped_command():
         "installs into the environment under test (tests/test_install.py installs the wheel "
         "into a fresh venv)", "the test suite itself (.ci/run runs it)",
         "needs a SLURM cluster (tests/launch/test_sweep_slurm.py, marker slurm)",
-        "needs the real NTU RGB+D data"}
+        "needs the real NTU RGB+D data",
+        "asks on a terminal before it removes anything (the test has none)"}
     assert ["python", "-m", "lastexp", "training.epochs=3", "scheduler.warmup_epochs=1",
             "logger=none"] in commands
     assert all(skip_reason(c) is None for c in commands if "+sweep=demo" in c)
