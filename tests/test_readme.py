@@ -191,9 +191,14 @@ def check_where_files_land(work: Path) -> None:
     assert sum((r / "optimization_results.yaml").is_file() for r in records) == 3
     assert not (runs / "optimization_results.yaml").exists()
     # the study: <paths.runs>/search/lr_dropout_<model>_<stream>_<dataset>_s<seed>_<hash>.db
-    (study,) = (runs / "search").glob("*.db")
-    assert re.fullmatch(r"lr_dropout_last_e_base_joint_synthetic_s1_[0-9a-f]{8}\.db",
-                        study.name), study.name
+    # (two: the validation-split searches share one study, the search on the test split has its
+    # own, with its protocol beside it)
+    studies = sorted((runs / "search").glob("*.db"))
+    assert len(studies) == 2, studies
+    for study in studies:
+        assert re.fullmatch(r"lr_dropout_last_e_base_joint_synthetic_s1_[0-9a-f]{8}\.db",
+                            study.name), study.name
+        assert study.with_suffix(".json").is_file(), study
     # nothing lands in Hydra's default outputs/ or multirun/ folders
     assert not (work / "outputs").exists() and not (work / "multirun").exists()
 

@@ -21,7 +21,7 @@ from lastexp.run import tracking
 from lastexp.runstore.key import identity, row_group, run_dir_name
 from lastexp.train.tracking import job_type, wandb_tags
 from tests.conftest import REPO, compose, run_cli
-from tests.launch.test_sweep_slurm import _wandb_records
+from tests.launch.test_sweep_slurm import _wandb_epochs, _wandb_records
 from tests.resume.test_kill_resume import HARNESS
 
 
@@ -32,8 +32,8 @@ def run_record(path: Path):
 
 
 def steps(path: Path) -> list[int]:
-    return [r.history.step.num for r in _wandb_records(path)
-            if r.WhichOneof("record_type") == "history"]
+    """The epochs a wandb offline run file logged (one record per epoch carries ``epoch``)."""
+    return _wandb_epochs(path)
 
 
 def group(*overrides: str) -> str:
