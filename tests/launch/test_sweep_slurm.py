@@ -203,7 +203,7 @@ def _wandb_epochs(path: Path) -> list[int]:
     for rec in _wandb_records(path):
         if rec.WhichOneof("record_type") == "history":
             epochs += [int(json.loads(item.value_json)) for item in rec.history.item
-                       if item.key == "epoch"]
+                       if (item.key or ".".join(item.nested_key)) == "epoch"]
     return epochs
 
 
