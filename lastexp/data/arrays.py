@@ -6,7 +6,6 @@ numpy only (no torch): worker processes import just this module and the parser.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -21,7 +20,8 @@ from lastexp.errors import DataError
 from .denoise import reference_sequence
 from .skeleton import SkeletonFormatError, implausible_coordinates, parse_ntu_name, parse_skeleton
 from .splits import NUM_CLASSES, is_train, keep_action
-from .synthetic import ACTIONS, _mp_context, pool_worker_init
+from .synthetic_motion import ACTIONS
+from .workers import map_jobs
 
 if TYPE_CHECKING:  # pragma: no cover
     from lastexp.config import PreprocessingConfig
@@ -209,20 +209,8 @@ def build_arrays(
     if workers is None:
         workers = os.cpu_count() or 1
     total = len(jobs)
-    results = []
-    if workers > 1 and total >= POOL_MIN_FILES:
-        chunk = max(1, min(64, total // (workers * 16)))
-        ctx = mp.get_context(_mp_context())
-        with ctx.Pool(workers, initializer=pool_worker_init) as pool:
-            for r in pool.imap(_work, jobs, chunksize=chunk):
-                results.append(r)
-                if progress is not None:
-                    progress(len(results), total)
-    else:
-        for j in jobs:
-            results.append(_work(j))
-            if progress is not None:
-                progress(len(results), total)
+    chunk = max(1, min(64, total // (max(workers, 1) * 16)))
+    results = map_jobs(_work, jobs, workers if total >= POOL_MIN_FILES else 1, chunk, progress)
 
     out: dict[str, SplitArrays] = {}
     lengths: list[int] = []

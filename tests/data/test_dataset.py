@@ -7,7 +7,8 @@ from lastexp.data import DataError, load_data
 from lastexp.data import arrays as prep_mod
 from lastexp.data.arrays import SplitArrays, build_arrays
 from lastexp.data.dataset import SkeletonDataset, uniform_indices, valid_crop_resize
-from lastexp.data.synthetic import ACTIONS, ensure_corpus
+from lastexp.data.synthetic import ensure_corpus
+from lastexp.data.synthetic_motion import ACTIONS
 
 
 def synth(**kw):

@@ -3,7 +3,8 @@ import numpy as np
 from lastexp.config import SyntheticConfig
 from lastexp.data.denoise import reference_sequence
 from lastexp.data.skeleton import parse_ntu_name, parse_skeleton
-from lastexp.data.synthetic import ACTIONS, TWO_PERSON, ensure_corpus, generate_corpus
+from lastexp.data.synthetic import ensure_corpus, generate_corpus
+from lastexp.data.synthetic_motion import ACTIONS, TWO_PERSON
 
 
 def small(**kw):
