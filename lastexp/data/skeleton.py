@@ -12,7 +12,7 @@ Well-formed files take a vectorised path (:func:`_parse_lines`): the frame/body 
 checked from the separators on each line, and only x, y, z are converted, eight digits at a
 time in uint64 words, in a handful of numpy passes over the bytes. Anything unusual goes to
 the token-based reference parser (:func:`_parse_tokens`), which accepts any whitespace layout
-and words the error.
+and words the error. The digits are read by :mod:`lastexp.data.fast_decimals`.
 numpy only: this module must not import torch.
 """
 
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .fast_decimals import line_xyz
 
 NUM_JOINTS = 25
 BODY_INFO_FIELDS = 10
@@ -154,35 +156,8 @@ def _parse_tokens(data: bytes) -> dict:
 
 
 # --- fast path ----------------------------------------------------------------------------
-# numpy has no vectorised "parse these byte ranges as decimals", and converting through Python
-# floats or numpy's string casts costs 50-80 ns a value, which alone would use up the budget.
-# So the fast path works on 8-byte words (SWAR): every value is loaded right-aligned into two
-# little-endian uint64 words, eight ASCII digits become an integer in three multiply-shift
-# steps, and dots and signs are found with the zero-byte test. Hand-written because no
-# maintained library parses this layout vectorised.
-_U = np.uint64
-_ONES = (1 << 64) - 1
-_C2D = _U(0x2D2D2D2D2D2D2D2D)  # "-"
-_C2E = _U(0x2E2E2E2E2E2E2E2E)  # "."
-_C0F = _U(0x0F0F0F0F0F0F0F0F)
-_C30 = _U(0x3030303030303030)
-_C76 = _U(0x7676767676767676)
-_C7F = _U(0x7F7F7F7F7F7F7F7F)
-_C01 = _U(0x0101010101010101)
-_C80 = _U(0x8080808080808080)
-_M16 = _U(0x00FF00FF00FF00FF)
-_M32 = _U(0x0000FFFF0000FFFF)
-_M64 = _U(0xFFFFFFFF)
-# a value of length k ends the 16-byte (hi, lo) pair: keep its top k bytes, zero the rest
-_MASK_HI = np.array([(_ONES << (8 * (16 - k))) & _ONES if k > 8 else 0 for k in range(16)],
-                    dtype=_U)
-_MASK_LO = np.array([(_ONES << (8 * (8 - min(k, 8)))) & _ONES for k in range(16)], dtype=_U)
-_P10U = np.array([10**k for k in range(16)], dtype=_U)
-# divisor at 17 * negative + (digits after the dot + 1, or 0 without a dot): sign included
-_DIV = np.array([1.0] + [10.0**k for k in range(1, 17)]
-                + [-1.0] + [-(10.0**k) for k in range(1, 17)])
-_MAX_ODD = 256  # values per file sent to float() before the token parser is cheaper
-_WINDOW = 48  # bytes from a joint line's start that hold x, y and z (31 in NTU's files)
+# The file's structure is checked from the separators of each line in a handful of whole-file
+# numpy passes; x, y and z are read by :func:`lastexp.data.fast_decimals.line_xyz`.
 _SCRATCH = threading.local()
 
 
@@ -194,83 +169,6 @@ def _scratch(n: int) -> np.ndarray:
         buf = np.empty((3, max(n, 1 << 19)), dtype=bool)
         _SCRATCH.buf = buf
     return buf[:, :n]
-
-
-def _digits8(w: np.ndarray) -> np.ndarray:
-    """Eight ASCII digits per word (first in the lowest byte; 0x00 bytes read as 0) -> their
-    decimal value, in place: pairs, then fours, then eights of digits."""
-    w &= _C0F
-    w *= _U(10 * 256 + 1)
-    w >>= _U(8)
-    w &= _M16
-    w *= _U(100 * 65536 + 1)
-    w >>= _U(16)
-    w &= _M32
-    w *= _U(10000 * (1 << 32) + 1)
-    w >>= _U(32)
-    return w
-
-
-def _marks(w: np.ndarray, byte: np.uint64) -> np.ndarray:
-    """0x80 in the bytes of ``w`` equal to ``byte`` (repeated in every byte), else 0. The
-    short zero-byte test: a false mark needs a byte equal to ``byte ^ 1`` ('/' for '.', ','
-    for '-') right above a true one, so it only ever adds a second dot (or sign) to a value
-    that has one, and the form check rejects that value either way."""
-    t = w ^ byte
-    m = t - _C01
-    np.invert(t, out=t)
-    m &= t
-    m &= _C80
-    return m
-
-
-def _decimals(words: np.ndarray, e: np.ndarray, length: np.ndarray, neg: np.ndarray):
-    """Values ``data[e - length: e]`` of the form -?digits[.digits] (length <= 15) as float64,
-    bit-identical to ``float()``, and whether each one has that form (a sign only first, one
-    dot at most, a digit).
-
-    With the dot read as a 0 digit, the 16 bytes give ``full = int * 10**(f+1) + frac``; the
-    mantissa is ``(full + 9 * frac) / 10``, an exact integer below 2**53, and one division by
-    an exact power of ten rounds it correctly, as ``float()`` does."""
-    pair = words[e - 16].view(_U).reshape(-1, 2)  # (hi, lo): the 16 bytes that end at e
-    pair[:, 0] &= _MASK_HI[length]
-    pair[:, 1] &= _MASK_LO[length]
-    dots = _marks(pair, _C2E)
-    minus = _marks(pair, _C2D)
-    cd = np.bitwise_count(dots)
-    cm = np.bitwise_count(minus)
-    ndots = cd[:, 0] + cd[:, 1]
-    nminus = cm[:, 0] + cm[:, 1]
-    x = pair ^ _C30  # digits become 0..9
-    nondigit = x & _C7F
-    nondigit += _C76
-    nondigit |= x
-    nondigit &= _C80  # 0x80 in every byte that is not a digit (padding, '.', '-', others)
-    cn = np.bitwise_count(nondigit)
-    other = cn[:, 0] + cn[:, 1] + length
-    other -= ndots + nminus + np.uint8(16)  # neither digit, dot, sign nor padding
-    neg8 = neg.view(np.uint8)
-    ok = (ndots <= 1) & (nminus == neg8) & (length > ndots + nminus) & (other == 0)
-    above = np.bitwise_count(~(dots | (dots - _U(1)))) >> np.uint8(3)  # bytes after the dot
-    f = above[:, 0] + above[:, 1]  # digits after the dot (uint8 throughout: mixed-type
-    f += np.minimum(cd[:, 0], 1) << np.uint8(3)  # arithmetic costs numpy a cast per operand)
-    np.minimum(f, 15, out=f)  # (only malformed values, rejected below, have more)
-    dots |= minus  # read '.' and '-' as 0
-    dots >>= _U(7)
-    dots *= _U(255)
-    pair &= ~dots
-    d = _digits8(pair)
-    full = d[:, 0] * _U(100_000_000)
-    full += d[:, 1]
-    num = full % _P10U[f]
-    num *= _U(9)
-    num += full
-    vals = num.astype(np.float64)
-    k = f + np.uint8(1)
-    k *= np.minimum(ndots, 1)
-    k += neg8 * np.uint8(17)
-    vals /= _DIV[k]
-    return vals, ok
 
 
 def _parse_lines(data: bytes) -> dict | None:
@@ -285,12 +183,40 @@ def _parse_lines(data: bytes) -> dict | None:
     it equals :func:`_parse_tokens`'s, except that a malformed value in a column lastexp never
     reads (depth, colour, orientation: e.g. '1.2.3' or 'x') is not noticed.
     """
-    n = len(data)
-    if n < 2:
+    if len(data) < 2:
         return None
     b = np.frombuffer(data, dtype=np.uint8)
     if b[0] <= 32 or b[0] == 45 or b[-1] == 32:
         return None
+    lines = _line_spaces(b)
+    blocks = None if lines is None else _body_blocks(b, *lines)
+    if blocks is None:
+        return None
+    starts, ends, _ = lines
+    info, joint_lines, bc = blocks
+    try:
+        num_frames = int(data[: ends[0]])
+    except ValueError:
+        return None
+    if num_frames != len(bc):
+        return None
+    nbodies = _body_counts(data, b, starts[bc], ends[bc])
+    if nbodies is None or (len(info) and (not len(bc) or info[0] < bc[0])):
+        return None
+    first = np.searchsorted(info, bc)
+    if not np.array_equal(np.diff(first, append=len(info)), nbodies):
+        return None
+    bodies = _bodies(data, starts, info, joint_lines, bc) if len(info) else {}
+    if bodies is None:
+        return None
+    return {"num_frames": num_frames, "bodies": bodies}
+
+
+def _line_spaces(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Each line's start, end (before its line break) and count of spaces, or None unless
+    values are separated by single spaces, lines end alike (all LF or all CRLF) and the first
+    line holds no space."""
+    n = len(b)
     sep, is_nl, tmp = _scratch(n)
     # separators: space, CR, LF (a tab or a lone CR splits values as in the token parser)
     n_sep = np.count_nonzero(np.less_equal(b, 32, out=sep))
@@ -316,6 +242,14 @@ def _parse_lines(data: bytes) -> dict | None:
     spaces[: len(nl)] -= np.uint8(1 + cr)
     if spaces[0]:
         return None
+    return starts, ends, spaces
+
+
+def _body_blocks(b: np.ndarray, starts: np.ndarray, ends: np.ndarray, spaces: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The body-info lines, the joint lines of their blocks and the body-count lines (one per
+    frame), or None unless every line is one of those or the frame count, and every body block
+    is a body-info line, a joint-count line of exactly "25" and 25 joint lines."""
     n_lines = len(starts)
     info = np.flatnonzero(spaces == BODY_INFO_FIELDS - 1)
     is_count = spaces == 0
@@ -335,98 +269,45 @@ def _parse_lines(data: bytes) -> dict | None:
             return None
         is_count[jc] = False
     is_count[0] = False
-    bc = np.flatnonzero(is_count)  # one body-count line per frame
-    try:
-        num_frames = int(data[: ends[0]])
-    except ValueError:
-        return None
-    if num_frames != len(bc):
-        return None
-    # body counts: one digit (or '-' / '.': garbage) almost always; int() for the rest
-    nbodies = b[starts[bc]].astype(np.intp) - 48
-    wide = np.flatnonzero((ends[bc] - starts[bc] != 1) | (nbodies < 0))
+    return info, joint_lines, np.flatnonzero(is_count)
+
+
+def _body_counts(data: bytes, b: np.ndarray, starts: np.ndarray,
+                 ends: np.ndarray) -> np.ndarray | None:
+    """The body count of each body-count line (``starts``/``ends``), or None unless each is
+    an integer in 0..16."""
+    # one digit (or '-' / '.': garbage) almost always; int() for the rest
+    nbodies = b[starts].astype(np.intp) - 48
+    wide = np.flatnonzero((ends - starts != 1) | (nbodies < 0))
     for i in wide.tolist():
         try:
-            nbodies[i] = int(data[starts[bc[i]]: ends[bc[i]]])
+            nbodies[i] = int(data[starts[i]: ends[i]])
         except ValueError:
             return None
     if len(nbodies) and (nbodies.min() < 0 or nbodies.max() > 16):
         return None
-    if len(info) and (not len(bc) or info[0] < bc[0]):
+    return nbodies
+
+
+def _bodies(data: bytes, starts: np.ndarray, info: np.ndarray, joint_lines: np.ndarray,
+            bc: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """Each body's frames and x, y, z (as :func:`_parse_tokens` gives them), from its
+    body-info lines ``info`` and their ``joint_lines``; ``bc``: the body-count lines. None when
+    a value is not read exactly here or a body ID is no integer."""
+    xyz = line_xyz(data, starts[joint_lines])
+    if xyz is None:
         return None
-    first = np.searchsorted(info, bc)
-    if not np.array_equal(np.diff(first, append=len(info)), nbodies):
-        return None
+    xyz = xyz.reshape(len(info), NUM_JOINTS, 3)
+    frames = np.searchsorted(bc, info) - 1
+    groups: dict[bytes, list[int]] = {}
+    for r, s in enumerate(starts[info].tolist()):
+        groups.setdefault(data[s: data.index(b" ", s)], []).append(r)
     bodies: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    if len(info):
-        xyz = _xyz_values(data, starts[joint_lines])
-        if xyz is None:
-            return None
-        xyz = xyz.reshape(len(info), NUM_JOINTS, 3)
-        frames = np.searchsorted(bc, info) - 1
-        groups: dict[bytes, list[int]] = {}
-        for r, s in enumerate(starts[info].tolist()):
-            groups.setdefault(data[s: data.index(b" ", s)], []).append(r)
-        for bid, rows in groups.items():
-            if not bid.isdigit():
-                return None  # NTU's body IDs are integers; anything else: the token parser
-            bodies[bid.decode("latin-1")] = (frames[rows].astype(np.int64), xyz[rows])
-    return {"num_frames": num_frames, "bodies": bodies}
-
-
-def _xyz_values(data: bytes, line_starts: np.ndarray) -> np.ndarray | None:
-    """The first three values of each joint line as float32 (L*3,), or None."""
-    n = len(data)
-    if len(line_starts) == 0 or line_starts[0] < 16 or n < 2 * _WINDOW:
-        return None
-    # 16 bytes from every offset: one gather fetches a value's (hi, lo) words (a 16-byte void
-    # item copies as fast as one unaligned uint64)
-    words = np.ndarray((n - 15,), dtype="V16", buffer=data, strides=(1,))
-    windows = np.ndarray((n - _WINDOW + 1,), dtype=f"V{_WINDOW}", buffer=data, strides=(1,))
-    # the last lines' windows run past the end: those few come from a zero-padded copy
-    late = int(np.searchsorted(line_starts, n - _WINDOW, side="right"))
-    win = np.empty(len(line_starts), dtype=f"V{_WINDOW}")
-    win[:late] = windows[line_starts[:late]]
-    if late < len(line_starts):
-        t0 = n - 2 * _WINDOW
-        tail = data[t0:] + bytes(_WINDOW)
-        win[late:] = np.ndarray((2 * _WINDOW + 1,), dtype=f"V{_WINDOW}", buffer=tail,
-                                strides=(1,))[line_starts[late:] - t0]
-    # x, y and z end at the first three separators of the line: a bit mask of the separators
-    # in its first 48 bytes, and the lowest set bit three times
-    seps = win.view(np.uint8).reshape(-1, _WINDOW) <= 32
-    bits = np.zeros((len(line_starts), 8), dtype=np.uint8)
-    bits[:, : _WINDOW // 8] = np.packbits(seps, axis=1, bitorder="little")
-    mask = bits.view(_U).ravel()
-    se = np.empty((len(line_starts), 4), dtype=np.intp)  # x, y, z start at 0..2, end at 1..3
-    se[:, 0] = line_starts
-    for k in range(1, 4):
-        at = np.bitwise_count((mask - _U(1)) & ~mask)  # the lowest set bit; 64 where none
-        if at.max() >= _WINDOW:
-            return None  # longer values than NTU's: the token parser reads them
-        np.add(line_starts, at.astype(np.intp) + 1, out=se[:, k])
-        mask &= mask - _U(1)
-    s = se[:, :3].ravel()
-    e = se[:, 1:].ravel() - 1
-    length = e - s
-    if length.min() < 1 or length.max() > 15:
-        return None  # an empty value, or one of 16 characters or more (the token parser reads it)
-    length = length.astype(np.uint8)
-    neg = np.frombuffer(data, dtype=np.uint8)[s] == 45
-    vals, ok = _decimals(words, e, length, neg)
-    odd = np.flatnonzero(~ok)  # exponents ('1.234567E-05') and anything unusual: float()
-    if len(odd) > _MAX_ODD:
-        return None
-    for i in odd.tolist():
-        try:
-            vals[i] = float(data[s[i]: e[i]])
-        except ValueError:
-            return None  # not a number: the token parser words it
-    with np.errstate(over="ignore"):
-        out = vals.astype(np.float32)
-    if len(odd) and not np.isfinite(out[odd]).all():
-        return None  # beyond float32: the token parser words it
-    return out
+    for bid, rows in groups.items():
+        if not bid.isdigit():
+            return None  # NTU's body IDs are integers; anything else: the token parser
+        bodies[bid.decode("latin-1")] = (frames[rows].astype(np.int64), xyz[rows])
+    return bodies
 
 
 def parse_skeleton_bytes(data: bytes) -> dict:
