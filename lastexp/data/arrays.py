@@ -153,6 +153,87 @@ NOT_REGULAR = "not a regular file (a FIFO, socket or device); not opened"
 DANGLING = "a symbolic link to nothing"
 
 
+SIDES = ("train", "test")
+
+
+@dataclass
+class _Chosen:
+    """The files each side of a split reads (path, label), in name order, and what the walk
+    left out: ``skipped`` (file name -> reason) and the count of ``excluded`` actions."""
+
+    files: dict[str, list[tuple[Path, int]]] = field(
+        default_factory=lambda: {side: [] for side in SIDES})
+    skipped: dict[str, str] = field(default_factory=dict)
+    excluded: int = 0
+
+
+@dataclass
+class _Tally:
+    """The clip lengths and body counts of the samples kept, for the summary."""
+
+    lengths: list[int] = field(default_factory=list)
+    raw_bodies: Counter = field(default_factory=Counter)
+    kept_bodies: Counter = field(default_factory=Counter)
+
+
+def _choose_files(files: list[Path], benchmark: str, split: str, limit: int | None,
+                  missing: set[str] | None) -> _Chosen:
+    """Sort ``files`` into the sides of ``benchmark``/``split`` (the first ``limit`` of each),
+    skipping what is no regular file, not NTU-named or in the ``missing`` list."""
+    chosen = _Chosen()
+    for path in files:
+        if not path.is_file():  # a FIFO, socket or device: opening it could block forever
+            chosen.skipped[path.name] = (DANGLING if path.is_symlink() and not path.exists()
+                                         else NOT_REGULAR)
+            continue
+        try:
+            name = parse_ntu_name(path.stem)
+        except ValueError:
+            chosen.skipped[path.name] = "not NTU naming"
+            continue
+        if not keep_action(name, benchmark):
+            chosen.excluded += 1
+            continue
+        if missing and name.stem in missing:
+            chosen.skipped[path.name] = MISSING_LISTED
+            continue
+        side = "train" if is_train(name, benchmark, split) else "test"
+        if limit is None or len(chosen.files[side]) < limit:
+            chosen.files[side].append((path, name.label))
+    return chosen
+
+
+def _keep(files: list[tuple[Path, int]], results: list[tuple[str, Any]],
+          skipped: dict[str, str], tally: _Tally) -> tuple[list[np.ndarray], list[int], list[str]]:
+    """The sequences, labels and names of the ``files`` whose ``results`` (one each, from
+    :func:`_work`) are usable; the others go to ``skipped`` with their reason."""
+    seqs, labels, names = [], [], []
+    for (path, label), (status, value) in zip(files, results):
+        if status == "skip":
+            skipped[path.name] = value
+            continue
+        seq, n_raw, n_kept, n_frames = value
+        seqs.append(seq)
+        labels.append(label)
+        names.append(path.stem)
+        tally.lengths.append(n_frames)
+        tally.raw_bodies[n_raw] += 1
+        tally.kept_bodies[n_kept] += 1
+    return seqs, labels, names
+
+
+def frame_stats(lengths: list[int] | np.ndarray) -> dict[str, Any]:
+    """summary.json's ``frames``: min, mean (2 decimals) and max of the clips' valid frames."""
+    lengths = np.asarray(lengths)
+    return {"min": int(lengths.min()), "mean": round(float(lengths.mean()), 2),
+            "max": int(lengths.max())}
+
+
+def body_stats(counts: Counter) -> dict[str, int]:
+    """summary.json's ``bodies``: how many samples have each body count, by count."""
+    return {str(k): v for k, v in sorted(counts.items())}
+
+
 def build_arrays(
     raw_dir: str | Path,
     benchmark: str,
@@ -178,34 +259,10 @@ def build_arrays(
     """
     num_person = int(prep.num_person)
     max_frames = int(prep.max_frames)
-    files = list_skeleton_files(raw_dir)
-    skipped: dict[str, str] = {}
-    chosen: dict[str, list[tuple[Path, int]]] = {"train": [], "test": []}
-    excluded = 0
-    for path in files:
-        if not path.is_file():  # a FIFO, socket or device: opening it could block forever
-            skipped[path.name] = (DANGLING if path.is_symlink() and not path.exists()
-                                  else NOT_REGULAR)
-            continue
-        try:
-            name = parse_ntu_name(path.stem)
-        except ValueError:
-            skipped[path.name] = "not NTU naming"
-            continue
-        if not keep_action(name, benchmark):
-            excluded += 1
-            continue
-        if missing and name.stem in missing:
-            skipped[path.name] = MISSING_LISTED
-            continue
-        side = "train" if is_train(name, benchmark, split) else "test"
-        if limit is None or len(chosen[side]) < limit:
-            chosen[side].append((path, name.label))
-
-    copy_single = bool(prep.copy_single_body)
+    chosen = _choose_files(list_skeleton_files(raw_dir), benchmark, split, limit, missing)
     window = stored_window(prep)
-    jobs = [(str(p), num_person, max_frames, copy_single, window)
-            for side in ("train", "test") for p, _ in chosen[side]]
+    jobs = [(str(p), num_person, max_frames, bool(prep.copy_single_body), window)
+            for side in SIDES for p, _ in chosen.files[side]]
     if workers is None:
         workers = os.cpu_count() or 1
     total = len(jobs)
@@ -213,38 +270,18 @@ def build_arrays(
     results = map_jobs(_work, jobs, workers if total >= POOL_MIN_FILES else 1, chunk, progress)
 
     out: dict[str, SplitArrays] = {}
-    lengths: list[int] = []
-    raw_bodies: Counter = Counter()
-    kept_bodies: Counter = Counter()
-    pos = 0
-    for side in ("train", "test"):
-        seqs, labels, names = [], [], []
-        for path, label in chosen[side]:
-            status, value = results[pos]
-            pos += 1
-            if status == "skip":
-                skipped[path.name] = value
-                continue
-            seq, n_raw, n_kept, n_frames = value
-            seqs.append(seq)
-            labels.append(label)
-            names.append(path.stem)
-            lengths.append(n_frames)
-            raw_bodies[n_raw] += 1
-            kept_bodies[n_kept] += 1
+    tally = _Tally()
+    for side in SIDES:
+        files = chosen.files[side]
+        seqs, labels, names = _keep(files, results[:len(files)], chosen.skipped, tally)
+        results = results[len(files):]
         if not seqs:
             raise DataError(
                 f"the {side} split of {benchmark}/{split} is empty: no usable .skeleton file "
-                f"under dataset.raw_dir={str(raw_dir)!r} ({len(skipped)} skipped); check "
+                f"under dataset.raw_dir={str(raw_dir)!r} ({len(chosen.skipped)} skipped); check "
                 "dataset.raw_dir, dataset.benchmark and dataset.split"
             )
         out[side] = _stack(seqs, labels, names, alloc, side)
-        del seqs
-
-    if benchmark == "synthetic":
-        num_classes = len(ACTIONS)
-    else:
-        num_classes = NUM_CLASSES[benchmark]
     summary = {
         "source": "raw",
         "raw_dir": str(raw_dir),
@@ -252,17 +289,13 @@ def build_arrays(
         "split": split,
         "n_train": len(out["train"]),
         "n_test": len(out["test"]),
-        "num_classes": num_classes,
+        "num_classes": len(ACTIONS) if benchmark == "synthetic" else NUM_CLASSES[benchmark],
         "num_person": num_person,
-        "skipped": dict(sorted(skipped.items())),
-        "excluded_actions": excluded,
-        "frames": {
-            "min": int(min(lengths)),
-            "mean": round(float(np.mean(lengths)), 2),
-            "max": int(max(lengths)),
-        },
+        "skipped": dict(sorted(chosen.skipped.items())),
+        "excluded_actions": chosen.excluded,
+        "frames": frame_stats(tally.lengths),
         "stored_frames": stored_frames_text(window, max_frames),
-        "bodies": {str(k): v for k, v in sorted(raw_bodies.items())},
-        "bodies_kept": {str(k): v for k, v in sorted(kept_bodies.items())},
+        "bodies": body_stats(tally.raw_bodies),
+        "bodies_kept": body_stats(tally.kept_bodies),
     }
     return out["train"], out["test"], summary

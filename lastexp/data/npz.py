@@ -23,7 +23,15 @@ import numpy as np
 
 from lastexp.errors import DataError
 
-from .arrays import SplitArrays, _zeros, store_frames, stored_frames_text
+from .arrays import (
+    SIDES,
+    SplitArrays,
+    _zeros,
+    body_stats,
+    frame_stats,
+    store_frames,
+    stored_frames_text,
+)
 from .skeleton import MAX_ABS_COORD, MISSING_SKELETON, NUM_JOINTS, parse_ntu_name
 from .splits import SPLITS, is_train
 
@@ -178,6 +186,89 @@ def _labels(y: np.ndarray, key: str, path: Path, n: int,
     return labels, classes
 
 
+def _open(path: Path) -> Any:
+    """The npz at ``path``, memory-mapped; refused in one line when it is no readable npz or
+    lacks one of :data:`KEYS`."""
+    if not path.is_file():
+        raise DataError(f"dataset.npz={str(path)!r} is not a file"
+                            "; give the path of a CTR-GCN npz (x_train, y_train, x_test, y_test)")
+    try:
+        z = np.load(path, allow_pickle=False, mmap_mode="r")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0].split(". ")[0]
+        raise DataError(f"dataset.npz={str(path)!r} is not a readable npz ({first}); a "
+                        "truncated copy? copy it again, or point dataset.npz at a CTR-GCN "
+                        "npz") from None
+    missing = [k for k in KEYS if k not in z.files]
+    if missing:
+        z.close()
+        raise DataError(f"dataset.npz={str(path)!r}: missing key(s) {', '.join(missing)} "
+                        f"(a CTR-GCN npz holds {', '.join(KEYS)})")
+    return z
+
+
+def _side_data(z: Any, side: str, path: Path, declared: int,
+               limit: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """One side's coordinates as float32 (N, T, 2, 25, 3), its labels and its class count
+    (the first ``limit`` samples); each check refuses in one line naming the key."""
+    x = _read(z, f"x_{side}", path)
+    if x.ndim != 3 or x.shape[2] != BODIES * NUM_JOINTS * 3:
+        raise DataError(f"dataset.npz={str(path)!r}: x_{side} has shape "
+                        f"{tuple(x.shape)}, expected (N, T, {BODIES * NUM_JOINTS * 3})")
+    labels, classes = _labels(np.asarray(_read(z, f"y_{side}", path)), f"y_{side}",
+                              path, len(x), declared)
+    if limit is not None:
+        x, labels = x[:limit], labels[:limit]
+    if x.dtype.kind not in "iuf":
+        raise DataError(f"dataset.npz={str(path)!r}: x_{side} holds {x.dtype} values; "
+                        "expected float32 coordinates")
+    if x.shape[1] == 0:
+        raise DataError(f"dataset.npz={str(path)!r}: x_{side} has zero frames (shape "
+                        f"{tuple(x.shape)}); write (N, T, 150) with T >= 1 frames")
+    data = np.asarray(x, dtype=np.float32).reshape(len(x), x.shape[1], BODIES, NUM_JOINTS, 3)
+    bad = np.flatnonzero(~np.isfinite(data).all(axis=(1, 2, 3, 4)))
+    if len(bad):
+        raise DataError(f"dataset.npz={str(path)!r}: x_{side} holds NaN or inf in "
+                        f"{len(bad)} sample(s) (the first at index {int(bad[0])}); "
+                        "clean the file or drop those samples")
+    far = np.flatnonzero(np.abs(data).max(axis=(1, 2, 3, 4)) > MAX_ABS_COORD)
+    if len(far):
+        raise DataError(f"dataset.npz={str(path)!r}: x_{side} holds coordinates "
+                        f"beyond {MAX_ABS_COORD:g} m in {len(far)} sample(s) (the "
+                        f"first at index {int(far[0])}), which no capture has; clean "
+                        "the file or drop those samples")
+    return data, labels, classes
+
+
+def _sample_names(stored: dict[str, list[str]] | None, side: str, n: int,
+                  path: Path) -> list[str]:
+    """The names of a side's ``n`` samples: stored in the file, or by position."""
+    if stored is None:
+        return [f"{side}_{i:06d}" for i in range(n)]
+    names = stored[side][:n]
+    if len(names) != n:
+        raise DataError(f"dataset.npz={str(path)!r}: {side}_names has "
+                        f"{len(names)} names but x_{side} has {n} samples")
+    return names
+
+
+def _stored_side(data: np.ndarray, lengths: np.ndarray, keep: np.ndarray, labels: np.ndarray,
+                 names: list[str], arr: np.ndarray, window: int | None,
+                 max_frames: int) -> SplitArrays:
+    """The ``keep`` samples of ``data`` (valid frames ``lengths``) as the cache stores them
+    (:func:`lastexp.data.arrays.store_frames`), written into ``arr``."""
+    num_person = arr.shape[-1]
+    if window is not None:
+        new_len = np.full(len(keep), window, dtype=np.int64)
+    else:
+        new_len = np.minimum(lengths[keep], max_frames)
+    for j, i in enumerate(keep.tolist()):
+        seq = store_frames(data[i, : lengths[i], :num_person], window, max_frames)
+        arr[j, :, : len(seq)] = seq.transpose(3, 0, 2, 1)
+    return SplitArrays(arr, labels[keep], new_len.astype(np.int64),
+                       [names[i] for i in keep.tolist()])
+
+
 def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | None = None,
              alloc: Callable = _zeros, benchmark: str | None = None,
              split: str | None = None, num_classes: int = 0,
@@ -189,68 +280,22 @@ def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | No
     uniform subsample of a stored-window preprocessing)."""
     path = Path(path)
     declared = int(num_classes or 0)  # dataset.num_classes (0: taken from the data)
-    if not path.is_file():
-        raise DataError(f"dataset.npz={str(path)!r} is not a file"
-                            "; give the path of a CTR-GCN npz (x_train, y_train, x_test, y_test)")
-    try:
-        z = np.load(path, allow_pickle=False, mmap_mode="r")
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0].split(". ")[0]
-        raise DataError(f"dataset.npz={str(path)!r} is not a readable npz ({first}); a "
-                        "truncated copy? copy it again, or point dataset.npz at a CTR-GCN "
-                        "npz") from None
-    with z:
-        missing = [k for k in KEYS if k not in z.files]
-        if missing:
-            raise DataError(f"dataset.npz={str(path)!r}: missing key(s) {', '.join(missing)} "
-                            f"(a CTR-GCN npz holds {', '.join(KEYS)})")
+    out: dict[str, SplitArrays] = {}
+    skipped: dict[str, str] = {}
+    lengths_all: list[np.ndarray] = []
+    bodies: Counter = Counter()
+    num_classes = 0
+    with _open(path) as z:
         stored = stored_names(z)
         split_check = check_split(path, stored, benchmark, split)
-        out: dict[str, SplitArrays] = {}
-        skipped: dict[str, str] = {}
-        lengths_all: list[np.ndarray] = []
-        bodies: Counter = Counter()
-        num_classes = 0
-        for side in ("train", "test"):
-            x = _read(z, f"x_{side}", path)
-            if x.ndim != 3 or x.shape[2] != BODIES * NUM_JOINTS * 3:
-                raise DataError(f"dataset.npz={str(path)!r}: x_{side} has shape "
-                                f"{tuple(x.shape)}, expected (N, T, {BODIES * NUM_JOINTS * 3})")
-            labels, classes = _labels(np.asarray(_read(z, f"y_{side}", path)), f"y_{side}",
-                                      path, len(x), declared)
+        for side in SIDES:
+            data, labels, classes = _side_data(z, side, path, declared, limit)
             num_classes = max(num_classes, classes)
-            if limit is not None:
-                x, labels = x[:limit], labels[:limit]
-            if x.dtype.kind not in "iuf":
-                raise DataError(f"dataset.npz={str(path)!r}: x_{side} holds {x.dtype} values; "
-                                "expected float32 coordinates")
-            if x.shape[1] == 0:
-                raise DataError(f"dataset.npz={str(path)!r}: x_{side} has zero frames (shape "
-                                f"{tuple(x.shape)}); write (N, T, 150) with T >= 1 frames")
-            data = np.asarray(x, dtype=np.float32).reshape(len(x), x.shape[1], BODIES,
-                                                           NUM_JOINTS, 3)
-            bad = np.flatnonzero(~np.isfinite(data).all(axis=(1, 2, 3, 4)))
-            if len(bad):
-                raise DataError(f"dataset.npz={str(path)!r}: x_{side} holds NaN or inf in "
-                                f"{len(bad)} sample(s) (the first at index {int(bad[0])}); "
-                                "clean the file or drop those samples")
-            far = np.flatnonzero(np.abs(data).max(axis=(1, 2, 3, 4)) > MAX_ABS_COORD)
-            if len(far):
-                raise DataError(f"dataset.npz={str(path)!r}: x_{side} holds coordinates "
-                                f"beyond {MAX_ABS_COORD:g} m in {len(far)} sample(s) (the "
-                                f"first at index {int(far[0])}), which no capture has; clean "
-                                "the file or drop those samples")
             present = np.abs(data).max(axis=(3, 4)) > 0  # (N, T, 2)
             any_frame = present.any(axis=2)
             lengths = np.where(any_frame.any(axis=1),
-                               x.shape[1] - np.argmax(any_frame[:, ::-1], axis=1), 0)
-            if stored is not None:
-                names = stored[side][: len(x)]
-                if len(names) != len(x):
-                    raise DataError(f"dataset.npz={str(path)!r}: {side}_names has "
-                                    f"{len(names)} names but x_{side} has {len(x)} samples")
-            else:
-                names = [f"{side}_{i:06d}" for i in range(len(x))]
+                               data.shape[1] - np.argmax(any_frame[:, ::-1], axis=1), 0)
+            names = _sample_names(stored, side, len(data), path)
             keep = np.flatnonzero(lengths > 0)
             for i in np.flatnonzero(lengths == 0).tolist():
                 skipped[f"{path.name}:{names[i]}"] = MISSING_SKELETON
@@ -259,20 +304,10 @@ def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | No
                                 "sample with a non-zero frame); point dataset.npz at a file "
                                 "holding skeletons")
             bodies.update(present[keep].any(axis=1).sum(axis=1).tolist())
-            if window is not None:
-                t_store = window
-                new_len = np.full(len(keep), window, dtype=np.int64)
-            else:
-                t_store = min(max_frames, int(lengths[keep].max()))
-                new_len = np.minimum(lengths[keep], max_frames)
+            t_store = window if window is not None else min(max_frames, int(lengths[keep].max()))
             arr = alloc(side, (len(keep), 3, t_store, NUM_JOINTS, num_person))
-            for j, i in enumerate(keep.tolist()):
-                seq = store_frames(data[i, : lengths[i], :num_person], window, max_frames)
-                arr[j, :, : len(seq)] = seq.transpose(3, 0, 2, 1)
-            out[side] = SplitArrays(arr, labels[keep], new_len.astype(np.int64),
-                                    [names[i] for i in keep.tolist()])
+            out[side] = _stored_side(data, lengths, keep, labels, names, arr, window, max_frames)
             lengths_all.append(lengths[keep])
-    lens = np.concatenate(lengths_all)
     summary = {
         "source": "npz",
         "npz": str(path),
@@ -284,10 +319,9 @@ def load_npz(path: str | Path, num_person: int, max_frames: int, limit: int | No
                          else "absent (samples are named by position)"),
         "split_checked_by": split_check,
         "skipped": dict(sorted(skipped.items())),
-        "frames": {"min": int(lens.min()), "mean": round(float(lens.mean()), 2),
-                   "max": int(lens.max())},
+        "frames": frame_stats(np.concatenate(lengths_all)),
         "stored_frames": stored_frames_text(window, max_frames),
-        "bodies": {str(k): v for k, v in sorted(bodies.items())},
+        "bodies": body_stats(bodies),
     }
     return out["train"], out["test"], summary
 
