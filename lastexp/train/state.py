@@ -23,7 +23,7 @@ from lastexp.train.checkpoint import (
     load_checkpoint,
     unusable_fix,
 )
-from lastexp.train.pretrain import load_encoder
+from lastexp.train.pretrained_encoder import load_encoder
 
 
 @dataclass

@@ -9,18 +9,9 @@ import torch
 
 from lastexp.models import build_model
 from lastexp.models.graph import BODY_REGIONS
-from lastexp.train.pretrain import (
-    MaskCLR,
-    PretrainHooks,
-    PretrainStopped,
-    encoder_state,
-    info_nce,
-    load_encoder_into,
-    masked_mse,
-    pretrain,
-    region_mask,
-    save_encoder,
-)
+from lastexp.train.maskclr import MaskCLR, info_nce, masked_mse, region_mask
+from lastexp.train.pretrain import PretrainHooks, PretrainStopped, pretrain
+from lastexp.train.pretrained_encoder import encoder_state, load_encoder_into, save_encoder
 from lastexp.train.sampler import EpochSampler
 
 
@@ -126,7 +117,7 @@ def test_pretrain_runs_and_records_history():
 def test_reconstruction_targets_the_original_sequence(monkeypatch):
     """§4: L_recon = MSE(decoder(encoder(masked_x)), original_x): the target is the sequence
     before rotation and scale, not the augmented view."""
-    import lastexp.train.pretrain as pt
+    import lastexp.train.maskclr as pt
 
     targets = []
     real = pt.masked_mse
