@@ -184,6 +184,33 @@ class _Window:
                      stats["grad_norm"])
 
 
+@dataclass
+class _Sums:
+    """A training epoch's running sums, kept on the device and read once, at its end."""
+
+    loss: torch.Tensor
+    correct: torch.Tensor
+    seen: int
+    norm: torch.Tensor  # pre-clip global gradient norms of the optimizer steps ...
+    norm_steps: torch.Tensor  # ... and how many steps had a finite one
+
+    @classmethod
+    def resumed(cls, start: EpochProgress, device: torch.device) -> _Sums:
+        return cls(torch.full((), start.loss_sum, device=device),
+                   torch.full((), start.correct, device=device, dtype=torch.long),
+                   start.seen,
+                   torch.full((), start.grad_norm_sum, device=device),
+                   torch.full((), start.grad_norm_steps, device=device, dtype=torch.long))
+
+    def window(self) -> tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]:
+        return self.loss, self.seen, self.norm, self.norm_steps
+
+    def progress(self, batches: int, log_mark: list) -> EpochProgress:
+        """Where the epoch stands after ``batches`` batches (reads the device)."""
+        return EpochProgress(batches, float(self.loss), int(self.correct), self.seen,
+                             float(self.norm), int(self.norm_steps), log_mark)
+
+
 def train_one_epoch(
     model: nn.Module,
     batches: Iterable,
@@ -197,13 +224,8 @@ def train_one_epoch(
     half-accumulated; the returned ``progress`` then says where to resume.
     """
     model.train()
-    opt, device = ctx.optimizer, ctx.device
     start = resume or EpochProgress()
-    loss_sum = torch.full((), start.loss_sum, device=device)
-    correct = torch.full((), start.correct, device=device, dtype=torch.long)
-    seen = start.seen
-    norm_sum = torch.full((), start.grad_norm_sum, device=device)
-    norm_steps = torch.full((), start.grad_norm_steps, device=device, dtype=torch.long)
+    sums = _Sums.resumed(start, ctx.device)
     n_batches = len(batches) if hasattr(batches, "__len__") else 0
     bar = _progress(n_batches, desc, ctx.progress)
     window = _Window(ctx, desc, n_batches, line=bar is None and ctx.progress is not False,
@@ -211,51 +233,72 @@ def train_one_epoch(
     pending = 0  # micro-batches accumulated since the last optimizer step
     consumed = 0
     stopped = False
-    opt.zero_grad(set_to_none=True)
+    ctx.optimizer.zero_grad(set_to_none=True)
     t0 = time.perf_counter()
     for i, (x, y) in enumerate(batches):
         consumed = i + 1
         last = bool(n_batches) and i == n_batches - 1
-        if ctx.guard.input_ok(x):
-            x = ctx.transform(x.to(device, non_blocking=True))
-            y = y.to(device, non_blocking=True)
-            if ctx.before_step is not None:
-                ctx.before_step()
-            with torch.autocast(device.type, dtype=ctx.amp_dtype,
-                                enabled=ctx.amp_dtype is not None):
-                loss, logits = ctx.loss_fn(model, x, y)
-            if ctx.guard.loss_ok(loss, model):
-                scaled = loss / ctx.accumulation if ctx.accumulation > 1 else loss
-                if ctx.scaler is not None:
-                    ctx.scaler.scale(scaled).backward()
-                else:
-                    scaled.backward()
-                pending += 1
-                loss_sum.add_(loss.detach(), alpha=y.shape[0])
-                correct += (logits.detach().argmax(1) == y).sum()
-                seen += y.shape[0]
+        if _train_batch(model, x, y, ctx, sums):
+            pending += 1
         if pending and (pending == ctx.accumulation or last):
-            _count_norm(_optimizer_step(ctx), norm_sum, norm_steps)
+            _step(ctx, sums, window, start.batches + i + 1)
             pending = 0
-            window.step(start.batches + i + 1, (loss_sum, seen, norm_sum, norm_steps), opt)
         if bar is not None:
             bar.update(1)
         if pending == 0 and not last and ctx.should_stop is not None and ctx.should_stop():
             stopped = True
             break
     if pending:
-        _count_norm(_optimizer_step(ctx), norm_sum, norm_steps)
-        window.step(start.batches + consumed, (loss_sum, seen, norm_sum, norm_steps), opt)
+        _step(ctx, sums, window, start.batches + consumed)
     if bar is not None:
         bar.close()
-    progress = EpochProgress(start.batches + consumed, float(loss_sum), int(correct), seen,
-                             float(norm_sum), int(norm_steps), window.saved())
-    if not stopped and progress.batches and not seen:  # nothing trained: fail, never complete
+    progress = sums.progress(start.batches + consumed, window.saved())
+    return _epoch_result(progress, stopped, ctx.guard, t0)
+
+
+def _train_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: StepContext,
+                 sums: _Sums) -> bool:
+    """Forward and backward on one batch, its loss and hits added to ``sums``; False (nothing
+    added) when the guard skips its non-finite input or loss."""
+    if not ctx.guard.input_ok(x):
+        return False
+    device = ctx.device
+    x = ctx.transform(x.to(device, non_blocking=True))
+    y = y.to(device, non_blocking=True)
+    if ctx.before_step is not None:
+        ctx.before_step()
+    with torch.autocast(device.type, dtype=ctx.amp_dtype, enabled=ctx.amp_dtype is not None):
+        loss, logits = ctx.loss_fn(model, x, y)
+    if not ctx.guard.loss_ok(loss, model):
+        return False
+    scaled = loss / ctx.accumulation if ctx.accumulation > 1 else loss
+    if ctx.scaler is not None:
+        ctx.scaler.scale(scaled).backward()
+    else:
+        scaled.backward()
+    sums.loss.add_(loss.detach(), alpha=y.shape[0])
+    sums.correct += (logits.detach().argmax(1) == y).sum()
+    sums.seen += y.shape[0]
+    return True
+
+
+def _step(ctx: StepContext, sums: _Sums, window: _Window, batch: int) -> None:
+    """The optimizer step after ``batch`` batches: its gradient norm counted, then the
+    per-step record if one is due."""
+    _count_norm(_optimizer_step(ctx), sums.norm, sums.norm_steps)
+    window.step(batch, sums.window(), ctx.optimizer)
+
+
+def _epoch_result(progress: EpochProgress, stopped: bool, guard: NanGuard,
+                  t0: float) -> dict[str, Any]:
+    """The epoch's figures; an epoch that ran to its end without training a single batch
+    fails (:class:`NonFiniteError`), never completes."""
+    if not stopped and progress.batches and not progress.seen:
         raise NonFiniteError(
             f"all {progress.batches} training batches of the epoch were skipped as non-finite "
-            f"({ctx.guard.skipped_inputs} NaN/inf inputs, {ctx.guard.skipped_losses} losses so "
+            f"({guard.skipped_inputs} NaN/inf inputs, {guard.skipped_losses} losses so "
             "far); check the data (dataset.npz / dataset.raw_dir) or lower optimizer.lr")
-    denom = max(seen, 1)
+    denom = max(progress.seen, 1)
     return {
         "train_loss": progress.loss_sum / denom,  # the epoch's one sync
         "train_top1": 100.0 * progress.correct / denom,
