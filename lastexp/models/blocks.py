@@ -198,6 +198,11 @@ def aggregate(y: torch.Tensor, a: torch.Tensor, channels_last: bool = False) -> 
     return torch.einsum("nkctv,kwv->nctw", y.view(n, k, c, t, v), a)  # (N, C, T, W)
 
 
+def _reduce(in_channels: int, channels: int) -> list[nn.Module]:
+    """The start of a multi-scale TCN branch: 1x1 conv to the branch width, BN, ReLU."""
+    return [nn.Conv2d(in_channels, channels, 1), _bn(channels), nn.ReLU(inplace=True)]
+
+
 class MultiScaleTCN(nn.Module):
     """CTR-GCN's multi-scale temporal conv: dilated temporal convs, a max-pool and a 1x1 branch.
 
@@ -219,24 +224,10 @@ class MultiScaleTCN(nn.Module):
         bc = out_channels // num_branches
         self.branches = nn.ModuleList()
         for d in dilations:
-            self.branches.append(
-                nn.Sequential(
-                    nn.Conv2d(in_channels, bc, 1),
-                    _bn(bc),
-                    nn.ReLU(inplace=True),
-                    TemporalConv2d(bc, bc, kernel_size, stride, d),
-                    _bn(bc),
-                )
-            )
-        self.branches.append(
-            nn.Sequential(
-                nn.Conv2d(in_channels, bc, 1),
-                _bn(bc),
-                nn.ReLU(inplace=True),
-                TemporalMaxPool2d(3, stride),
-                _bn(bc),
-            )
-        )
+            self.branches.append(nn.Sequential(
+                *_reduce(in_channels, bc), TemporalConv2d(bc, bc, kernel_size, stride, d), _bn(bc)))
+        self.branches.append(nn.Sequential(*_reduce(in_channels, bc), TemporalMaxPool2d(3, stride),
+                                           _bn(bc)))
         self.branches.append(
             nn.Sequential(nn.Conv2d(in_channels, bc, 1, stride=(stride, 1)), _bn(bc))
         )
