@@ -13,7 +13,7 @@ that map student stage widths to teacher widths; it is trained with the student 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -93,6 +93,19 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: flo
     return tau * tau * F.kl_div(log_p_s, p_t, reduction="batchmean")
 
 
+@dataclass(frozen=True)
+class LossWeights:
+    """The weights of the distillation loss: ``alpha`` x cross-entropy on the labels (with
+    ``label_smoothing``), ``beta`` x KD at temperature ``tau``, ``gamma`` x feature mimicry.
+    :func:`distillation_loss` and :class:`Distiller` take these fields as keywords."""
+
+    alpha: float
+    beta: float
+    gamma: float
+    tau: float
+    label_smoothing: float = 0.0
+
+
 def distillation_loss(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor | None,
@@ -100,32 +113,30 @@ def distillation_loss(
     student_feats: Sequence[torch.Tensor] | None,
     teacher_feats: Sequence[torch.Tensor] | None,
     projector: FeatureProjector | None,
-    *,
-    alpha: float,
-    beta: float,
-    gamma: float,
-    tau: float,
-    label_smoothing: float = 0.0,
+    **weights: float,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss and its parts (``ce``, ``kd``, ``feat``: unweighted floats, only those on)."""
+    """Total loss and its parts (``ce``, ``kd``, ``feat``: unweighted floats, only those on);
+    ``weights``: the fields of :class:`LossWeights` (``alpha``, ``beta``, ``gamma``, ``tau``,
+    ``label_smoothing``)."""
+    w = LossWeights(**weights)
     total = student_logits.new_zeros((), dtype=torch.float32)
     parts: dict[str, torch.Tensor] = {}
-    if alpha > 0:
+    if w.alpha > 0:
         parts["ce"] = F.cross_entropy(
-            student_logits.float(), labels, label_smoothing=label_smoothing
+            student_logits.float(), labels, label_smoothing=w.label_smoothing
         )
-        total = total + alpha * parts["ce"]
-    if beta > 0:
+        total = total + w.alpha * parts["ce"]
+    if w.beta > 0:
         if teacher_logits is None:
             raise ValueError("distill.beta > 0 needs teacher logits")
-        parts["kd"] = kd_loss(student_logits, teacher_logits, tau)
-        total = total + beta * parts["kd"]
-    if gamma > 0:
+        parts["kd"] = kd_loss(student_logits, teacher_logits, w.tau)
+        total = total + w.beta * parts["kd"]
+    if w.gamma > 0:
         if student_feats is None or teacher_feats is None or projector is None:
             raise ValueError("distill.gamma > 0 needs student and teacher stage features and a "
                              "FeatureProjector")
         parts["feat"] = feature_mimicry_loss(student_feats, teacher_feats, projector)
-        total = total + gamma * parts["feat"]
+        total = total + w.gamma * parts["feat"]
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
@@ -218,14 +229,12 @@ class Distiller:
         teachers: nn.Module | TeacherMember | Sequence[TeacherMember],
         projector: FeatureProjector | None,
         *,
-        alpha: float,
-        beta: float,
-        gamma: float,
-        tau: float,
-        label_smoothing: float = 0.0,
         student_stream: str | None = None,
         cache: TeacherLogitCache | None = None,
+        **weights: float,
     ) -> None:
+        """``weights``: the loss's weights, the fields of :class:`LossWeights`."""
+        self.weights = LossWeights(**weights)
         if isinstance(teachers, nn.Module):
             teachers = [TeacherMember(teachers)]
         elif isinstance(teachers, TeacherMember):
@@ -236,13 +245,11 @@ class Distiller:
         if student_stream is None and any(m.stream for m in self.members):
             raise ValueError("teachers with their own stream need student_stream (the loop must "
                              "hand joint coordinates to the loss)")
-        if gamma > 0 and projector is None:
+        if self.weights.gamma > 0 and projector is None:
             raise ValueError("distill.gamma > 0 needs a FeatureProjector")
         for m in self.members:
             freeze(m.model)
         self.projector = projector
-        self.alpha, self.beta, self.gamma, self.tau = alpha, beta, gamma, tau
-        self.label_smoothing = label_smoothing
         self.student_stream = student_stream
         self.cache = cache
         self.batch_index: torch.Tensor | None = None  # set by :meth:`with_indices`
@@ -269,7 +276,7 @@ class Distiller:
 
     @torch.no_grad()
     def _teacher(self, x: torch.Tensor) -> tuple[torch.Tensor | None, list | None]:
-        need_logits, need_feats = self.beta > 0, self.gamma > 0
+        need_logits, need_feats = self.weights.beta > 0, self.weights.gamma > 0
         cached = None
         if need_logits and self.cache is not None and self.batch_index is not None:
             cached = self.cache[self.batch_index]
@@ -289,20 +296,18 @@ class Distiller:
     def __call__(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        w = self.weights
         t_logits, t_feats = (None, None)
-        if self.beta > 0 or self.gamma > 0:
+        if w.beta > 0 or w.gamma > 0:
             t_logits, t_feats = self._teacher(x)
         xs = self._input(x, None)
-        if self.gamma > 0:
+        if w.gamma > 0:
             logits, feats = model(xs, return_features=True)
             s_feats = feats["stages"]
         else:
             logits, s_feats = model(xs), None
-        loss, self.last_parts = distillation_loss(
-            logits, t_logits, y, s_feats, t_feats, self.projector,
-            alpha=self.alpha, beta=self.beta, gamma=self.gamma, tau=self.tau,
-            label_smoothing=self.label_smoothing,
-        )
+        loss, self.last_parts = distillation_loss(logits, t_logits, y, s_feats, t_feats,
+                                                  self.projector, **asdict(w))
         return loss, logits
 
     def with_indices(self, batches: Iterable) -> _IndexedBatches:
@@ -331,6 +336,7 @@ __all__ = [
     "Distiller",
     "FeatureProjector",
     "IndexedDataset",
+    "LossWeights",
     "TeacherLogitCache",
     "TeacherMember",
     "distillation_loss",
