@@ -123,21 +123,30 @@ def read_json(path: str | os.PathLike) -> Any:
 _TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp")
 
 
+def remove_entries(folder: str | os.PathLike, remove: Callable[[os.DirEntry], bool]) -> list[str]:
+    """Offer every entry of ``folder`` (in name order; none when the folder cannot be listed)
+    to ``remove``, which deletes it or leaves it; returns the names it deleted. The one walk of
+    the removals of what a killed command left behind."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError:
+        return []
+    return [entry.name for entry in entries if remove(entry)]
+
+
 def remove_orphan_temps(folder: str | os.PathLike) -> list[str]:
     """Delete the temporary files :func:`atomic_write` left in ``folder`` when its process was
     killed between writing and renaming (their target is intact: the rename never happened).
     Only names of that exact form are touched; the caller holds the folder's lock. Returns
     the names removed."""
-    removed = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for entry in entries:
+
+    def orphan(entry: os.DirEntry) -> bool:
         if _TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
             Path(entry.path).unlink(missing_ok=True)
-            removed.append(entry.name)
-    return removed
+            return True
+        return False
+
+    return remove_entries(folder, orphan)
 
 
 # ----------------------------------------------------------------------- folders as wholes
@@ -178,19 +187,17 @@ def remove_staged_leftovers(dest: str | os.PathLike) -> list[str]:
     ``dest``. Only names of that form are touched, and never through a link."""
     dest = Path(dest)
     prefix = staging_prefix(dest)
-    removed = []
-    try:
-        entries = list(os.scandir(dest.parent))
-    except OSError:
-        return removed
-    for entry in entries:
-        if entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False):
-            if entry.name.endswith(".old") and not dest.exists():  # killed between the two
-                os.rename(entry.path, dest)  # renames of the fallback: the old set is back
-                continue
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed.append(entry.name)
-    return removed
+
+    def leftover(entry: os.DirEntry) -> bool:
+        if not (entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False)):
+            return False
+        if entry.name.endswith(".old") and not dest.exists():  # killed between the two
+            os.rename(entry.path, dest)  # renames of the fallback: the old set is back
+            return False
+        shutil.rmtree(entry.path, ignore_errors=True)
+        return True
+
+    return remove_entries(dest.parent, leftover)
 
 
 _RENAME_EXCHANGE = 2

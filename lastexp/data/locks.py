@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lastexp.errors import DataError
+from lastexp.io import remove_entries
 
 LOCK_DIR = ".locks"  # below the cache folder: one lock file per cache
 # _build_cache's temporary folders: ".tmp-<cache name>-<8 characters of mkdtemp>"
@@ -117,35 +118,22 @@ def remove_cache_leftovers(cache_root: Path, own: str | None = None) -> list[str
     """Remove the temporary folders that killed builds left in ``cache_root``. The caller
     holds the lock of cache ``own`` (its leftovers go at once); any other cache's leftovers go
     when its lock is free (no command is building it). Returns the names removed."""
-    removed = []
-    try:
-        entries = sorted(os.listdir(cache_root))
-    except OSError:
-        return removed
-    for entry in entries:
-        m = CACHE_TEMP.fullmatch(entry)
+
+    def leftover(entry: os.DirEntry) -> bool:
+        m = CACHE_TEMP.fullmatch(entry.name)
         if not m:
-            continue
+            return False
         name = m.group("name")
         if name == own:
-            if _remove(cache_root / entry):
-                removed.append(entry)
-            continue
+            return _remove(cache_root / entry.name)
         with held(cache_lock_path(cache_root / name), wait=False) as free:
-            if free and _remove(cache_root / entry):
-                removed.append(entry)
-    return removed
+            return free and _remove(cache_root / entry.name)
+
+    return remove_entries(cache_root, leftover)
 
 
 def remove_corpus_leftovers(base: Path) -> list[str]:
     """Remove the ``raw.tmp-<pid>`` folders of killed corpus generations in ``base``; the
     caller holds ``base``'s corpus lock. Returns the names removed."""
-    removed = []
-    try:
-        entries = sorted(os.listdir(base))
-    except OSError:
-        return removed
-    for entry in entries:
-        if CORPUS_TEMP.fullmatch(entry) and _remove(base / entry):
-            removed.append(entry)
-    return removed
+    return remove_entries(
+        base, lambda entry: bool(CORPUS_TEMP.fullmatch(entry.name)) and _remove(base / entry.name))
