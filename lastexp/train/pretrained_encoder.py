@@ -37,10 +37,11 @@ def _encoder(maskclr_or_encoder: nn.Module) -> nn.Module:
 
 
 def encoder_state(maskclr: nn.Module) -> dict[str, torch.Tensor]:
-    """The encoder's state dict (of a :class:`lastexp.train.maskclr.MaskCLR` or the encoder itself) without decoder,
-    projector and classifier keys; a fresh model of the same architecture loads it with
-    ``strict=False`` and reports exactly :func:`classifier_keys` as missing (for LAST-E:
-    ``head.fc.weight``, ``head.fc.bias``, plus ``ib.*`` when it has the IB head)."""
+    """The encoder's state dict (of a :class:`lastexp.train.maskclr.MaskCLR` or the encoder
+    itself) without decoder, projector and classifier keys; a fresh model of the same
+    architecture loads it with ``strict=False`` and reports exactly :func:`classifier_keys` as
+    missing (for LAST-E: ``head.fc.weight``, ``head.fc.bias``, plus ``ib.*`` when it has the IB
+    head)."""
     enc = _encoder(maskclr)
     drop = set(classifier_keys(enc))
     return {k: v.detach().clone() for k, v in enc.state_dict().items() if k not in drop}
