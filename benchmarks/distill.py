@@ -20,18 +20,30 @@ import time
 from pathlib import Path
 
 import torch
+from hydra import compose, initialize_config_dir
 from torch import nn
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from lastexp.app import CONF_DIR, register  # noqa: E402
 from lastexp.models import available_models, build_model, count_params  # noqa: E402
 from lastexp.train.distill import (  # noqa: E402
-    PRESETS,
     Distiller,
     FeatureProjector,
     TeacherLogitCache,
 )
+
+
+def student_weights(model: str) -> dict[str, float]:
+    """The loss weights of the training plan's §3A recipe for this student, as lastexp composes
+    them (distill=from_base with the student's column)."""
+    register()  # the schema and resolvers the config composes with
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["distill=from_base", f"model={model}"])
+    d = cfg.distill
+    return {"alpha": d.alpha, "beta": d.beta, "gamma": d.gamma, "tau": d.tau,
+            "label_smoothing": cfg.training.label_smoothing}
 
 
 def main() -> None:
@@ -54,7 +66,7 @@ def main() -> None:
     ys = [torch.randint(0, k, (args.batch,), generator=g) for _ in range(n_batches)]
     idx = [torch.arange(i * args.batch, (i + 1) * args.batch) for i in range(n_batches)]
 
-    preset = PRESETS["small"]
+    preset = student_weights(student_name)
     kd = {**preset, "gamma": 0.0}
     live = Distiller(teacher, None, **kd)
     data = torch.utils.data.TensorDataset(torch.cat(xs), torch.cat(ys))
