@@ -84,14 +84,22 @@ def family_schema(name: str, node: Mapping[str, Any], *, module: str) -> type[Mo
 
 
 def model_node(path: Path) -> DictConfig:
-    """The ``model`` node a ``conf/model`` option holds (under ``model:`` in a file with the
-    ``_global_`` package, which sets other groups' keys too)."""
+    """The ``model`` node a ``conf/model`` option composes to: the options of its group its
+    defaults list names first (a size of a family takes the family's flags from the family's
+    YAML, another size), then its own keys (under ``model:`` in a file with the ``_global_``
+    package, which sets other groups' keys too)."""
     text = path.read_text(encoding="utf-8")
-    node = OmegaConf.create(text)
+    loaded = OmegaConf.create(text)
+    node = OmegaConf.create()
+    for entry in loaded.get("defaults") or []:
+        sibling = path.parent / f"{str(entry).split('@')[0]}.yaml"
+        if isinstance(entry, str) and sibling.is_file():
+            node = OmegaConf.merge(node, model_node(sibling))
     # the package from the file's header, read as Hydra reads it
     if ConfigSource._get_header_dict(text)["package"] == "_global_":  # noqa: SLF001
-        node = node.get("model") or OmegaConf.create({})
-    return node
+        loaded = loaded.get("model") or OmegaConf.create()
+    own = {k: v for k, v in loaded.items_ex(resolve=False) if k != "defaults"}
+    return OmegaConf.merge(node, own)
 
 
 def family_schemas(model_dir: Path, *, module: str) -> dict[str, type[ModelConfig]]:
