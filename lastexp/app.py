@@ -6,13 +6,15 @@ and the tests) calls :func:`register` once; registering twice is harmless."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from lastexp import catalog
-from lastexp.config import CHOICES, Config
+from lastexp.config import CHOICES, Config, ModelConfig
+from lastexp.config.model import family_schemas
 from lastexp.environment import default_threads, slurm_workers
 from lastexp.model_names import MODEL_ALIASES
 from lastexp.optuna_study import study_name, study_storage
@@ -145,10 +147,31 @@ def store_model_aliases(cs: ConfigStore) -> None:
                      node={"defaults": [column, "_self_"]})
 
 
+@functools.cache
+def model_schemas() -> dict[str, type[ModelConfig]]:
+    """The schema of every ``model=`` option's node, aliases too, by option name: its family's
+    flags, as its conf/model YAML lists them (:func:`lastexp.config.model.family_schemas`)."""
+    schemas = family_schemas(CONF_DIR / "model", module=__name__)
+    return {**schemas, **{alias: schemas[name] for alias, name in MODEL_ALIASES.items()}}
+
+
+def __getattr__(name: str) -> type[ModelConfig]:
+    """``lastexp.app.ModelConfig[<option>]``: how a pickled config (a SLURM job's) names the
+    schema of its model node, which :func:`model_schemas` makes."""
+    for schema in model_schemas().values():
+        if schema.__qualname__ == name:
+            return schema
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def register() -> None:
-    """Store the schema as ``lastexp_schema`` and the model aliases' options, and register every
-    resolver not yet known."""
+    """Store the schema as ``lastexp_schema``, each model option's schema as
+    ``model_schema_<option>`` (conf/config.yaml lays it under the option; a config of no group,
+    which neither --help nor shell completion lists), the model aliases' options, and register
+    every resolver not yet known."""
     ConfigStore.instance().store(name="lastexp_schema", node=Config)
+    for option, schema in model_schemas().items():
+        ConfigStore.instance().store(name=f"model_schema_{option}", node=schema)
     store_model_aliases(ConfigStore.instance())
     for name, function in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):

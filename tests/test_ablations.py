@@ -3,23 +3,26 @@ baseline in exactly the component the plan's "What changes" column names."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from omegaconf import OmegaConf
 
 from lastexp import catalog
-from lastexp.config import swa_start_epoch, validate
+from lastexp.config import ModelConfig, swa_start_epoch, validate
 from lastexp.models import available_models, family_flags
 from tests.conftest import CONF, compose
 
 IDS = catalog.ids()  # a new row is its YAML plus its catalog entry: no list here to extend
-# every family's component switches, as the registry knows them (ib_head: counted as "ib")
+# every family's component switches, as the registry knows them (ib_head: counted as "ib");
+# a row's model node holds its own family's only
 FLAGS = tuple(sorted({flag for name in available_models()
                       for flag, default in family_flags(name).items()
                       if isinstance(default, bool)} - {"ib_head"}))
 
 
 def components(cfg) -> set[str]:
-    on = {f for f in FLAGS if cfg.model[f]}
+    on = {f for f in FLAGS if cfg.model.get(f, False)}
     if cfg.model.ib_head or cfg.training.ib_loss_weight > 0:
         on.add("ib")
     if cfg.training.causal_prob > 0:
@@ -40,7 +43,7 @@ def rest(cfg) -> dict:
     d = OmegaConf.to_container(cfg, resolve=True)
     d.pop("ablation")
     for f in (*FLAGS, "ib_head"):
-        d["model"].pop(f)
+        d["model"].pop(f, None)
     for k in ("ib_loss_weight", "causal_prob", "swa_start"):
         d["training"].pop(k)
     for k in ("distill", "pretrain", "ensemble"):
@@ -62,6 +65,9 @@ def test_composes_validates_and_names_itself(cfgs, ablation):
     cfg = cfgs[ablation]
     validate(cfg)
     assert cfg.ablation == ablation
+    # its model node: the keys every family reads and exactly the flags its own family reads
+    shared = {f.name for f in dataclasses.fields(ModelConfig)}
+    assert set(cfg.model) == shared | set(family_flags(cfg.model.name))
 
 
 ADD_ONE = {"B1": "cross_temporal", "B2": "prototype_graph", "B3": "freq_gate",

@@ -141,7 +141,7 @@ CASES = [
     (["scheduler.restart_mult=0"], ["scheduler.restart_mult=0", ">= 1"]),
     (["model.width_mult=inf"], ["model.width_mult=inf", "not a finite number"]),
     (["model.width_mult=9"], ["model.width_mult", "(0, 8]"]),
-    (["model.num_prototypes=-3"], ["model.num_prototypes=-3", ">= 1"]),
+    (["model=last_base", "model.num_prototypes=-3"], ["model.num_prototypes=-3", ">= 1"]),
     (["training.scale_range=[0.9]"], ["training.scale_range=[0.9]", "two numbers"]),
     (["training.swa_start=nan"], ["training.swa_start=nan", "not a finite number"]),
     (["optimizer.weight_decay=nan"], ["optimizer.weight_decay=nan", "not a finite number"]),
@@ -166,7 +166,14 @@ CASES = [
     (["ensemble.weights=[0,0,0,0]"], ["ensemble.weights", "not all 0"]),
     (["ensemble.weights=[nan,1,1,1]"], ["ensemble.weights[0]=nan"]),
     (["+trainng.epochs=3"], ["trainng.epochs=3", "not in 'Config'"]),
-    (["+model.foo=2"], ["model.foo=2", "not in 'ModelConfig'"]),
+    (["+model.foo=2"], ["model.foo=2", "not in 'ModelConfig[last_e_base]'"]),
+    # a model node holds its own family's flags only: another family's is refused as a typo'd
+    # key is, with or without +; a flag's value has the flag's type
+    (["model=last_lite_nano", "model.freq_gate=true"],
+     ["model.freq_gate", "not in 'ModelConfig[last_lite_nano]'"]),
+    (["model=last_lite_nano", "+model.freq_gate=true"],
+     ["model.freq_gate=True", "not in 'ModelConfig[last_lite_nano]'"]),
+    (["model=last_base", "model.freq_gate=maybe"], ["model.freq_gate=maybe", "not a valid bool"]),
     (["+dataset.synthetic.sizes=3"], ["dataset.synthetic.sizes=3", "'SyntheticConfig'"]),
 ]
 
@@ -181,7 +188,8 @@ CLI = {"scheduler.restart_period=0", "seed=-1", "preprocessing.p_interval_train=
        "paths.runs=train.py", "init_from=missing.pt",
        "--multirun seed=1,2 init_from=missing.pt",
        "paths.runs=", "paths.runs=/", "run_name=.locks", "run_name=done_run/inner",
-       "scheduler.restart_mult=0", "training.swa_start=nan", "+trainng.epochs=3"}
+       "scheduler.restart_mult=0", "training.swa_start=nan", "+trainng.epochs=3",
+       "model=last_lite_nano model.freq_gate=true"}
 CLI_CASES = [c for c in CASES if " ".join(c[0]) in CLI]
 assert len(CLI_CASES) == len(CLI)
 

@@ -10,15 +10,18 @@ import typing
 import pytest
 from omegaconf import OmegaConf
 
+from lastexp.app import model_schemas
 from lastexp.config import (
     AT_LEAST_ONE,
     BELOW_ONE,
     POSITIVE,
     Config,
+    ModelConfig,
     Range,
     validate,
     weights_problem,
 )
+from lastexp.config.model import COUNT, family_schema
 from lastexp.errors import ConfigError
 from lastexp.runstore.key import run_dir_name, run_key
 from tests.conftest import CONF, REPO, compose
@@ -153,6 +156,25 @@ def test_every_number_key_has_its_range():
     numbers, ranged = schema_numbers()
     assert ranged <= numbers, ranged - numbers  # a range names a key that exists
     assert numbers - NOT_A_RANGE <= ranged, numbers - NOT_A_RANGE - ranged
+    for option, schema in model_schemas().items():  # and each model's own flags (its YAML's)
+        numbers, ranged = schema_numbers(schema, "model.")
+        assert numbers == ranged, (option, numbers ^ ranged)
+
+
+def test_a_models_schema_is_its_yamls_keys_typed_by_their_values():
+    node = {"name": "m", "dropout": 0.1, "gate": False, "num_bins": 17, "scale": 0.5,
+            "per_stage": [False, True, True], "kind": "fft"}
+    schema = family_schema("m", node, module=__name__)
+    assert issubclass(schema, ModelConfig) and schema.__qualname__ == "ModelConfig[m]"
+    hints = typing.get_type_hints(schema)
+    assert [hints[k] for k in ("gate", "num_bins", "scale", "per_stage", "kind")] == [
+        bool, int, float, list[bool], str]
+    made = OmegaConf.structured(schema)
+    assert made.dropout == 0.0 and made.num_bins == 17 and list(made.per_stage) == node[
+        "per_stage"]  # a shared key keeps ModelConfig's default (the YAML sets its value)
+    assert schema.RANGES == {**ModelConfig.RANGES, "num_bins": COUNT}  # an int flag counts
+    with pytest.raises(ConfigError, match="model.odd="):
+        family_schema("m", {"name": "m", "odd": {"a": 1}}, module=__name__)
 
 
 @pytest.mark.parametrize(("text", "inside", "outside"), [

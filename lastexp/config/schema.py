@@ -19,7 +19,7 @@ from lastexp.config.data import (
     check_preprocessing,
     check_selection,
 )
-from lastexp.config.model import ModelConfig, check_model
+from lastexp.config.model import ModelConfig, check_model, schema_of
 from lastexp.config.ranges import Range
 from lastexp.config.teachers import (
     DistillConfig,
@@ -108,7 +108,9 @@ def validate(cfg: DictConfig) -> None:
 
 def known_keys(node: DictConfig, schema: type, prefix: str = "") -> None:
     """Every key of ``node`` is a field of the dataclass ``schema``: Hydra refuses a typo'd key,
-    but a ``+`` adds any key to the config (``+trainng.epochs=3`` would train and store it)."""
+    but a ``+`` adds any key to the config (``+trainng.epochs=3`` would train and store it).
+    A node is checked against its runtime type where that refines ``schema`` (a model family's)."""
+    schema = schema_of(node, schema)
     names = {f.name for f in fields(schema)}
     hints = get_type_hints(schema)
     for key in node.keys():
@@ -150,7 +152,9 @@ def finite_numbers(node: Any, prefix: str = "") -> None:
 
 
 def in_ranges(node: DictConfig, schema: type, prefix: str = "") -> None:
-    """Each number of ``node`` within its range (``schema.RANGES``), in nested groups too."""
+    """Each number of ``node`` within its range (``schema.RANGES``, of its runtime type where
+    that refines ``schema``), in nested groups too."""
+    schema = schema_of(node, schema)
     for key, allowed in getattr(schema, "RANGES", {}).items():
         value = node[key]
         if value is not None and not allowed.holds(value):

@@ -8,13 +8,14 @@ Every family follows one protocol (the trainer relies on it): ``forward(x)`` wit
 
 Each family declares the flags it reads in its ``Flags`` dataclass (next to the family class);
 the registry learns a name's family from its factory's return type, so :func:`family_flags`
-and the check in :func:`build_model` list no family's flags themselves.
+and the check in :func:`build_model` list no family's flags themselves. A family's ``model``
+config node holds the same flags (its conf/model YAML, from which the config schema is made).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any, get_type_hints
 
@@ -44,7 +45,9 @@ __all__ = [
     "count_params",
     "family",
     "family_flags",
+    "own_arguments",
     "set_causal",
+    "takes",
 ]
 
 _CANONICAL: dict[str, Callable[..., nn.Module]] = {
@@ -83,34 +86,31 @@ def family_flags(name: str) -> dict[str, Any]:
     return {f.name: f.default for f in fields(family(name).Flags)}
 
 
-def _same(value: Any, default: Any) -> bool:
-    if isinstance(value, Sequence) and isinstance(default, Sequence):
-        return list(value) == list(default)  # a config's list, a family's tuple
-    return value == default
+def takes(name: str) -> frozenset[str]:
+    """The keyword arguments ``build_model(name)`` accepts: its family's constructor parameters
+    and the flags it reads (its ``Flags``)."""
+    params = inspect.signature(family(name)).parameters.values()
+    return frozenset({p.name for p in params if p.kind is not p.VAR_KEYWORD}
+                     | set(family_flags(name)))
 
 
-def _own_arguments(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """``kwargs`` without the flags of other families left at their default (the config schema
-    holds every family's flags); such a flag set otherwise is refused, naming this family's."""
-    own = family_flags(name)
-    takes = set(own) | set(inspect.signature(family(name)).parameters)
-    others = {flag: default for other in available_models()
-              for flag, default in family_flags(other).items()}
-    kept = {}
-    for key, value in kwargs.items():
-        if key in takes or key not in others:  # an unknown key: the constructor refuses it
-            kept[key] = value
-        elif not _same(value, others[key]):
-            raise TypeError(f"model.{key} is not a flag of {name}; the flags of {name} are "
-                            f"{', '.join(own)}")
-    return kept
+def own_arguments(name: str, node: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of ``node`` the family of ``name`` takes (:func:`takes`): a run stored before
+    each family's config node held only its own flags has the other families' in its node too,
+    at their defaults, which its family never read."""
+    own = takes(name)
+    return {key: value for key, value in node.items() if key in own}
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered model; kwargs are the constructor arguments and flags of its family,
-    and may hold other families' flags at their default (a whole ``model`` config node)."""
-    kept = _own_arguments(name, kwargs)  # an unknown name: ValueError listing the valid ones
-    return MODELS[name](**kept)
+    """Build a registered model; kwargs are the constructor arguments and flags of its family
+    (a flag it does not read is refused, naming the ones it does)."""
+    unknown = sorted(set(kwargs) - takes(name))  # an unknown name: ValueError listing the valid
+    if unknown:
+        own = family_flags(name)
+        raise TypeError(f"model.{unknown[0]} is not a flag of {name}; the flags of {name} are "
+                        f"{', '.join(own)}")
+    return MODELS[name](**kwargs)
 
 
 def count_params(model: nn.Module) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 from torch import nn
 
 from lastexp.errors import ConfigError
+from lastexp.models import own_arguments
 from lastexp.models.from_config import model_from_config
 from lastexp.runstore.finished import RunError
 from lastexp.train.checkpoint import load_checkpoint
@@ -21,13 +22,17 @@ from lastexp.train.checkpoint import load_checkpoint
 def model_from_checkpoint(state: dict[str, Any]) -> nn.Module:
     """The model a lastexp checkpoint was written by, with its weights loaded: the model
     config of ``state["config"]``, built by the same rule as a training run's
-    (:func:`lastexp.models.from_config.model_from_config`), ``num_classes`` from the state."""
+    (:func:`lastexp.models.from_config.model_from_config`), ``num_classes`` from the state.
+    Of the stored model node only the keys its family takes are read
+    (:func:`lastexp.models.own_arguments`: a run stored before each family's node held only
+    its own flags has every family's)."""
     cfg = state.get("config") or {}
     model_cfg = dict(cfg.get("model") or {})
     if "name" not in model_cfg:
         raise ValueError("checkpoint has no config.model.name; it was not written by lastexp")
+    name = model_cfg["name"]
     model = model_from_config(
-        model_cfg, num_classes=int(state["num_classes"]),
+        {"name": name, **own_arguments(name, model_cfg)}, num_classes=int(state["num_classes"]),
         num_person=int((cfg.get("preprocessing") or {}).get("num_person", 1)),
         ib_loss_weight=float((cfg.get("training") or {}).get("ib_loss_weight") or 0.0),
     )

@@ -109,8 +109,9 @@ def test_the_run_data_is_disjoint_and_recorded(data_root, key):
 def test_validation_keys_join_the_identity_only_when_set():
     base = compose(["debug=tiny"])
     # the key of a run without the keys (7bd09d21 and 6868eea5 before preprocessing.temporal_jitter
-    # joined the identity: the uniform preprocessings now store their window, another experiment)
-    assert run_key(base) == "d5a3c7d7" and run_key(compose([])) == "d44f4efd"
+    # joined the identity: the uniform preprocessings now store their window, another experiment;
+    # d5a3c7d7 and d44f4efd before the model node held only its family's flags)
+    assert run_key(base) == "88f39604" and run_key(compose([])) == "c695a892"
     assert "val_subjects" not in identity(base)["dataset"]
     with_val = compose(["debug=tiny", "dataset.val_subjects=2"])
     assert identity(with_val)["dataset"]["val_subjects"] == 2
@@ -122,7 +123,7 @@ def test_world_size_joins_the_identity_only_above_one():
     cfg = compose(["debug=tiny"])
     assert "world_size" not in identity(cfg, world_size=1)
     assert identity(cfg, world_size=2)["world_size"] == 2
-    assert run_key(cfg) == "d5a3c7d7"
+    assert run_key(cfg) == "88f39604"
     assert launch_world_size({}) == 1
     assert launch_world_size({"WORLD_SIZE": "2"}) == 2  # torchrun
     assert launch_world_size({"WORLD_SIZE": "1", "SLURM_NTASKS": "4"}) == 4  # submitit tasks

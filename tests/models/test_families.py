@@ -4,9 +4,10 @@ a full-width forward and an ONNX export checked against PyTorch.
 
 What varies per family is derived, not listed: the width is the one ``debug=tiny`` trains
 every family at; the component flags a family honours are the ones its ``Flags`` declares
-(``family_flags``, from the registry; another family's flag set is refused by name), its
-boolean flags set true and its per-stage boolean lists (``use_st_att``) all true. The config
-schema (``ModelConfig``) types every family's flags at the family's default. Family-specific
+(``family_flags``, from the registry; another family's flag is refused by name), its
+boolean flags set true and its per-stage boolean lists (``use_st_att``) all true. Each model
+option's config schema (its conf/model YAML, made a schema by ``lastexp.app.model_schemas``)
+holds exactly its family's flags, at the family's defaults. Family-specific
 checks (parameter counts, what each flag adds, causal mode) stay in test_models.py and
 test_zoo.py.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-import typing
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from lastexp.app import model_schemas
 from lastexp.config import ModelConfig
 from lastexp.export import (
     DYNAMO_MIN_OPSET,
@@ -33,7 +34,8 @@ from lastexp.export import (
     export_onnx,
     onnx_max_abs_diff,
 )
-from lastexp.models import MODELS, available_models, build_model, family_flags
+from lastexp.models import MODELS, available_models, build_model, family_flags, own_arguments
+from lastexp.runstore.models import model_from_checkpoint
 
 NAMES = available_models()
 N, C, T, V, K = 2, 3, 16, 25, 10
@@ -42,8 +44,7 @@ WIDTH = float(OmegaConf.load(TINY).model.width_mult)  # debug=tiny: every family
 REGULARIZERS = {"drop_path_rate": 0.2, "dropout": 0.3}  # on as well in the every-flag model
 DEFAULT_OPSET = ExportOptions().opset  # what ``python -m lastexp.export`` writes
 ATOL = 1e-4  # onnxruntime vs PyTorch logits (BN statistics set: logits are O(1))
-_FIELDS = typing.get_type_hints(ModelConfig)
-SCHEMA_FLAGS = {f.name for f in dataclasses.fields(ModelConfig) if _FIELDS[f.name] is bool}
+SHARED = {f.name for f in dataclasses.fields(ModelConfig)}  # the keys every family reads
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -126,34 +127,44 @@ def test_registry_has_canonical_names_only():
 
 def test_every_component_flag_is_exercised_by_some_family():
     # the derivation finds flags (an empty probe would make the every-flag tests vacuous)
-    # and every boolean ModelConfig flag is read by at least one registered family
     assert all("ib_head" in honoured_flags(n) for n in NAMES)
-    assert set().union(*(honoured_flags(n) for n in NAMES)) == SCHEMA_FLAGS
+    assert set().union(*(honoured_flags(n) for n in NAMES)) > {"ib_head"}
     assert any(_per_stage(d) for n in NAMES for d in family_flags(n).values())  # use_st_att
 
 
-def test_the_schema_types_every_family_flag_at_the_family_default():
-    # ModelConfig keeps one typed field per flag (Hydra types model.X=... with it); which
-    # family reads a flag is the family's Flags, and a field's default is the family's
-    schema = OmegaConf.structured(ModelConfig)
-    for name in NAMES:
-        for flag, default in family_flags(name).items():
-            assert flag in schema, f"{name} reads model.{flag}, which ModelConfig lacks"
-            got = schema[flag]
-            want = list(default) if isinstance(default, tuple) else default
-            assert (list(got) if _per_stage(default) else got) == want, (name, flag)
+@pytest.mark.parametrize("name", NAMES)
+def test_the_models_schema_holds_its_familys_flags_at_their_defaults(name):
+    # model=<name> composes a node of exactly the keys every family reads and the flags its
+    # family reads (Hydra types model.X=... with it, and refuses another family's flag); each
+    # flag's default, its conf/model YAML's value, is the family's
+    schema = OmegaConf.structured(model_schemas()[name])
+    assert set(schema) == SHARED | set(family_flags(name))
+    for flag, default in family_flags(name).items():
+        want = list(default) if isinstance(default, tuple) else default
+        assert (list(schema[flag]) if _per_stage(default) else schema[flag]) == want, flag
+    for alias in (a for a in MODELS if a not in NAMES and MODELS[a] is MODELS[name]):
+        assert model_schemas()[alias] is model_schemas()[name]  # model=<alias>: the same node
 
 
 def test_another_familys_flag_is_refused_naming_the_familys_own():
+    every = {f: d for n in NAMES for f, d in family_flags(n).items()}
     for name in NAMES:
         own = family_flags(name)
-        foreign = {f for n in NAMES for f in honoured_flags(n)} - set(own)
+        foreign = set(every) - set(own)
         want = f"model.{{}} is not a flag of {name}; the flags of {name} are {', '.join(own)}"
         for flag in sorted(foreign):
-            with pytest.raises(TypeError, match=re.escape(want.format(flag))):
-                build_model(name, num_classes=K, width_mult=WIDTH, **{flag: True})
-        # at their default (as the config schema passes them) they are accepted and unused
-        build_model(name, num_classes=K, width_mult=WIDTH, **dict.fromkeys(foreign, False))
+            for value in (every[flag], not every[flag] if isinstance(every[flag], bool) else 2):
+                with pytest.raises(TypeError, match=re.escape(want.format(flag))):
+                    build_model(name, num_classes=K, width_mult=WIDTH, **{flag: value})
+        # a run stored before each family's node held only its own flags has every family's,
+        # the others' at their default: its model is rebuilt from its own family's
+        trained = _build(name)
+        stored = {"model": trained.state_dict(), "num_classes": K,
+                  "config": {"model": {"name": name, "width_mult": WIDTH, **every}}}
+        rebuilt, x = model_from_checkpoint(stored).eval(), _x()
+        with torch.no_grad():
+            torch.testing.assert_close(rebuilt(x), trained.eval()(x))
+        assert set(own_arguments(name, stored["config"]["model"])) == {"width_mult", *own}
 
 
 @pytest.mark.parametrize("m", [1, 2])

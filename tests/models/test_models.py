@@ -2,14 +2,13 @@
 backward, features, every component on and ONNX export of every registered family are in
 test_families.py."""
 
-import dataclasses
 import json
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
-from lastexp.config import ModelConfig
 from lastexp.models import (
     MODELS,
     available_models,
@@ -19,6 +18,7 @@ from lastexp.models import (
 )
 from lastexp.models.__main__ import main as models_main
 from lastexp.models.blocks import DropPath
+from tests.conftest import compose
 
 # The LAST-E family; LAST-Base / Lite / v2 are covered by test_zoo.py.
 NAMES = [n for n in available_models() if n.startswith("last_e_")]
@@ -165,13 +165,13 @@ def test_unknown_model_name():
 
 
 def test_component_flags():
-    with pytest.raises(TypeError, match="prototype_graph"):
+    with pytest.raises(TypeError, match="model.prototype_graph is not a flag of last_e_nano"):
         build_model("last_e_nano", num_classes=K, prototype_graph=True)
-    with pytest.raises(TypeError, match="unexpected"):
+    with pytest.raises(TypeError, match="model.not_a_flag is not a flag of last_e_nano"):
         build_model("last_e_nano", num_classes=K, not_a_flag=False)
-    # Every ModelConfig field is accepted at its default (one schema for every family).
-    cfg = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name != "name"}
-    cfg["use_st_att"] = [False, False, True]
+    # the composed model=last_e_nano node (its family's flags only) builds the model
+    cfg = OmegaConf.to_container(compose(["model=last_e_nano"]).model)
+    assert cfg.pop("name") == "last_e_nano" and cfg["use_st_att"] == [False, False, True]
     assert build_model("last_e_nano", num_classes=K, **cfg)(_x()).shape == (N, K)
 
 

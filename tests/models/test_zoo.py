@@ -5,13 +5,11 @@ fast on 2 CPU cores. Forward, backward, features, every component on, a full-wid
 and ONNX export of every registered family are in test_families.py.
 """
 
-import dataclasses
-
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
-from lastexp.config import ModelConfig
 from lastexp.models import (
     MODELS,
     available_models,
@@ -22,6 +20,7 @@ from lastexp.models import (
 )
 from lastexp.models.blocks import TemporalConv2d
 from lastexp.models.components import BodyRegionShift, dct_basis, region_index
+from tests.conftest import compose
 
 NEW = ["last_base", "last_lite_nano", "last_lite_small", "last_v2_base"]
 SMALL = {"last_base": 0.25, "last_v2_base": 0.25, "last_lite_nano": 1.0, "last_lite_small": 1.0}
@@ -136,16 +135,16 @@ def test_causal_mode_hides_the_future(name):
 
 @pytest.mark.parametrize("name", NEW)
 def test_config_fields_and_foreign_flags(name):
-    cfg = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name != "name"}
-    cfg["use_st_att"] = [False, False, True]
+    # the composed model=<name> node (the family's flags only) builds the model
+    cfg = OmegaConf.to_container(compose([f"model={name}"]).model)
+    assert cfg.pop("name") == name
     cfg["width_mult"] = SMALL[name]
     assert build_model(name, num_classes=K, **cfg)(_x()).shape == (N, K)
     foreign = next(flag for other in available_models() for flag in switches(other)
                    if flag not in family_flags(name))
-    with pytest.raises(TypeError, match=foreign):
-        build_model(name, num_classes=K, **{foreign: True})
-    with pytest.raises(TypeError, match="unexpected"):
-        build_model(name, num_classes=K, not_a_flag=False)
+    for flag in (foreign, "not_a_flag"):
+        with pytest.raises(TypeError, match=f"model.{flag} is not a flag of {name}"):
+            build_model(name, num_classes=K, **{flag: False})
 
 
 @pytest.mark.parametrize("name", NEW)
