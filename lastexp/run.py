@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
 from lastexp import STARTED_NS, build
@@ -53,6 +53,7 @@ from lastexp.runstore.guard import (
 )
 from lastexp.runstore.key import identity, row_group, run_key
 from lastexp.runstore.metrics import is_completed, read_metrics, timestamp
+from lastexp.sweep_failures import in_process_sweep, record_failure
 from lastexp.train.checkpoint import load_checkpoint
 from lastexp.train.distributed import init_distributed, shutdown
 from lastexp.train.early_stopping import EarlyStopping
@@ -78,21 +79,6 @@ def pick_device(requested: str) -> torch.device:
 
 
 # --------------------------------------------------------------------------- the job
-
-# Jobs of a sweep run in this process that were refused for a user error, one line each:
-# `python -m lastexp` exits 2 after the sweep when any are here (the other jobs go on).
-SWEEP_FAILURES: list[str] = []
-
-
-def in_process_sweep(hc: Any) -> bool:
-    """A sweep whose jobs run in this process (Hydra's basic launcher) and whose sweeper reads
-    no job's value (not Optuna): a refused job can then be reported in one line and counted,
-    instead of raising into Hydra's traceback. A SLURM job must still fail, so that
-    ``afterok`` dependants do not start."""
-    launcher = str(OmegaConf.select(hc, "launcher._target_") or "")
-    sweeper = str(OmegaConf.select(hc, "sweeper._target_") or "").lower()
-    return launcher.endswith("BasicLauncher") and "optuna" not in sweeper
-
 
 def run_job(cfg: DictConfig) -> float | None:
     """Hydra task: returns the final top-1 so Hydra sweepers can optimise it."""
@@ -144,7 +130,7 @@ def run_job(cfg: DictConfig) -> float | None:
                 raise
             line = f"sweep job {' '.join(hc.overrides.task)}: {exc}"
             print(f"lastexp: error: {line}", file=sys.stderr, flush=True)
-            SWEEP_FAILURES.append(line)
+            record_failure(line)
             return None
         print(f"lastexp: error: {exc}", file=sys.stderr)
         sys.exit(2)
