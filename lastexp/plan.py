@@ -41,8 +41,6 @@ from lastexp.runstore import (
 from lastexp.runstore.key import run_dir_name
 from lastexp.runstore.metrics import read_metrics
 
-CONF_DIR = app.CONF_DIR
-
 
 @dataclass
 class Dependency:
@@ -111,7 +109,7 @@ def _is_value_override(override: str) -> bool:
     key = override.split("=", 1)[0]
     if "=" not in override or key[:1] in "+~" or key.startswith("hydra"):
         return False
-    return not (CONF_DIR / key.split(".")[0]).is_dir() or "." in key
+    return not (app.CONF_DIR / key.split(".")[0]).is_dir() or "." in key
 
 
 def _parse_value(text: str):
@@ -123,7 +121,7 @@ def build_plan(args: list[str]) -> list[Job]:
     args = normalize_overrides(args)
     jobs: list[Job] = []
     composed: dict[tuple[str, ...], DictConfig] = {}
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(str(app.CONF_DIR), version_base="1.3"):
         for overrides in expand(args):
             # Compose once per choice of config-group options; plain values (seed=2,
             # training.epochs=5) are set on a copy, as Hydra itself applies them last.

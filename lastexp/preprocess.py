@@ -38,12 +38,10 @@ from lastexp.data.npz import write_ctrgcn_npz
 from lastexp.data.validation import split_validation
 from lastexp.errors import ConfigError
 
-CONF_DIR = str(app.CONF_DIR)
-
 
 def compose(overrides: list[str]):
     app.register()
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+    with initialize_config_dir(str(app.CONF_DIR), version_base="1.3"):
         return hydra_compose("config", overrides=normalize_overrides(overrides))
 
 

@@ -1,18 +1,21 @@
-"""One run: validate, build data and model, fit with resume, write the run directory.
+"""One run: Hydra's task :func:`run_job` (the run directory's guard and lock around
+:func:`fit`, and how a refused job ends) and :func:`fit`, from the config to a completed (or
+resumable) run directory.
 
 The run directory (README, "Runs and results") is Hydra's output directory, named from the
 config so that the same config always lands in the same place: a finished run is skipped, an
 interrupted one resumes from ``checkpoints/last.pt``. :func:`fit` reads as the steps of a run;
-the components come from :mod:`lastexp.build`, the epoch loop from
-:mod:`lastexp.train.trainer`, checkpoint contents and resume from :mod:`lastexp.train.state`,
-and every path of the run directory from :mod:`lastexp.runstore`.
+where it starts (skip, resume, metrics.json) comes from :mod:`lastexp.run_start`, what it
+assembles (device, data, teachers, the Trainer) from :mod:`lastexp.assembly`, the components
+from :mod:`lastexp.build`, the epoch loop from :mod:`lastexp.train.trainer`, checkpoint
+contents and resume from :mod:`lastexp.train.state`, and every path of the run directory from
+:mod:`lastexp.runstore`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import sys
 import time
@@ -22,20 +25,26 @@ from typing import Any
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
 from lastexp import STARTED_NS, build
+from lastexp.assembly import distillation, load_data, make_trainer, place, swa_tracker, tracking
 from lastexp.config import amp_mode, swa_start_epoch, validate
 from lastexp.data import DataError
-from lastexp.data import load_data as load_dataset
 from lastexp.dependencies.lookup import resolve
-from lastexp.dependencies.requirements import distillation_on, teacher_streams
 from lastexp.ensemble import EnsembleError, ensemble_runs
 from lastexp.errors import ConfigError, NumericalError
-from lastexp.io import disk_full_line, is_disk_full, read_json, remove_orphan_temps, write_json
-from lastexp.models import count_flops, count_params
+from lastexp.io import disk_full_line, is_disk_full, read_json, write_json
 from lastexp.provenance import git_commit
+from lastexp.run_start import (
+    completed,
+    model_size,
+    prepare,
+    start_metrics,
+    start_point,
+    teacher_fields,
+)
 from lastexp.runstore import RunDir, RunLockedError, debug_of, discard_lock, lock_path, run_lock
 from lastexp.runstore.guard import (
     entries,
@@ -51,47 +60,19 @@ from lastexp.runstore.guard import (
     trained_here,
     unchanged_since,
 )
-from lastexp.runstore.key import identity, row_group, run_key
-from lastexp.runstore.metrics import is_completed, read_metrics, timestamp
+from lastexp.runstore.key import identity, run_key
+from lastexp.runstore.metrics import timestamp
+from lastexp.sweep_failures import in_process_sweep, record_failure
 from lastexp.train.checkpoint import load_checkpoint
-from lastexp.train.distributed import init_distributed, shutdown
-from lastexp.train.early_stopping import EarlyStopping
-from lastexp.train.fastpath import Precision, compiled, to_channels_last
-from lastexp.train.loop import NanGuard, StepContext
+from lastexp.train.distributed import shutdown
+from lastexp.train.fastpath import Precision, to_channels_last
 from lastexp.train.pretrain import PretrainStopped, pretrain_phase, pretrain_record
-from lastexp.train.sampler import EpochSampler
 from lastexp.train.seeding import seed_everything
 from lastexp.train.signals import StopFlag
-from lastexp.train.state import Progress, RunFacts, Trainables, initialise, resume
-from lastexp.train.swa import SWATracker
-from lastexp.train.tracking import job_type, wandb_tags
-from lastexp.train.trainer import Outputs, Schedule, Trainer, selection_fields
-
-
-def pick_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(requested)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"training.device={requested} but no CUDA device is available")
-    return dev
-
+from lastexp.train.state import Trainables
+from lastexp.train.trainer import Outputs, Schedule
 
 # --------------------------------------------------------------------------- the job
-
-# Jobs of a sweep run in this process that were refused for a user error, one line each:
-# `python -m lastexp` exits 2 after the sweep when any are here (the other jobs go on).
-SWEEP_FAILURES: list[str] = []
-
-
-def in_process_sweep(hc: Any) -> bool:
-    """A sweep whose jobs run in this process (Hydra's basic launcher) and whose sweeper reads
-    no job's value (not Optuna): a refused job can then be reported in one line and counted,
-    instead of raising into Hydra's traceback. A SLURM job must still fail, so that
-    ``afterok`` dependants do not start."""
-    launcher = str(OmegaConf.select(hc, "launcher._target_") or "")
-    sweeper = str(OmegaConf.select(hc, "sweeper._target_") or "").lower()
-    return launcher.endswith("BasicLauncher") and "optuna" not in sweeper
 
 
 def run_job(cfg: DictConfig) -> float | None:
@@ -144,7 +125,7 @@ def run_job(cfg: DictConfig) -> float | None:
                 raise
             line = f"sweep job {' '.join(hc.overrides.task)}: {exc}"
             print(f"lastexp: error: {line}", file=sys.stderr, flush=True)
-            SWEEP_FAILURES.append(line)
+            record_failure(line)
             return None
         print(f"lastexp: error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -284,205 +265,6 @@ def pretrain_stop_reason(exc: BaseException, stop: StopFlag, max_hours: float | 
     else:
         cause = f"training.max_hours={max_hours} reached"
     return f"{cause} in MaskCLR pretraining: resume by running the same command again"
-
-
-def completed(run: RunDir, *, fresh: bool) -> dict[str, Any] | None:
-    """The metrics of a completed run (skipped unless ``fresh=true``), else None."""
-    if fresh:
-        return None
-    metrics = read_metrics(run.metrics)
-    return metrics if is_completed(metrics if isinstance(metrics, dict) else None) else None
-
-
-def prepare(run: RunDir, *, fresh: bool) -> None:
-    """``fresh=true`` starts the run over; a killed run's half-written files go (this command
-    holds the run's lock)."""
-    if fresh:
-        shutil.rmtree(run.checkpoints, ignore_errors=True)
-    for folder in (run.path, run.checkpoints, run.hydra):
-        remove_orphan_temps(folder)
-    if not os.access(run.path, os.W_OK):
-        raise ConfigError(f"run directory {run.path} is not writable; change paths.runs")
-
-
-def place(requested: str):
-    """The device and, under torchrun, the process group (each rank its own GPU)."""
-    device = pick_device(requested)
-    dinfo = init_distributed(device.type == "cuda")
-    if dinfo.active and device.type == "cuda":
-        device = torch.device("cuda", dinfo.local_rank)
-    return device, dinfo
-
-
-def load_data(cfg: DictConfig, run: RunDir, *, main: bool):
-    """The dataset's splits, checked; the files it skipped reported and summarised."""
-    data = load_dataset(cfg.dataset, cfg.preprocessing, cfg.paths.data, seed=cfg.seed)
-    if len(data.train) == 0 or len(data.test) == 0:
-        raise ConfigError(f"dataset={cfg.dataset.name}: empty split (train {len(data.train)}, "
-                          f"test {len(data.test)})")
-    if cfg.dataset.num_classes and cfg.dataset.num_classes != data.num_classes:
-        raise ConfigError(f"dataset.num_classes={cfg.dataset.num_classes} but the data has "
-                          f"{data.num_classes} classes")
-    skipped = data.summary.get("skipped", {})
-    if skipped:
-        shown = "; ".join(f"{k} ({v})" for k, v in list(skipped.items())[:5])
-        more = f"; ... see {run.data_summary}" if len(skipped) > 5 else ""
-        print(f"lastexp: skipped {len(skipped)} file(s): {shown}{more}")
-    if main:
-        write_json(run.data_summary, data.summary)
-    return data
-
-
-def model_size(model: nn.Module, *, window: int, num_person: int) -> dict[str, int]:
-    return {"params": count_params(model),
-            "flops": count_flops(model, num_frames=window, num_person=num_person)}
-
-
-def distillation(cfg: DictConfig, model: nn.Module, num_classes: int, device: torch.device):
-    """The frozen teacher members of ``distill.teacher`` (one run of the student's stream, or
-    one per ``distill.teacher_streams``, the student's first), the stage projections when
-    gamma > 0, and the members' run directories; nothing when the run does not distil."""
-    dcfg = cfg.distill
-    if not distillation_on(dcfg):
-        return [], None, []
-    if not dcfg.teacher:
-        raise ConfigError(f"distill={dcfg.name} needs distill.teacher (an ablation ID or a run "
-                          "directory)")
-    refs = [(s, resolve(cfg, ref=dcfg.teacher, stream=s, role="teacher"))
-            for s in teacher_streams(cfg)]
-    members, projector = build.teacher(dcfg, refs=refs, student=model, num_classes=num_classes,
-                                       dataset=cfg.dataset.name, split=cfg.dataset.split,
-                                       device=device)
-    return members, projector, [run for _, run in refs]
-
-
-def teacher_fields(teacher_dirs: list[Path]) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    if teacher_dirs:
-        fields["teacher"] = str(teacher_dirs[0])  # the student's stream
-    if len(teacher_dirs) > 1:
-        fields["teacher_members"] = [str(d) for d in teacher_dirs]
-    return fields
-
-
-def swa_tracker(model: nn.Module, start_epoch: int | None):
-    return SWATracker(model, start_epoch) if start_epoch is not None else None
-
-
-def start_point(run: RunDir, parts: Trainables, *, model_name: str, init_from: str | None,
-                key: str | None = None) -> tuple[Progress, dict | None, bool]:
-    """Where training starts: ``last.pt`` when the run was interrupted (resumed exactly; it
-    must be this run's, by its run ``key``), else ``init_from=`` weights, else scratch.
-    ``(progress, mid-epoch position, resumed)``."""
-    if run.last.exists():
-        progress, mid = resume(run.last, parts, model_name, run_key=key)
-        where = (f"in epoch {progress.epoch + 1} after {mid['progress']['batches']} batches"
-                 if mid else f"after epoch {progress.epoch}")
-        print(f"lastexp: resuming {run.name} {where}")
-        return progress, mid, True
-    if init_from:
-        src = Path(init_from)
-        if not src.exists():
-            raise ConfigError(f"init_from={src} does not exist")
-        initialise(src, parts.model, model_name)
-    return Progress(), None, False
-
-
-def start_metrics(cfg: DictConfig, progress: Progress, *, device: torch.device, amp: str,
-                  data: Any, extra: dict[str, Any], resumed: bool,
-                  world_size: int = 1) -> dict[str, Any]:
-    """metrics.json as a run starts (or resumes): what it is, and where it stands."""
-    metrics: dict[str, Any] = {
-        "ablation": cfg.ablation, "model": cfg.model.name, "stream": cfg.stream.name,
-        "dataset": cfg.dataset.name, "split": cfg.dataset.split,
-        "preprocessing": cfg.preprocessing.name, "seed": cfg.seed,
-        "epochs": cfg.training.epochs, **extra,
-        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-        "amp": amp, "n_train": len(data.train), "n_test": len(data.test),
-        "num_classes": data.num_classes, "run_key": run_key(cfg), "git_commit": git_commit(),
-        "skipped_files": len(data.summary.get("skipped", {})), "debug": debug_of(cfg),
-        "status": "running", "started_at": timestamp(),
-        "best_top1": progress.best_top1 if progress.best_top1 >= 0 else None,
-        "best_epoch": progress.best_epoch if progress.best_epoch >= 0 else None,
-        "final_top1": None, "train_seconds": progress.seconds,
-        # processes that trained it (torchrun / SLURM tasks); part of the run identity
-        "world_size": int(world_size),
-        # the split the best epoch, early stopping and a search read (test: as the field does)
-        "selection": "test" if data.val is None else "validation",
-    }
-    if data.val is not None:
-        metrics.update(selection_fields(progress, validation=True), n_val=len(data.val))
-    if os.environ.get("SLURM_JOB_ID"):
-        metrics["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
-    if resumed:
-        metrics["resumed_from_epoch"] = progress.epoch
-    if progress.history:
-        metrics["epochs_done"] = len(progress.history)
-    return metrics
-
-
-def make_trainer(cfg: DictConfig, parts: Trainables, data: Any, *, out: Outputs,
-                 device: torch.device, dinfo: Any, precision: Precision, teachers: list,
-                 metrics: dict[str, Any], progress: Progress, t_start: float,
-                 stop: StopFlag) -> Trainer:
-    """Loaders, transforms, loss, trackers and the (compiled / DDP) models around ``parts``."""
-    tcfg, stream, model = cfg.training, cfg.stream.name, parts.model
-    loggers = build.loggers(
-        cfg.logger, log_dir=out.run.path, tensorboard_dir=out.run.tensorboard,
-        history=progress.history, config=identity(cfg), global_step=progress.global_step,
-        **tracking(cfg)) if dinfo.main else None
-    aug_gen = torch.Generator(device=device)
-    sampler = EpochSampler(len(data.train), seed=cfg.seed, rank=dinfo.rank, world=dinfo.world)
-    train_loader, test_loader = build.loaders(
-        data.train, data.test, sampler=sampler, batch_size=tcfg.batch_size,
-        eval_batch_size=tcfg.eval_batch_size, num_workers=tcfg.num_workers, seed=cfg.seed,
-        pin=device.type == "cuda")
-    val_loader = None if data.val is None else build.eval_loader(
-        data.val, batch_size=tcfg.eval_batch_size, num_workers=tcfg.num_workers,
-        pin=device.type == "cuda")
-    # An ensemble teacher reads its members' own streams: the loop then hands over joint
-    # coordinates (augmented only) and the Distiller derives each stream, the student's too.
-    train_tf = build.transform("joint" if len(teachers) > 1 else stream, augment=tcfg.augment,
-                               generator=aug_gen, max_deg=tcfg.rotation_deg,
-                               scale=tcfg.scale_range)
-    train_model: nn.Module = model
-    if dinfo.active:  # gradients averaged over processes; each sees its shard of the epoch
-        train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    eval_model: nn.Module = model
-    if tcfg.compile:  # the wrappers share model's parameters: checkpoints stay plain
-        eval_model = compiled(model, tcfg.compile_mode)
-        train_model = compiled(train_model, tcfg.compile_mode) if dinfo.active else eval_model
-        for member in teachers:
-            member.model = compiled(member.model, tcfg.compile_mode)
-    loss_fn = build.loss(label_smoothing=tcfg.label_smoothing,
-                         ib_loss_weight=tcfg.ib_loss_weight, dcfg=cfg.distill,
-                         teachers=teachers, projector=parts.projector, stream=stream)
-    ctx = StepContext(optimizer=parts.optimizer, loss_fn=loss_fn, transform=train_tf,
-                      device=device, accumulation=tcfg.gradient_accumulation_steps,
-                      clip=tcfg.gradient_clip, scaler=parts.scaler, amp_dtype=precision.dtype,
-                      guard=NanGuard(max_consecutive=tcfg.max_nonfinite_steps),
-                      progress=None if dinfo.main else False,
-                      log_every=cfg.logger.log_every_n_steps)
-    stopper = EarlyStopping(tcfg.early_stopping_patience, tcfg.early_stopping_monitor,
-                            tcfg.early_stopping_min_delta).replay(progress.history)
-    facts = RunFacts(model_name=cfg.model.name, config=identity(cfg),
-                     num_classes=data.num_classes, stream=stream, run_key=run_key(cfg))
-    return Trainer(parts=parts, facts=facts, schedule=Schedule.of(tcfg, cfg.seed), out=out,
-                   ctx=ctx, train_set=data.train, sampler=sampler, train_loader=train_loader,
-                   test_loader=test_loader, test_set=data.test, train_model=train_model,
-                   eval_model=eval_model, test_tf=build.transform(stream), aug_gen=aug_gen,
-                   dinfo=dinfo, logger=loggers, stop=stop, stopper=stopper, metrics=metrics,
-                   t_start=t_start, val_loader=val_loader)
-
-
-def tracking(cfg: DictConfig) -> dict[str, Any]:
-    """The W&B group (the row's config without the seed), tags and job type of a run."""
-    return {"group": row_group(cfg), "job_type": job_type(
-                ensemble=bool(cfg.ensemble.of), pretrain=bool(cfg.pretrain.enabled)),
-            "tags": wandb_tags(ablation=cfg.ablation, model=cfg.model.name,
-                               stream=cfg.stream.name, dataset=cfg.dataset.name,
-                               debug=debug_of(cfg), extra=list(cfg.logger.get("tags") or []))}
 
 
 def ensemble_job(cfg: DictConfig, run: RunDir) -> float | None:

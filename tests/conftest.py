@@ -14,7 +14,7 @@ from hydra import initialize_config_dir
 from lastexp import app
 
 REPO = Path(__file__).resolve().parent.parent
-CONF = REPO / "conf"
+CONF = app.CONF_DIR  # the config root every entry point composes from
 
 
 def compose(overrides: list[str] | None = None, *, return_hydra: bool = False):

@@ -6,8 +6,9 @@ unreachable controller or a wrong partition ends in a submitit traceback (after 
 retries), with the sweep directory already created. :func:`slurm_problem` runs ``sinfo`` once
 (bounded by a timeout) and turns each failure into one line naming the problem and the fix.
 
-Hydra-independent: it reads the raw command-line overrides, so ``lastexp/__main__.py`` can call
-it before Hydra composes anything.
+Hydra-independent: it reads the command-line overrides, and the requested resources from the
+``hydra.launcher`` node of the config that ``lastexp/command_checks.py`` composed before Hydra
+starts (without one, from the preset and the command line).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -114,9 +117,11 @@ def requested_partition(argv: list[str]) -> str | None:
     return partition
 
 
-def slurm_problem(argv: list[str], timeout: float = SINFO_TIMEOUT_S) -> str | None:
-    """One-line problem for ``lastexp/__main__.py``'s preflight, or None (also when the
-    command line does not ask for the SLURM launcher, or only asks for help/config output)."""
+def slurm_problem(argv: list[str], timeout: float = SINFO_TIMEOUT_S,
+                  launcher: Mapping[str, Any] | None = None) -> str | None:
+    """One-line problem for the command's checks before Hydra starts, or None (also when the
+    command line does not ask for the SLURM launcher, or only asks for help/config output).
+    ``launcher``: the composed ``hydra.launcher`` node, when there is one."""
     if any(a in ("--cfg", "-c", "--help", "-h", "--info", "--hydra-help") for a in argv):
         return None
     if not wants_slurm(argv):
@@ -128,7 +133,7 @@ def slurm_problem(argv: list[str], timeout: float = SINFO_TIMEOUT_S) -> str | No
         return str(exc)
     if partition is not None and "," in partition:
         return None  # several partitions: SLURM picks one that fits
-    return resource_problem(partition, requested_resources(argv),
+    return resource_problem(partition, requested_resources(argv, launcher),
                             partition_nodes(partition, timeout))
 
 
@@ -177,14 +182,17 @@ def partition_nodes(partition: str | None, timeout: float = SINFO_TIMEOUT_S,
     return nodes
 
 
-def requested_resources(argv: list[str]) -> dict[str, float]:
-    """``gpus_per_node``, ``cpus_per_task`` and ``mem_gb`` a job asks for: the command line's
-    ``hydra.launcher.*`` values, else the preset's (null counts as 0)."""
-    preset = OmegaConf.load(PRESET)
+def requested_resources(argv: list[str],
+                        launcher: Mapping[str, Any] | None = None) -> dict[str, float]:
+    """``gpus_per_node``, ``cpus_per_task`` and ``mem_gb`` a job asks for (null counts as 0):
+    the composed ``launcher`` node's values when given (the command line's fixed overrides
+    are in it), else the command line's ``hydra.launcher.*`` values, else the preset's."""
+    source = OmegaConf.load(PRESET) if launcher is None else launcher
+    overrides = argv if launcher is None else []  # the composed node holds them already
     wanted: dict[str, float] = {}
     for key in ("gpus_per_node", "cpus_per_task", "mem_gb"):
-        value = preset.get(key)
-        for arg in argv:
+        value = source.get(key)
+        for arg in overrides:
             kv = _override(arg)
             if kv and kv[0] == f"hydra.launcher.{key}" and "," not in kv[1]:
                 value = kv[1].strip().strip("'\"")
