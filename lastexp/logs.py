@@ -209,16 +209,17 @@ def capture_prints() -> Iterator[list[RunLogHandler]]:
 
     A full disk under ``lastexp.log`` stops the block (:class:`RunLogHandler`); one that no
     line of the block raised (the last records, another thread's) ends it as the one line
-    ``lastexp: error: no space left ...`` and exit 2. Meanwhile another library's log file
-    that cannot be written (W&B's ``debug.log`` on the same full disk) drops its record
-    instead of printing logging's ``--- Logging error ---`` traceback (``logging.raiseExceptions``):
-    the run's own next write reports the full disk."""
+    ``lastexp: error: no space left ...`` and exit 2. From the block on, for the rest of the
+    process, another library's log file that cannot be written (W&B's ``debug.log`` on the
+    same full disk, written by its threads until the process exits) drops its record instead
+    of printing logging's ``--- Logging error ---`` traceback (``logging.raiseExceptions``,
+    logging's switch for an application): the run's own next write reports the full disk."""
     handlers = run_handlers()
     if not handlers:
         yield handlers
         return
     out, err = sys.stdout, sys.stderr
-    raise_exceptions, logging.raiseExceptions = logging.raiseExceptions, False
+    logging.raiseExceptions = False
     for handler in handlers:
         handler.stops_run = True
     sys.stdout = _Tee(out, handlers, logging.INFO)  # type: ignore[assignment]
@@ -235,7 +236,6 @@ def capture_prints() -> Iterator[list[RunLogHandler]]:
         raise
     finally:
         sys.stdout, sys.stderr = out, err
-        logging.raiseExceptions = raise_exceptions
         for handler in handlers:
             handler.stops_run = False
             handler.settle()

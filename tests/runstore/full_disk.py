@@ -1,7 +1,8 @@
 """A disk that fills up under one file: the write primitive of that file only raises ENOSPC,
 as a full disk does, once it is armed. Used in-process by the unit tests and, through
 ``python -m tests.runstore.full_disk WRITER ARM_FILE [lastexp args]``, for a whole run whose
-disk fills (for ``WRITER``) once ``ARM_FILE`` exists (the first epoch's ``last.pt``).
+disk fills (for ``WRITER``) once ``ARM_FILE`` exists (the first epoch's ``last.pt``, whose
+bytes at that moment are kept for the test to compare).
 
 ``WRITER``: ``log`` (the run's ``lastexp.log``, under lastexp's handler), ``tensorboard`` (the
 event file, written by TensorBoard's writer thread) or ``wandb`` (W&B's ``debug.log`` in the
@@ -90,8 +91,19 @@ def install(writer: str, armed: Callable[[], bool]) -> None:
 
 
 def main() -> None:
+    """``WRITER ARM_FILE [lastexp args]``; ``ARM_FILE`` as it was when the disk filled is kept
+    as ``ARM_FILE.at-fill`` beside the test's files (``FULL_DISK_KEEP``, a folder)."""
     writer, arm_file, args = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
-    install(writer, arm_file.exists)
+    keep = Path(os.environ["FULL_DISK_KEEP"]) / f"{arm_file.name}.at-fill"
+
+    def armed() -> bool:
+        if not arm_file.exists():
+            return False
+        if not keep.exists():  # the file is renamed into place whole: complete when seen
+            keep.write_bytes(arm_file.read_bytes())
+        return True
+
+    install(writer, armed)
     sys.argv = ["lastexp", *args]
     runpy.run_module("lastexp", run_name="__main__", alter_sys=True)
 
