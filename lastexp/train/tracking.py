@@ -80,6 +80,8 @@ class WandbLogger:
     offline: each attempt writes its own ``wandb/offline-run-<time>-<id>`` folder with that
     id, and ``wandb sync`` uploads them in start order as the one run)."""
 
+    folder = Path("wandb")  # named by a full disk: the run's W&B folder (set by __init__)
+
     def __init__(
         self,
         run_dir: Path,
