@@ -24,7 +24,7 @@ from lastexp.environment import with_env
 from lastexp.errors import ConfigError
 from lastexp.launch.preflight import slurm_problem
 from lastexp.logs import capture_prints, submitit_log_line, to_file
-from lastexp.optuna_study import trial_value
+from lastexp.optuna_study import trial_guard, trial_value
 from lastexp.runstore.guard import (
     init_from_problem,
     run_dir_problem,
@@ -203,7 +203,8 @@ def main(cfg: DictConfig) -> float | None:
         cfg.training.num_threads = threads
         torch.set_num_threads(threads)  # before any work: data, model, training
         to_file(f"torch threads: {threads} (training.num_threads)")
-        return trial_value(run_job(cfg))  # under the Optuna sweeper: the run's best val top-1
+        with trial_guard():  # a search trial that fails ends the search in one line
+            return trial_value(run_job(cfg))  # under the Optuna sweeper: the best val top-1
 
 
 def command_problem(argv: list[str]) -> str | None:
