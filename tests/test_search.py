@@ -218,3 +218,46 @@ def test_a_trial_that_fails_for_its_data_stops_the_search_and_the_study_goes_on(
                                              "COMPLETE"]
     assert again[4].params == trials[2].params and again[4].value is not None  # trained now
     assert (done / "metrics.json").read_bytes() == kept
+
+
+@pytest.mark.parametrize("ending", ["lastexp error", "exit after its line", "bug"])
+def test_a_trial_that_ends_the_command_is_failed_in_its_study(tmp_path, monkeypatch, capsys,
+                                                            ending):
+    """trial_guard around a search trial's job: a lastexp error becomes the one line (exit 2),
+    an exit after the job's own line (a full disk, a locked run) passes as it is; both fail
+    this job's trial in the study, the finished one kept. A bug is left to the sweeper."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from lastexp.errors import DataError
+    from lastexp.optuna_study import trial_guard
+
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    def lr(value: float) -> dict:
+        return {"optimizer.lr": optuna.distributions.CategoricalDistribution([value])}
+
+    study.tell(study.ask(lr(0.1)), 50.0)
+    study.ask(lr(0.2))  # this job's trial, running
+    hc = {"mode": RunMode.MULTIRUN, "overrides": {"task": ["optimizer.lr=0.2", "debug=tiny"]},
+          "sweeper": {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper."
+                                  "OptunaSweeper", "study_name": "s", "storage": storage}}
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", OmegaConf.create({"hydra": hc}))
+    error = {"lastexp error": DataError("dataset.raw_dir='x' is not a directory"),
+             "exit after its line": SystemExit(2), "bug": KeyError("bug")}[ending]
+    with pytest.raises((SystemExit, KeyError)) as ended, trial_guard():
+        raise error
+    states = [t.state.name for t in optuna.load_study(study_name="s", storage=storage).trials]
+    if ending == "bug":
+        assert isinstance(ended.value, KeyError) and states == ["COMPLETE", "RUNNING"]
+        return
+    assert ended.value.code == 2 and states == ["COMPLETE", "FAIL"]
+    err = capsys.readouterr().err
+    if ending == "lastexp error":
+        assert err == ("lastexp: error: search trial 1 (optimizer.lr=0.2): dataset.raw_dir='x' "
+                       "is not a directory; the search stopped there, its finished trials "
+                       "kept in the study: fix that, then run the same command again to "
+                       "continue it\n")
+    else:
+        assert err == ""  # the job printed its line before it exited
