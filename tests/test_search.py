@@ -236,7 +236,7 @@ def test_a_trial_that_ends_the_command_is_failed_in_its_study(tmp_path, monkeypa
     storage = f"sqlite:///{tmp_path / 's.db'}"
     study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
     def lr(value: float) -> dict:
-        return {"optimizer.lr": optuna.distributions.FloatDistribution(value, value)}
+        return {"optimizer.lr": optuna.distributions.UniformDistribution(value, value)}
 
     study.tell(study.ask(lr(0.1)), 50.0)
     study.ask(lr(0.2))  # this job's trial, running
