@@ -146,8 +146,9 @@ def trial_guard() -> Iterator[None]:
     """Around a search trial's job: one that ends the command (a lastexp error -- a bad value,
     bad data, a diverged run -- or an exit after its one line: a full disk, a locked run)
     is told failed in the study and ends the search with one line and exit 2, instead of
-    the sweeper's traceback. Outside an Optuna search, and for a trial that completes or
-    fails for a bug (its traceback is the report), nothing changes."""
+    the sweeper's traceback; a Ctrl-C fails it too, then ends the command as it does.
+    Outside an Optuna search, and for a trial that completes or fails for a bug (its
+    traceback is the report), nothing changes."""
     hc = optuna_job()
     if hc is None:
         yield
@@ -162,6 +163,9 @@ def trial_guard() -> Iterator[None]:
     except SystemExit as exc:
         if exc.code not in (0, None):  # its one line is printed (a full disk, a locked run)
             fail_trial(hc)
+        raise
+    except KeyboardInterrupt:  # Ctrl-C: as Optuna's optimize, the trial failed, not running
+        fail_trial(hc)
         raise
 
 
@@ -178,12 +182,15 @@ def fail_trial(hc: DictConfig) -> str:
     import optuna
 
     overrides = set(hc.overrides.task)
-    study = optuna.load_study(study_name=str(OmegaConf.select(hc, "sweeper.study_name")),
-                              storage=str(OmegaConf.select(hc, "sweeper.storage")))
-    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    for trial in sorted(running, key=lambda t: -t.number):
-        params = [f"{k}={v}" for k, v in trial.params.items()]
-        if set(params) <= overrides:
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-            return f"{trial.number} ({' '.join(params)})"
+    try:
+        study = optuna.load_study(study_name=str(OmegaConf.select(hc, "sweeper.study_name")),
+                                  storage=str(OmegaConf.select(hc, "sweeper.storage")))
+        running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        for trial in sorted(running, key=lambda t: -t.number):
+            params = [f"{k}={v}" for k, v in trial.params.items()]
+            if set(params) <= overrides:
+                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+                return f"{trial.number} ({' '.join(params)})"
+    except Exception:  # noqa: BLE001 -- a study that cannot be updated (locked, full disk):
+        pass  # the trial stays "running" there; the job's own line is the report
     return f"({' '.join(hc.overrides.task)})"

@@ -220,7 +220,8 @@ def test_a_trial_that_fails_for_its_data_stops_the_search_and_the_study_goes_on(
     assert (done / "metrics.json").read_bytes() == kept
 
 
-@pytest.mark.parametrize("ending", ["lastexp error", "exit after its line", "bug"])
+@pytest.mark.parametrize("ending", ["lastexp error", "exit after its line", "bug",
+                                    "Ctrl-C"])
 def test_a_trial_that_ends_the_command_is_failed_in_its_study(tmp_path, monkeypatch, capsys,
                                                             ending):
     """trial_guard around a search trial's job: a lastexp error becomes the one line (exit 2),
@@ -245,12 +246,16 @@ def test_a_trial_that_ends_the_command_is_failed_in_its_study(tmp_path, monkeypa
                                   "OptunaSweeper", "study_name": "s", "storage": storage}}
     monkeypatch.setattr(HydraConfig.instance(), "cfg", OmegaConf.create({"hydra": hc}))
     error = {"lastexp error": DataError("dataset.raw_dir='x' is not a directory"),
-             "exit after its line": SystemExit(2), "bug": KeyError("bug")}[ending]
-    with pytest.raises((SystemExit, KeyError)) as ended, trial_guard():
+             "exit after its line": SystemExit(2), "bug": KeyError("bug"),
+             "Ctrl-C": KeyboardInterrupt()}[ending]
+    with pytest.raises((SystemExit, KeyError, KeyboardInterrupt)) as ended, trial_guard():
         raise error
     states = [t.state.name for t in optuna.load_study(study_name="s", storage=storage).trials]
     if ending == "bug":
         assert isinstance(ended.value, KeyError) and states == ["COMPLETE", "RUNNING"]
+        return
+    if ending == "Ctrl-C":  # the command reports it (exit 130); the trial is not left running
+        assert isinstance(ended.value, KeyboardInterrupt) and states == ["COMPLETE", "FAIL"]
         return
     assert ended.value.code == 2 and states == ["COMPLETE", "FAIL"]
     err = capsys.readouterr().err
