@@ -16,7 +16,7 @@ from lastexp.app import CONF_DIR
 from lastexp.command_checks import command_problem
 from lastexp.environment import with_env
 from lastexp.logs import capture_prints, submitit_log_line, to_file
-from lastexp.optuna_study import trial_value
+from lastexp.optuna_study import trial_guard, trial_value
 
 app.register()
 # Hydra's shell completion (the script, and the shell's queries with COMP_LINE): Hydra's alone
@@ -40,7 +40,8 @@ def main(cfg: DictConfig) -> float | None:
         cfg.training.num_threads = threads
         torch.set_num_threads(threads)  # before any work: data, model, training
         to_file(f"torch threads: {threads} (training.num_threads)")
-        return trial_value(run_job(cfg))  # under the Optuna sweeper: the run's best val top-1
+        with trial_guard():  # a search trial that fails ends the search in one line
+            return trial_value(run_job(cfg))  # under the Optuna sweeper: the best val top-1
 
 
 def cli() -> None:

@@ -300,3 +300,18 @@ def write_files(folder: str | os.PathLike, files: dict[str, str | bytes]) -> Non
             raise
         finally:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def names_full_disk(path: str | os.PathLike, needed: int | None = None) -> Iterator[None]:
+    """A full disk inside the block -- an ENOSPC that a library's writer raised without naming
+    its file (TensorBoard's event file, W&B's folder) -- becomes :class:`DiskFullError`
+    naming ``path``; one already named passes as it is."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        raise DiskFullError(path, needed) from None

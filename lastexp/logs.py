@@ -6,7 +6,13 @@ handler per job; lastexp's is :class:`RunLogHandler`, which
 - writes nothing until the job trains the run (it has written the run's ``.hydra/config.yaml``):
   a command that skips a completed run, or is refused, leaves the run directory byte-identical,
   and what it printed before training starts (data, resume) is written then, in order;
-- writes on rank 0 only under DDP (``RANK``).
+- writes on rank 0 only under DDP (``RANK``);
+- turns a full disk into :class:`~lastexp.io.DiskFullError` naming ``lastexp.log``, never
+  logging's ``--- Logging error ---`` traceback: while the job runs (:func:`capture_prints`)
+  the line that could not be written stops the run there (raised in the main thread; a
+  record of another thread is dropped and the main thread's next line raises it), so the
+  command ends with the one line and the checkpoint of the last finished epoch intact; the
+  file is then left alone.
 
 What the run prints (``print``, warnings, error lines) reaches the same file through
 :func:`capture_prints`, which copies each complete line written to ``sys.stdout`` /
@@ -22,6 +28,7 @@ import io
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -30,6 +37,7 @@ from typing import Any, TextIO
 
 import submitit
 
+from lastexp.io import DiskFullError, disk_full_line, is_disk_full
 from lastexp.runstore.layout import HYDRA_LOG, RunDir
 
 LOG_NAME = HYDRA_LOG
@@ -46,6 +54,9 @@ class RunLogHandler(logging.FileHandler):
         self.rank0 = os.environ.get("RANK", "0") in ("", "0")
         self.marker = RunDir(Path(filename).parent).hydra_config
         self.held: list[logging.LogRecord] | None = []  # None once the run trains
+        self.full: DiskFullError | None = None  # the disk filled: nothing more is written
+        self.reported = False  # ... and the error was raised (or printed) once
+        self.stops_run = False  # raise it in the main thread (set by capture_prints)
 
     def trains(self) -> bool:
         """This job wrote the run's ``.hydra/config.yaml`` (lastexp writes it when it trains).
@@ -68,18 +79,72 @@ class RunLogHandler(logging.FileHandler):
     def emit(self, record: logging.LogRecord) -> None:
         if not self.rank0:
             return
+        if self.full is not None:  # the disk is full: dropped (raised once, see the doc)
+            self._stop()
+            return
         if self.held is not None and not self._release():
             self.held.append(record)
             return
         super().emit(record)
 
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 -- logging's name
+        """A write that failed: a full disk is recorded (and raised, :meth:`_stop`) instead of
+        logging's traceback on stderr; any other error is logging's business."""
+        exc = sys.exc_info()[1]
+        if exc is None or not is_disk_full(exc):
+            super().handleError(record)
+            return
+        if self.full is None:
+            needed = len((self.format(record) + self.terminator).encode("utf-8"))
+            self.full = DiskFullError(self.baseFilename, needed)
+            self._drop_stream()
+        self._stop()
+
+    def _stop(self) -> None:
+        """Raise the full disk once, in the main thread of a running job; elsewhere (another
+        thread, Hydra's own logging between jobs) the record is dropped."""
+        if (self.full is not None and self.stops_run and not self.reported
+                and threading.current_thread() is threading.main_thread()):
+            self.reported = True
+            raise self.full
+
+    def _drop_stream(self) -> None:
+        """Close the file without writing what its buffer still holds (the disk is full)."""
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
+
+    def unreported(self) -> DiskFullError | None:
+        """The full disk no main-thread line raised yet (it is reported from now on)."""
+        if self.full is None or self.reported:
+            return None
+        self.reported = True
+        return self.full
+
     def flush(self) -> None:
+        if self.full is not None:
+            return
         if self.rank0 and self.held is not None:
             self._release()
         super().flush()
 
+    def settle(self) -> None:
+        """Flush, a full disk recorded rather than raised (the file's own flush: emit's
+        failures reach :meth:`handleError`)."""
+        try:
+            self.flush()
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            if self.full is None:
+                self.full = DiskFullError(self.baseFilename, None)
+            self._drop_stream()
+
     def close(self) -> None:
-        self.flush()  # a run that trained writes what it held; one that did not, nothing
+        self.settle()  # a run that trained writes what it held; one that did not, nothing
+        if self.full is not None:
+            self._drop_stream()
         super().close()
 
 
@@ -140,12 +205,23 @@ class _Tee(io.TextIOBase):
 def capture_prints() -> Iterator[list[RunLogHandler]]:
     """Within the block, what is printed to stdout / stderr also reaches ``lastexp.log`` (as
     ``print`` records, INFO / WARNING); an exception that ends the block is written there
-    with its traceback (Hydra prints it on the console)."""
+    with its traceback (Hydra prints it on the console).
+
+    A full disk under ``lastexp.log`` stops the block (:class:`RunLogHandler`); one that no
+    line of the block raised (the last records, another thread's) ends it as the one line
+    ``lastexp: error: no space left ...`` and exit 2. From the block on, for the rest of the
+    process, another library's log file that cannot be written (W&B's ``debug.log`` on the
+    same full disk, written by its threads until the process exits) drops its record instead
+    of printing logging's ``--- Logging error ---`` traceback (``logging.raiseExceptions``,
+    logging's switch for an application): the run's own next write reports the full disk."""
     handlers = run_handlers()
     if not handlers:
         yield handlers
         return
     out, err = sys.stdout, sys.stderr
+    logging.raiseExceptions = False
+    for handler in handlers:
+        handler.stops_run = True
     sys.stdout = _Tee(out, handlers, logging.INFO)  # type: ignore[assignment]
     sys.stderr = _Tee(err, handlers, logging.WARNING)  # type: ignore[assignment]
     try:
@@ -155,12 +231,18 @@ def capture_prints() -> Iterator[list[RunLogHandler]]:
             text = "".join(traceback.format_exception(exc)).rstrip()
             record = logging.LogRecord(PRINT_LOGGER, logging.ERROR, "", 0, text, None, None)
             for handler in handlers:
-                handler.handle(record)
+                with contextlib.suppress(DiskFullError):  # the error in hand goes on
+                    handler.handle(record)
         raise
     finally:
         sys.stdout, sys.stderr = out, err
         for handler in handlers:
-            handler.flush()
+            handler.stops_run = False
+            handler.settle()
+    full = next((e for e in (h.unreported() for h in handlers) if e is not None), None)
+    if full is not None:
+        print(f"lastexp: error: {disk_full_line(full)}", file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 def submitit_log_line() -> str | None:

@@ -762,6 +762,31 @@ def test_validation_subjects_the_data_lacks(store, shared_data, args, words):
     assert sorted(p.name for p in (store / "runs").iterdir()) == runs
 
 
+# A search trial the job refuses (data it cannot read, a searched value out of range): one
+# line, exit 2, instead of the Optuna sweeper's traceback; the trial is failed in the study,
+# the search stops there (tests/test_search.py: the same command continues it).
+SEARCH_TRIAL_CASES = [
+    (["dataset.npz=missing.npz"], ["search trial 0 (", "dataset.npz='missing.npz' is not a file",
+                                   "run the same command again"]),
+    (["model.dropout=interval(1.0,1.5)"], ["search trial 0 (model.dropout=", "[0, 1)"]),
+]
+
+
+@pytest.mark.parametrize("args,words", SEARCH_TRIAL_CASES,
+                         ids=[" ".join(a) for a, _ in SEARCH_TRIAL_CASES])
+def test_bad_search_trial(workdir, shared_data, args, words):
+    from tests.test_search import load_trials
+
+    before = snapshot(workdir)
+    r = run_cli(["--multirun", "+search=lr_dropout", "dataset.val_fraction=0.25",
+                 "hydra.sweeper.n_trials=3", *args, f"paths.data={shared_data}", "logger=none",
+                 "debug=tiny"], workdir)
+    refused(r, *words)
+    after = snapshot(workdir)
+    assert {k: after.get(k) for k in before} == before  # what was there is untouched
+    assert [t.state.name for t in load_trials(workdir / "runs")] == ["FAIL"]  # none running
+
+
 def test_results_report_a_top1_outside_0_100_as_a_problem(tmp_path):
     """best_top1: 150 in a metrics.json is a corrupt file: reported (one warning line naming
     the run, and in the tables' notes), never bolded as the best of its table."""

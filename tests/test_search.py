@@ -5,6 +5,7 @@ store, the study lives beside them and a relaunch continues it, skipping finishe
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,97 @@ def test_no_search_no_search_md(tmp_path):
 
     assert write_search(tmp_path / "runs", tmp_path / "out") == {}
     assert not (tmp_path / "out" / "search.md").exists()
+
+
+@pytest.mark.resume
+def test_a_trial_that_fails_for_its_data_stops_the_search_and_the_study_goes_on(tmp_path,
+                                                                               shared_data):
+    """The data of a search goes missing between two launches: the trial that meets it ends
+    the search in one line (exit 2, no sweeper traceback) and is failed in the study, whose
+    finished trial and run stay as they were; with the data back, the same command continues
+    the study."""
+    from lastexp.data.synthetic import ensure_corpus
+    from tests.conftest import compose
+
+    raw = tmp_path / "raw"  # the captures of the search, a folder of the user's
+    shutil.copytree(ensure_corpus(shared_data, compose(["debug=tiny"]).dataset.synthetic), raw)
+    runs = tmp_path / "runs"
+    args = ["--multirun", "+search=lr_dropout", "debug=tiny", "dataset.val_fraction=0.25",
+            f"dataset.raw_dir={raw}", "model=last_e_nano", "logger=none",
+            f"paths.runs={runs}", f"paths.data={tmp_path / 'data'}"]
+    first = run_cli([*args, "hydra.sweeper.n_trials=1"], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    (done,) = run_dirs(runs).values()
+    kept = (done / "metrics.json").read_bytes()
+
+    # The search goes on with a second trial (the seeded sampler asks trial 0's parameters
+    # first: that run is skipped), but the captures are gone: an unmounted disk, a moved folder
+    args.append("hydra.sweeper.n_trials=2")
+    raw.rename(tmp_path / "raw_away")
+    second = run_cli(args, tmp_path)
+    assert second.returncode == 2, second.stderr[-3000:]
+    for noise in ("Traceback", "Error executing job", "Failed experiment"):
+        assert noise not in second.stderr, second.stderr[-3000:]
+    (line,) = [ln for ln in second.stderr.splitlines() if ln.strip()]
+    assert line.startswith("lastexp: error: search trial 2 (") and \
+        f"dataset.raw_dir={str(raw)!r} is not a directory" in line, line
+    trials = load_trials(runs)
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "FAIL"]
+    assert (done / "metrics.json").read_bytes() == kept
+
+    (tmp_path / "raw_away").rename(raw)
+    third = run_cli(args, tmp_path)  # the same command: the study goes on
+    assert third.returncode == 0, third.stderr[-3000:]
+    again = load_trials(runs)
+    assert [t.state.name for t in again] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE",
+                                             "COMPLETE"]
+    assert again[4].params == trials[2].params and again[4].value is not None  # trained now
+    assert (done / "metrics.json").read_bytes() == kept
+
+
+@pytest.mark.parametrize("ending", ["lastexp error", "exit after its line", "bug",
+                                    "Ctrl-C"])
+def test_a_trial_that_ends_the_command_is_failed_in_its_study(tmp_path, monkeypatch, capsys,
+                                                            ending):
+    """trial_guard around a search trial's job: a lastexp error becomes the one line (exit 2),
+    an exit after the job's own line (a full disk, a locked run) passes as it is; both fail
+    this job's trial in the study, the finished one kept. A bug is left to the sweeper."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from lastexp.errors import DataError
+    from lastexp.optuna_study import trial_guard
+
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    def lr(value: float) -> dict:
+        return {"optimizer.lr": optuna.distributions.UniformDistribution(value, value)}
+
+    study.tell(study.ask(lr(0.1)), 50.0)
+    study.ask(lr(0.2))  # this job's trial, running
+    hc = {"mode": RunMode.MULTIRUN, "overrides": {"task": ["optimizer.lr=0.2", "debug=tiny"]},
+          "sweeper": {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper."
+                                  "OptunaSweeper", "study_name": "s", "storage": storage}}
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", OmegaConf.create({"hydra": hc}))
+    error = {"lastexp error": DataError("dataset.raw_dir='x' is not a directory"),
+             "exit after its line": SystemExit(2), "bug": KeyError("bug"),
+             "Ctrl-C": KeyboardInterrupt()}[ending]
+    with pytest.raises((SystemExit, KeyError, KeyboardInterrupt)) as ended, trial_guard():
+        raise error
+    states = [t.state.name for t in optuna.load_study(study_name="s", storage=storage).trials]
+    if ending == "bug":
+        assert isinstance(ended.value, KeyError) and states == ["COMPLETE", "RUNNING"]
+        return
+    if ending == "Ctrl-C":  # the command reports it (exit 130); the trial is not left running
+        assert isinstance(ended.value, KeyboardInterrupt) and states == ["COMPLETE", "FAIL"]
+        return
+    assert ended.value.code == 2 and states == ["COMPLETE", "FAIL"]
+    err = capsys.readouterr().err
+    if ending == "lastexp error":
+        assert err == ("lastexp: error: search trial 1 (optimizer.lr=0.2): dataset.raw_dir='x' "
+                       "is not a directory; the search stopped there, its finished trials "
+                       "kept in the study: fix that, then run the same command again to "
+                       "continue it\n")
+    else:
+        assert err == ""  # the job printed its line before it exited

@@ -1,7 +1,12 @@
 """Per-epoch records of a run: history.csv always, Weights & Biases and TensorBoard when
 configured (``logger=wandb|tensorboard|wandb_tensorboard|none``); those two also get per-step
 records (train loss, lr, gradient norm every ``logger.log_every_n_steps`` optimizer steps, the
-global step as their x-axis)."""
+global step as their x-axis).
+
+A full disk under either is :class:`~lastexp.io.DiskFullError` naming its file or folder (the
+TensorBoard event file, the run's W&B folder), raised in the main thread where the run writes
+its records: the command ends with that one line (README, "Runs and results"), never with a
+traceback of TensorBoard's writer thread or of W&B."""
 
 from __future__ import annotations
 
@@ -9,10 +14,11 @@ import csv
 import hashlib
 import io
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
-from lastexp.io import atomic_write
+from lastexp.io import atomic_write, is_disk_full, names_full_disk
 
 # grad_norm: mean pre-clip global gradient norm over the epoch's optimizer steps (runs written
 # before it existed have no such column; readers take the columns a file has)
@@ -74,6 +80,8 @@ class WandbLogger:
     offline: each attempt writes its own ``wandb/offline-run-<time>-<id>`` folder with that
     id, and ``wandb sync`` uploads them in start order as the one run)."""
 
+    folder = Path("wandb")  # named by a full disk: the run's W&B folder (set by __init__)
+
     def __init__(
         self,
         run_dir: Path,
@@ -91,22 +99,26 @@ class WandbLogger:
 
         self._wandb = wandb
         self.run_id = hashlib.sha1(str(run_dir.name).encode()).hexdigest()[:16]
-        self.run = wandb.init(
-            project=project,
-            entity=entity,
-            group=group,
-            tags=tags or None,
-            job_type=job_type,
-            name=run_dir.name,
-            id=self.run_id,
-            resume="allow",
-            dir=str(run_dir),
-            config=config,
-            mode=wandb_mode(mode),
-            reinit="create_new",
-            settings=wandb.Settings(silent=True, console="off"),
-        )
-        self._define_axes()
+        self.folder = Path(run_dir) / "wandb"  # named by a full disk; then the run's own
+        with names_full_disk(self.folder):
+            self.run = wandb.init(
+                project=project,
+                entity=entity,
+                group=group,
+                tags=tags or None,
+                job_type=job_type,
+                name=run_dir.name,
+                id=self.run_id,
+                resume="allow",
+                dir=str(run_dir),
+                config=config,
+                mode=wandb_mode(mode),
+                reinit="create_new",
+                settings=wandb.Settings(silent=True, console="off"),
+            )
+            self._define_axes()
+        if getattr(self.run, "dir", None):  # <run>/wandb/offline-run-<time>-<id>/files
+            self.folder = Path(self.run.dir).parent
 
     def _define_axes(self) -> None:
         """W&B's own step is the global optimizer step; the per-step series are drawn over it,
@@ -121,18 +133,21 @@ class WandbLogger:
         data = {k: v for k, v in row.items() if k != "global_step"
                 and isinstance(v, (int, float))}
         # a resumed run's repeated steps are dropped by W&B (their values are the same)
-        self.run.log(data, step=int(row.get("global_step", row["epoch"])))
+        with names_full_disk(self.folder):
+            self.run.log(data, step=int(row.get("global_step", row["epoch"])))
 
     def log_step(self, stats: dict[str, Any]) -> None:
         step = int(stats["global_step"])
-        self.run.log({"global_step": step, **{STEP_PREFIX + k: float(stats[k])
-                                              for k in STEP_FIELDS}}, step=step)
+        with names_full_disk(self.folder):
+            self.run.log({"global_step": step, **{STEP_PREFIX + k: float(stats[k])
+                                                  for k in STEP_FIELDS}}, step=step)
 
     def finish(self, summary: dict[str, Any], exit_code: int = 0) -> None:
-        for k, v in summary.items():
-            if isinstance(v, (int, float, str)) or v is None:
-                self.run.summary[k] = v
-        self.run.finish(exit_code=exit_code)
+        with names_full_disk(self.folder):
+            for k, v in summary.items():
+                if isinstance(v, (int, float, str)) or v is None:
+                    self.run.summary[k] = v
+            self.run.finish(exit_code=exit_code)
 
 
 # the history columns TensorBoard shows, one scalar series each (tag = column name)
@@ -151,45 +166,80 @@ class TensorBoardLogger:
     ran with another logger.
 
     The per-step series (``step/train_loss``, ``step/lr``, ``step/grad_norm``, the global step as
-    their step) are carried over the same way up to ``global_step``, the checkpoint's count."""
+    their step) are carried over the same way up to ``global_step``, the checkpoint's count.
+
+    The writer writes from a thread of its own; a full disk there is raised by its next
+    ``add_scalar`` or flush, here as :class:`~lastexp.io.DiskFullError` naming the event file
+    (every call flushes, so that is the same call), and the thread itself prints nothing
+    (:class:`QuietWriterThreads`)."""
 
     def __init__(self, log_dir: Path, history: list[dict[str, Any]],
                  global_step: int = 0) -> None:
         # deferred: ~0.9 s to import; only logger=tensorboard needs it
         from torch.utils.tensorboard import SummaryWriter
 
-        log_dir = Path(log_dir)
+        QuietWriterThreads.install()
+        log_dir = self.path = Path(log_dir)  # the event file, once it is made
         old = sorted(log_dir.glob("events.out.tfevents.*"))
         self._walltimes = _logged_walltimes(log_dir) if old else {}
         steps = _logged_steps(log_dir, global_step) if old else []  # before the new file purges
-        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=1)
-        for tag, step, value, walltime in steps:
-            self.writer.add_scalar(tag, value, global_step=step, walltime=walltime)
-        for row in history:
-            self.log_epoch(row, flush=False)
-        self.writer.flush()
+        with names_full_disk(log_dir):
+            self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=1)
+        made = sorted(set(log_dir.glob("events.out.tfevents.*")) - set(old))
+        self.path = made[-1] if made else log_dir
+        with names_full_disk(self.path):
+            for tag, step, value, walltime in steps:
+                self.writer.add_scalar(tag, value, global_step=step, walltime=walltime)
+            for row in history:
+                self.log_epoch(row, flush=False)
+            self.writer.flush()
         self._walltimes = {}
         for path in old:
             path.unlink(missing_ok=True)
 
     def log_epoch(self, row: dict[str, Any], flush: bool = True) -> None:
         step = int(row["epoch"])
-        for key in TENSORBOARD_FIELDS:
-            value = row.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                self.writer.add_scalar(key, float(value), global_step=step,
-                                       walltime=self._walltimes.get((key, step)))
-        if flush:
-            self.writer.flush()
+        with names_full_disk(self.path):
+            for key in TENSORBOARD_FIELDS:
+                value = row.get(key)
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self.writer.add_scalar(key, float(value), global_step=step,
+                                           walltime=self._walltimes.get((key, step)))
+            if flush:
+                self.writer.flush()
 
     def log_step(self, stats: dict[str, Any]) -> None:
         step = int(stats["global_step"])
-        for key in STEP_FIELDS:
-            self.writer.add_scalar(STEP_PREFIX + key, float(stats[key]), global_step=step)
-        self.writer.flush()
+        with names_full_disk(self.path):
+            for key in STEP_FIELDS:
+                self.writer.add_scalar(STEP_PREFIX + key, float(stats[key]), global_step=step)
+            self.writer.flush()
 
     def finish(self, summary: dict[str, Any], exit_code: int = 0) -> None:
-        self.writer.close()
+        with names_full_disk(self.path):
+            self.writer.flush()  # raises what the writer's thread died of (close would not)
+            self.writer.close()
+
+
+class QuietWriterThreads:
+    """``threading.excepthook`` that lets a TensorBoard writer thread die of a full disk
+    without printing its traceback: the writer raises the same error in the thread that
+    writes next (:class:`TensorBoardLogger` names the file). Anything else goes to the
+    hook it replaced."""
+
+    def __init__(self, previous: Any) -> None:
+        self.previous = previous
+
+    def __call__(self, args: Any) -> None:
+        if is_disk_full(args.exc_value) and \
+                type(args.thread).__module__.startswith("tensorboard."):
+            return
+        self.previous(args)
+
+    @classmethod
+    def install(cls) -> None:
+        if not isinstance(threading.excepthook, cls):
+            threading.excepthook = cls(threading.excepthook)
 
 
 def _logged_walltimes(log_dir: Path) -> dict[tuple[str, int], float]:
@@ -236,5 +286,13 @@ class Loggers:
             logger.log_step(stats)
 
     def finish(self, summary: dict[str, Any], exit_code: int = 0) -> None:
+        """Each logger finishes, also after another failed (a full disk under TensorBoard
+        still closes the W&B run); the first error is raised."""
+        errors = []
         for logger in self.loggers:
-            logger.finish(summary, exit_code=exit_code)
+            try:
+                logger.finish(summary, exit_code=exit_code)
+            except Exception as exc:  # noqa: BLE001 -- raised below, once every one finished
+                errors.append(exc)
+        if errors:
+            raise errors[0]

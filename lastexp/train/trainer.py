@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from lastexp.errors import ConfigError
+from lastexp.io import is_disk_full
 from lastexp.models import set_causal
 from lastexp.runstore.layout import RunDir
 from lastexp.runstore.metrics import timestamp, write_metrics
@@ -183,9 +184,13 @@ class Trainer:
             metrics.update(status="failed" if not isinstance(exc, KeyboardInterrupt) else
                            "interrupted", error=f"{exc.__class__.__name__}: {exc}",
                            finished_at=timestamp())
-            self.out.metrics(metrics)
-            if self.logger is not None:
-                self.logger.finish(metrics, exit_code=1)
+            try:
+                self.out.metrics(metrics)
+                if self.logger is not None:
+                    self.logger.finish(metrics, exit_code=1)
+            except OSError as later:  # the same full disk: the file that hit it first is named
+                if not (is_disk_full(exc) and is_disk_full(later)):
+                    raise
             raise
         return "completed", None
 

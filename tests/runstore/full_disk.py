@@ -1,0 +1,112 @@
+"""A disk that fills up under one file: the write primitive of that file only raises ENOSPC,
+as a full disk does, once it is armed. Used in-process by the unit tests and, through
+``python -m tests.runstore.full_disk WRITER ARM_FILE [lastexp args]``, for a whole run whose
+disk fills (for ``WRITER``) once ``ARM_FILE`` exists (the first epoch's ``last.pt``, whose
+bytes at that moment are kept for the test to compare).
+
+``WRITER``: ``log`` (the run's ``lastexp.log``, under lastexp's handler), ``tensorboard`` (the
+event file, written by TensorBoard's writer thread) or ``wandb`` (W&B's ``debug.log`` in the
+run's ``wandb/`` folder, written by W&B's own logging handler; the W&B service's own files
+are written by another process, which fails silently on a full disk).
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import logging
+import os
+import runpy
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+
+def no_space() -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class FullFile(io.FileIO):
+    """A raw file whose writes fail with ENOSPC once ``armed()`` says so."""
+
+    def __init__(self, path: str, mode: str, armed: Callable[[], bool]) -> None:
+        super().__init__(path, mode)
+        self.armed = armed
+
+    def write(self, data) -> int:  # type: ignore[override]
+        if self.armed():
+            raise no_space()
+        return super().write(data)
+
+
+def full_text_file(path: str, mode: str, armed: Callable[[], bool], *, encoding: str | None,
+                   errors: str | None = None) -> io.TextIOWrapper:
+    """``open(path, mode)`` as text, on a disk that is full once ``armed()``."""
+    raw = FullFile(path, mode.replace("t", ""), armed)
+    return io.TextIOWrapper(io.BufferedWriter(raw), encoding=encoding or "utf-8",
+                            errors=errors)
+
+
+def full_log_open(real: Callable, matches: Callable[[str], bool],
+                  armed: Callable[[], bool]) -> Callable:
+    """A ``logging.FileHandler._open`` (``real``) that opens each log file whose path
+    ``matches`` on a disk that is full once ``armed()``."""
+
+    def _open(self):
+        if not matches(self.baseFilename):
+            return real(self)
+        return full_text_file(self.baseFilename, self.mode, armed, encoding=self.encoding,
+                              errors=self.errors)
+
+    return _open
+
+
+def full_event_write(real: Callable, armed: Callable[[], bool]) -> Callable:
+    """A ``LocalFileSystem._write`` (``real``, TensorBoard's, which its writer thread calls)
+    for which the event files are on a full disk once ``armed()``."""
+
+    def _write(self, filename, file_content, mode):
+        if "events.out.tfevents." in str(filename) and armed():
+            raise no_space()
+        return real(self, filename, file_content, mode)
+
+    return _write
+
+
+def install(writer: str, armed: Callable[[], bool]) -> None:
+    if writer == "log":
+        from lastexp.logs import RunLogHandler
+
+        RunLogHandler._open = full_log_open(RunLogHandler._open,
+                                            lambda p: p.endswith("lastexp.log"), armed)
+    elif writer == "tensorboard":
+        from tensorboard.compat.tensorflow_stub.io.gfile import LocalFileSystem
+
+        LocalFileSystem._write = full_event_write(LocalFileSystem._write, armed)
+    elif writer == "wandb":
+        logging.FileHandler._open = full_log_open(
+            logging.FileHandler._open, lambda p: f"{os.sep}wandb{os.sep}" in p, armed)
+    else:
+        raise SystemExit(f"unknown writer {writer!r}")
+
+
+def main() -> None:
+    """``WRITER ARM_FILE [lastexp args]``; ``ARM_FILE`` as it was when the disk filled is kept
+    as ``ARM_FILE.at-fill`` beside the test's files (``FULL_DISK_KEEP``, a folder)."""
+    writer, arm_file, args = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+    keep = Path(os.environ["FULL_DISK_KEEP"]) / f"{arm_file.name}.at-fill"
+
+    def armed() -> bool:
+        if not arm_file.exists():
+            return False
+        if not keep.exists():  # the file is renamed into place whole: complete when seen
+            keep.write_bytes(arm_file.read_bytes())
+        return True
+
+    install(writer, armed)
+    sys.argv = ["lastexp", *args]
+    runpy.run_module("lastexp", run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()
