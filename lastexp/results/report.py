@@ -41,8 +41,8 @@ def build_report(
     """
     runs = prepare(df, problems, provenance, include_debug=include_debug)
     if figures_dir is not None and plots.available():
-        for table in catalog.TABLES:
-            runs.figures[table] = plots.draw(runs, table, figures_dir, confusion_all)
+        runs.figures.update(plots.draw_tables(runs, list(catalog.TABLES), figures_dir,
+                                              confusion_all))
     files: dict[str, str] = {}
     for table in catalog.TABLES:
         files.update(ablation_table(runs, table))
