@@ -19,6 +19,7 @@ text (FreeType's autohinter is a quarter of the drawing time) and fast PNG compr
 from __future__ import annotations
 
 import hashlib
+import multiprocessing as mp
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,9 @@ TOP_CLASSES = 10
 # with zlib level 1 (a third of the encoding time of the default 6, files ~10% larger).
 RC = {"text.hinting": "no_hinting", "svg.hashsalt": "lastexp"}
 PNG = {"dpi": 100, "metadata": {"Software": None}, "pil_kwargs": {"compress_level": 1}}
+SPLIT_FROM = 8  # queued figures from which a second process paints half of them (fork ~20 ms)
+# A queued figure: the function that paints it (figures, *args) and its arguments.
+Job = tuple[Callable[..., None], tuple]
 
 
 def available() -> bool:
@@ -100,15 +104,20 @@ def draw_tables(runs: Runs, tables: list[str], out_dir: str | os.PathLike[str],
     # deferred: matplotlib (~0.4 s) loads only when figures are drawn
     import matplotlib
 
-    figures = Figures()
+    figures, jobs = Figures(), []
     with matplotlib.rc_context(RC):
-        return {table: draw(runs, table, out_dir, confusion_all, figures) for table in tables}
+        drawn = {table: draw(runs, table, out_dir, confusion_all, figures, jobs)
+                 for table in tables}  # fmt: skip
+        render(figures, jobs)
+    return drawn
 
 
 def draw(runs: Runs, table: str, out_dir: str | os.PathLike[str], confusion_all: bool = False,
-         figures: Figures | None = None) -> list[tuple[str, str]]:
-    """Draw the table's figures into ``out_dir``; returns ``(caption, file name)`` pairs."""
+         figures: Figures | None = None, jobs: list[Job] | None = None) -> list[tuple[str, str]]:
+    """Draw the table's figures into ``out_dir``; returns ``(caption, file name)`` pairs. With
+    ``jobs``, its per-class and confusion figures are queued there for :func:`render`."""
     figures = figures or Figures()
+    queue: list[Job] = [] if jobs is None else jobs
     rows = table_rows_cache(runs, table)
     dataset = _main_dataset(runs, {r.label for r in rows})
     if dataset is None:
@@ -119,13 +128,52 @@ def draw(runs: Runs, table: str, out_dir: str | os.PathLike[str], confusion_all:
     for row in rows:
         gains = class_delta(runs, row, dataset) if row.baseline_row is not None else None
         if gains is not None:
-            drawn.append(_per_class_plot(figures, table, row, dataset, gains[0], out))
+            drawn.append(_per_class_plot(queue, table, row, dataset, gains[0], out))
     for row in rows:
         if confusion_all or (row.label == FULL_MODEL[table] and not row.variant):
             counts = confusion(runs, row, dataset)
             if counts is not None:
-                drawn.append(_confusion_plot(figures, table, row, dataset, counts, out))
+                drawn.append(_confusion_plot(queue, table, row, dataset, counts, out))
+    if jobs is None:
+        render(figures, queue)
     return drawn
+
+
+def render(figures: Figures, jobs: list[Job], split_from: int = SPLIT_FROM) -> None:
+    """Paint the queued figures; from ``split_from`` of them on, and with a second CPU, every
+    other one in a forked helper process (each PNG is independent, so two cores draw a store's
+    hundred per-class figures in half the time). If the helper fails, its half is painted
+    here."""
+    helper = None
+    if len(jobs) >= split_from and _cpus() >= 2 and "fork" in mp.get_all_start_methods():
+        helper = mp.get_context("fork").Process(target=_paint_all_or_exit,
+                                                args=(figures, jobs[1::2]), daemon=True)
+        helper.start()
+    _paint_all(figures, jobs if helper is None else jobs[0::2])
+    if helper is not None:
+        helper.join()
+        if helper.exitcode != 0:
+            _paint_all(figures, jobs[1::2])
+
+
+def _cpus() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _paint_all(figures: Figures, jobs: list[Job]) -> None:
+    for paint, args in jobs:
+        paint(figures, *args)
+
+
+def _paint_all_or_exit(figures: Figures, jobs: list[Job]) -> None:
+    """The helper's work: exit status 1 (no traceback) on any failure; the parent redraws."""
+    try:
+        _paint_all(figures, jobs)
+    except BaseException:  # noqa: BLE001 -- reported by the exit status; the parent redraws
+        os._exit(1)
 
 
 def _delta_plot(figures: Figures, runs: Runs, table: str, rows: list[Row], dataset: str,
@@ -206,28 +254,35 @@ def _bar_chart(figures: Figures, n: int):
     return fig, ax, bars, ax.set_xlabel("", fontsize=8)
 
 
-def _per_class_plot(figures: Figures, table: str, row: Row, dataset: str, gains: np.ndarray,
+def _per_class_plot(jobs: list[Job], table: str, row: Row, dataset: str, gains: np.ndarray,
                     out: Path) -> tuple[str, str]:
     order = [k for k in np.argsort(-np.nan_to_num(gains, nan=0.0)) if not np.isnan(gains[k])]
     top = order[:TOP_CLASSES]
     bottom = [k for k in order[::-1][:TOP_CLASSES] if k not in top]
     picked = top + bottom[::-1]
-    values = [float(gains[k]) for k in picked]
-    fig, ax, bars, xlabel = figures.kept(("per_class", len(picked)),
-                                         lambda: _bar_chart(figures, len(picked)))
+    name = f"{_file_stem(table, row)}_per_class.png"
+    jobs.append((_paint_per_class, (
+        out / name, [action_name(dataset, int(k)) for k in picked],
+        [float(gains[k]) for k in picked],
+        f"per-class top-1 Δ (%) {row_name(row)} vs {row_name(row.baseline_row)}, {dataset}")))
+    return (f"{row_name(row)}: largest per-class gains and losses vs "
+            f"{row_name(row.baseline_row)} on {dataset}", name)
+
+
+def _paint_per_class(figures: Figures, path: Path, labels: list[str], values: list[float],
+                     xlabel: str) -> None:
+    fig, ax, bars, label = figures.kept(("per_class", len(values)),
+                                        lambda: _bar_chart(figures, len(values)))
     for bar, value in zip(bars, values):
         bar.set_width(value)
         bar.set_facecolor("tab:green" if value >= 0 else "tab:red")
-    ax.set_yticks(range(len(picked)), [action_name(dataset, int(k)) for k in picked])
+    ax.set_yticks(range(len(values)), labels)
     low, high = min(0.0, *values), max(0.0, *values)
     pad = 0.05 * (high - low)  # matplotlib's margin, none beyond 0 where the bars start
     ax.set_xlim((low - pad if low < 0 else 0.0, high + pad if high > 0 else 0.0)
                 if high > low else (-0.5, 0.5))
-    xlabel.set_text(f"per-class top-1 Δ (%) {row_name(row)} vs {row_name(row.baseline_row)}, "
-                    f"{dataset}")  # fmt: skip
-    name = save(fig, out, f"{_file_stem(table, row)}_per_class.png")
-    return (f"{row_name(row)}: largest per-class gains and losses vs "
-            f"{row_name(row.baseline_row)} on {dataset}", name)
+    label.set_text(xlabel)
+    fig.savefig(path, **PNG)
 
 
 def _confusion_figure(figures: Figures, k: int, dataset: str):
@@ -244,18 +299,27 @@ def _confusion_figure(figures: Figures, k: int, dataset: str):
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     fig.colorbar(im, ax=ax, fraction=0.046)
-    return fig, ax, im, ax.set_title("", fontsize=9)
+    title = ax.set_title("one line", fontsize=9)
+    fig.tight_layout()  # once: later figures change only the image and the title's text
+    return fig, ax, im, title
 
 
-def _confusion_plot(figures: Figures, table: str, row: Row, dataset: str, counts: np.ndarray,
+def _confusion_plot(jobs: list[Job], table: str, row: Row, dataset: str, counts: np.ndarray,
                     out: Path) -> tuple[str, str]:
-    k = counts.shape[0]
     with np.errstate(invalid="ignore", divide="ignore"):
-        rates = counts / counts.sum(axis=1, keepdims=True)
-    fig, ax, im, title = figures.kept(("confusion", k, dataset if k <= 30 else ""),
-                                      lambda: _confusion_figure(figures, k, dataset))
-    im.set_data(np.nan_to_num(rates))
-    title.set_text(f"{row_name(row)} on {dataset}: row-normalised, summed over seeds")
-    fig.tight_layout()
-    name = save(fig, out, f"{_file_stem(table, row)}_confusion.png")
+        rates = np.nan_to_num(counts / counts.sum(axis=1, keepdims=True))
+    name = f"{_file_stem(table, row)}_confusion.png"
+    jobs.append((_paint_confusion, (
+        out / name, dataset, rates,
+        f"{row_name(row)} on {dataset}: row-normalised, summed over seeds")))
     return f"confusion matrix of {row_name(row)} on {dataset}", name
+
+
+def _paint_confusion(figures: Figures, path: Path, dataset: str, rates: np.ndarray,
+                     title: str) -> None:
+    k = rates.shape[0]
+    fig, _, im, text = figures.kept(("confusion", k, dataset if k <= 30 else ""),
+                                    lambda: _confusion_figure(figures, k, dataset))
+    im.set_data(rates)
+    text.set_text(title)
+    fig.savefig(path, **PNG)
