@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from lastexp.results.actions import action_name
-from lastexp.results.aggregate import DATASET_ORDER, Row, Runs, table_deltas, table_rows_cache
+from lastexp.results.aggregate import DATASET_ORDER, Row, Runs, table_rows_cache
+from lastexp.results.deltas import table_deltas
 from lastexp.results.notes import row_name
 from lastexp.results.perclass import class_delta, confusion
 from lastexp.results.render import MARKER
