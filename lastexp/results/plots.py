@@ -94,11 +94,6 @@ class Figures:
         return self._kept[key]
 
 
-def save(fig, out: Path, name: str) -> str:
-    fig.savefig(out / name, **PNG)
-    return name
-
-
 def draw_tables(runs: Runs, tables: list[str], out_dir: str | os.PathLike[str],
                 confusion_all: bool = False) -> dict[str, list[tuple[str, str]]]:
     """Draw every table's figures into ``out_dir``; ``{table: [(caption, file name)]}``."""
@@ -116,7 +111,7 @@ def draw_tables(runs: Runs, tables: list[str], out_dir: str | os.PathLike[str],
 def draw(runs: Runs, table: str, out_dir: str | os.PathLike[str], confusion_all: bool = False,
          figures: Figures | None = None, jobs: list[Job] | None = None) -> list[tuple[str, str]]:
     """Draw the table's figures into ``out_dir``; returns ``(caption, file name)`` pairs. With
-    ``jobs``, its per-class and confusion figures are queued there for :func:`render`."""
+    ``jobs``, the figures are queued there for :func:`render` instead."""
     figures = figures or Figures()
     queue: list[Job] = [] if jobs is None else jobs
     rows = table_rows_cache(runs, table)
@@ -124,8 +119,8 @@ def draw(runs: Runs, table: str, out_dir: str | os.PathLike[str], confusion_all:
     if dataset is None:
         return []
     out, drawn = Path(out_dir), []
-    drawn += _delta_plot(figures, runs, table, rows, dataset, out)
-    drawn += _curves(figures, runs, table, rows, dataset, out)
+    drawn += _delta_plot(queue, runs, table, rows, dataset, out)
+    drawn += _curves(queue, runs, table, rows, dataset, out)
     for row in rows:
         gains = class_delta(runs, row, dataset) if row.baseline_row is not None else None
         if gains is not None:
@@ -177,19 +172,26 @@ def _paint_all_or_exit(figures: Figures, jobs: list[Job]) -> None:
         os._exit(1)
 
 
-def _delta_plot(figures: Figures, runs: Runs, table: str, rows: list[Row], dataset: str,
+def _delta_plot(jobs: list[Job], runs: Runs, table: str, rows: list[Row], dataset: str,
                 out: Path) -> list[tuple[str, str]]:
     deltas = table_deltas(table, runs, [dataset])
     bars = [(r, deltas.get((id(r), dataset))) for r in rows]
     bars = [(r, d) for r, d in bars if d is not None and d.value is not None]
     if not bars:
         return []
-    fig = figures.new((7, 0.35 * len(bars) + 1.4))
-    ax = fig.subplots()
     labels = [f"{row_name(r)}{' ' + MARKER if d.marked else ''}" for r, d in bars]
     values = [d.value for _, d in bars]
     err = np.array([[d.value - d.ci95[0], d.ci95[1] - d.value] if d.ci95 else [0.0, 0.0]
                     for _, d in bars]).T  # fmt: skip
+    name = f"{table}_delta.png"
+    jobs.append((_paint_delta, (out / name, labels, values, err, dataset)))
+    return [(f"Δ vs baseline on {dataset}, 95% intervals", name)]
+
+
+def _paint_delta(figures: Figures, path: Path, labels: list[str], values: list[float],
+                 err: np.ndarray, dataset: str) -> None:
+    fig = figures.new((7, 0.35 * len(values) + 1.4))
+    ax = fig.subplots()
     ax.barh(labels, values, xerr=err, capsize=3, ecolor="black",
             color=["tab:green" if v >= 0 else "tab:red" for v in values])  # fmt: skip
     ax.axvline(0, color="black", linewidth=0.8)
@@ -197,15 +199,13 @@ def _delta_plot(figures: Figures, runs: Runs, table: str, rows: list[Row], datas
     ax.set_xlabel(f"Δ top-1 vs baseline row (%), {dataset}; bars: 95% Welch interval (n ≥ 2)")
     ax.set_title(f"{MARKER}: Holm-adjusted p < 0.05", fontsize=9)
     fig.tight_layout()
-    return [(f"Δ vs baseline on {dataset}, 95% intervals", save(fig, out, f"{table}_delta.png"))]
+    fig.savefig(path, **PNG)
 
 
-def _curves(figures: Figures, runs: Runs, table: str, rows: list[Row], dataset: str,
+def _curves(jobs: list[Job], runs: Runs, table: str, rows: list[Row], dataset: str,
             out: Path) -> list[tuple[str, str]]:
     base_id, full_id = CURVE_PAIRS[table]
-    fig = figures.new((6, 4))
-    ax = fig.subplots()
-    drawn = False
+    lines = []  # (label, color, epochs, per-seed values)
     for ab_id, color in ((base_id, "tab:blue"), (full_id, "tab:orange")):
         row = next((r for r in rows if r.label == ab_id and not r.variant
                     and r.cell(dataset).values), None)  # fmt: skip
@@ -219,24 +219,31 @@ def _curves(figures: Figures, runs: Runs, table: str, rows: list[Row], dataset: 
         if not curves:
             continue
         epochs = sorted(set.intersection(*(set(c.index) for c in curves)))
-        if not epochs:
-            continue
-        values = np.array([[float(c.loc[e]) for e in epochs] for c in curves])
+        if epochs:
+            values = np.array([[float(c.loc[e]) for e in epochs] for c in curves])
+            lines.append((f"{row_name(row)} (mean of n={len(curves)})", color, epochs, values))
+    if not lines:
+        return []
+    name = f"{table}_curves.png"
+    jobs.append((_paint_curves, (out / name, lines, dataset)))
+    return [(f"val top-1 per epoch, {base_id} vs {full_id} on {dataset}", name)]
+
+
+def _paint_curves(figures: Figures, path: Path, lines: list[tuple], dataset: str) -> None:
+    fig = figures.new((6, 4))
+    ax = fig.subplots()
+    for label, color, epochs, values in lines:
         mean = values.mean(axis=0)
-        ax.plot(epochs, mean, color=color, label=f"{row_name(row)} (mean of n={len(curves)})")
-        if len(curves) >= 2:
+        ax.plot(epochs, mean, color=color, label=label)
+        if len(values) >= 2:
             std = values.std(axis=0, ddof=1)
             ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.25)
-        drawn = True
-    if not drawn:
-        return []
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"val top-1 (%), {dataset}")
     ax.set_title("mean over seeds, band ± 1 std", fontsize=9)
     ax.legend()
     fig.tight_layout()
-    name = save(fig, out, f"{table}_curves.png")
-    return [(f"val top-1 per epoch, {base_id} vs {full_id} on {dataset}", name)]
+    fig.savefig(path, **PNG)
 
 
 def _bar_chart(figures: Figures, n: int):
