@@ -21,7 +21,9 @@ from __future__ import annotations
 import hashlib
 import multiprocessing as mp
 import os
-from collections.abc import Callable
+import queue
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +47,9 @@ TOP_CLASSES = 10
 # with zlib level 1 (a third of the encoding time of the default 6, files ~10% larger).
 RC = {"text.hinting": "no_hinting", "svg.hashsalt": "lastexp"}
 PNG = {"dpi": 100, "metadata": {"Software": None}, "pil_kwargs": {"compress_level": 1}}
-SPLIT_FROM = 8  # queued figures from which a second process paints half of them (fork ~20 ms)
-# A queued figure: the function that paints it (figures, *args) and its arguments.
+SPLIT_FROM = 8  # queued figures from which a second process paints them too (fork ~20 ms)
+# A queued figure: the function that paints it (figures, *args) and its arguments, the PNG's
+# path first; both are pickled to the helper process.
 Job = tuple[Callable[..., None], tuple]
 
 
@@ -94,62 +97,111 @@ class Figures:
         return self._kept[key]
 
 
-def draw_tables(runs: Runs, tables: list[str], out_dir: str | os.PathLike[str],
-                confusion_all: bool = False) -> dict[str, list[tuple[str, str]]]:
-    """Draw every table's figures into ``out_dir``; ``{table: [(caption, file name)]}``."""
+@contextmanager
+def painted(runs: Runs, tables: list[str], out_dir: str | os.PathLike[str],
+            confusion_all: bool = False) -> Iterator[dict[str, list[tuple[str, str]]]]:
+    """Queue every table's figures for ``out_dir`` and yield ``{table: [(caption, file
+    name)]}``; the PNGs are painted as they are queued and while the block runs (by a
+    forked helper, beside the tables the block builds) and when it ends (what is left,
+    here)."""
     # deferred: matplotlib (~0.4 s) loads only when figures are drawn
     import matplotlib
 
-    figures, jobs = Figures(), []
     with matplotlib.rc_context(RC):
-        drawn = {table: draw(runs, table, out_dir, confusion_all, figures, jobs)
-                 for table in tables}  # fmt: skip
-        render(figures, jobs)
-    return drawn
+        painting = Painting(Figures())
+        try:
+            drawn = {table: draw(runs, table, out_dir, confusion_all, painting)
+                     for table in tables}  # fmt: skip
+            yield drawn
+        except BaseException:
+            painting.cancel()
+            raise
+        painting.finish()
 
 
 def draw(runs: Runs, table: str, out_dir: str | os.PathLike[str], confusion_all: bool = False,
-         figures: Figures | None = None, jobs: list[Job] | None = None) -> list[tuple[str, str]]:
+         jobs: list[Job] | Painting | None = None) -> list[tuple[str, str]]:
     """Draw the table's figures into ``out_dir``; returns ``(caption, file name)`` pairs. With
-    ``jobs``, the figures are queued there for :func:`render` instead."""
-    figures = figures or Figures()
-    queue: list[Job] = [] if jobs is None else jobs
+    ``jobs``, the figures are queued there instead."""
+    pending: list[Job] | Painting = [] if jobs is None else jobs
     rows = table_rows_cache(runs, table)
     dataset = _main_dataset(runs, {r.label for r in rows})
     if dataset is None:
         return []
     out, drawn = Path(out_dir), []
-    drawn += _delta_plot(queue, runs, table, rows, dataset, out)
-    drawn += _curves(queue, runs, table, rows, dataset, out)
+    drawn += _delta_plot(pending, runs, table, rows, dataset, out)
+    drawn += _curves(pending, runs, table, rows, dataset, out)
     for row in rows:
         gains = class_delta(runs, row, dataset) if row.baseline_row is not None else None
         if gains is not None:
-            drawn.append(_per_class_plot(queue, table, row, dataset, gains[0], out))
+            drawn.append(_per_class_plot(pending, table, row, dataset, gains[0], out))
     for row in rows:
         if confusion_all or (row.label == FULL_MODEL[table] and not row.variant):
             counts = confusion(runs, row, dataset)
             if counts is not None:
-                drawn.append(_confusion_plot(queue, table, row, dataset, counts, out))
+                drawn.append(_confusion_plot(pending, table, row, dataset, counts, out))
     if jobs is None:
-        render(figures, queue)
+        render(Figures(), pending, split_from=len(pending) + 1)
     return drawn
 
 
+class Painting:
+    """Figures painted as they are queued (:meth:`append`). With a second CPU, a forked helper
+    process paints them from a queue at once, while this process computes the next ones and
+    builds the tables (each PNG is independent: a store's hundred per-class figures take both
+    cores); :meth:`finish` paints here what the helper has not taken yet, waits for it and, if
+    it failed, paints everything it may have left undone."""
+
+    def __init__(self, figures: Figures, split: bool = True) -> None:
+        self.figures, self.jobs, self.mine = figures, [], set()
+        self.helper, self.queue = None, None
+        if split and _cpus() >= 2 and "fork" in mp.get_all_start_methods():
+            context = mp.get_context("fork")
+            self.queue = context.Queue()
+            self.helper = context.Process(target=_helper, args=(figures, self.queue),
+                                          daemon=True)  # fmt: skip
+            self.helper.start()
+
+    def append(self, job: Job) -> None:
+        self.jobs.append(job)
+        if self.queue is not None:
+            self.queue.put(job)
+
+    def finish(self) -> None:
+        if self.queue is None:
+            _paint_all(self.figures, self.jobs)
+            return
+        for _ in range(2):  # one end mark for the helper, one for this process
+            self.queue.put(None)
+        while True:
+            try:
+                job = self.queue.get(timeout=1.0)
+            except queue.Empty:
+                if self.helper.is_alive():
+                    continue
+                break
+            if job is None:
+                break
+            job[0](self.figures, *job[1])
+            self.mine.add(job[1][0])  # its output path
+        self.helper.join()
+        self.queue.close()
+        if self.helper.exitcode != 0:
+            _paint_all(self.figures, [j for j in self.jobs if j[1][0] not in self.mine])
+
+    def cancel(self) -> None:
+        """Stop the helper (the block that was to use the figures failed)."""
+        if self.helper is not None:
+            self.helper.terminate()
+            self.helper.join()
+
+
 def render(figures: Figures, jobs: list[Job], split_from: int = SPLIT_FROM) -> None:
-    """Paint the queued figures; from ``split_from`` of them on, and with a second CPU, every
-    other one in a forked helper process (each PNG is independent, so two cores draw a store's
-    hundred per-class figures in half the time). If the helper fails, its half is painted
-    here."""
-    helper = None
-    if len(jobs) >= split_from and _cpus() >= 2 and "fork" in mp.get_all_start_methods():
-        helper = mp.get_context("fork").Process(target=_paint_all_or_exit,
-                                                args=(figures, jobs[1::2]), daemon=True)
-        helper.start()
-    _paint_all(figures, jobs if helper is None else jobs[0::2])
-    if helper is not None:
-        helper.join()
-        if helper.exitcode != 0:
-            _paint_all(figures, jobs[1::2])
+    """Paint ``jobs`` (two processes from ``split_from`` of them on, see :class:`Painting`)."""
+    painting = Painting(figures, split=len(jobs) >= split_from)
+    for job in jobs:
+        painting.append(job)
+    painting.finish()
 
 
 def _cpus() -> int:
@@ -164,11 +216,13 @@ def _paint_all(figures: Figures, jobs: list[Job]) -> None:
         paint(figures, *args)
 
 
-def _paint_all_or_exit(figures: Figures, jobs: list[Job]) -> None:
-    """The helper's work: exit status 1 (no traceback) on any failure; the parent redraws."""
+def _helper(figures: Figures, jobs: mp.Queue) -> None:
+    """The helper process: paint queued jobs until the end mark; exit status 1 (no traceback)
+    on any failure, and the parent paints what may be missing."""
     try:
-        _paint_all(figures, jobs)
-    except BaseException:  # noqa: BLE001 -- reported by the exit status; the parent redraws
+        while (job := jobs.get()) is not None:
+            job[0](figures, *job[1])
+    except BaseException:  # noqa: BLE001 -- reported by the exit status; the parent repaints
         os._exit(1)
 
 

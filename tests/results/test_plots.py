@@ -4,6 +4,7 @@ and a helper process that fails leaves no figure missing."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from lastexp.results import plots
@@ -13,6 +14,7 @@ def mark(figures: object, path: Path, parent: int, fail_in_helper: bool = False)
     """A paint job that writes the id of the process that painted it."""
     if fail_in_helper and os.getpid() != parent:
         raise RuntimeError("helper fails")
+    time.sleep(0.05)  # long enough for the helper to take its share
     path.write_text(str(os.getpid()))
 
 
@@ -33,7 +35,7 @@ def test_every_job_is_painted_by_one_or_two_processes(tmp_path: Path):
     plots.render(None, jobs(tmp_path / "two", 9), split_from=4)
     assert len(list((tmp_path / "two").iterdir())) == 9
     if plots._cpus() >= 2 and hasattr(os, "fork"):
-        assert len(painters(tmp_path / "two")) == 2  # every other one in the helper
+        assert len(painters(tmp_path / "two")) == 2  # the helper took some
 
 
 def test_a_failed_helper_leaves_no_figure_missing(tmp_path: Path):
