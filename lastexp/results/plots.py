@@ -13,7 +13,8 @@ display; the tables never depend on it; PNGs carry no timestamp):
 A store of thousands of runs has a per-class figure for each of its Δ rows, so the figures of
 one kind and shape are one matplotlib figure whose artists are updated in place (building a
 figure, its axes and their ticks costs more than drawing it), without pyplot, with unhinted
-text (FreeType's autohinter is a quarter of the drawing time) and fast PNG compression.
+text (FreeType's autohinter is a quarter of the drawing time) and fast PNG compression; from
+eight figures on, a forked helper process paints them as they are queued (:class:`Painting`).
 """
 
 from __future__ import annotations
@@ -80,9 +81,15 @@ class Figures:
         # deferred: matplotlib (~0.4 s) loads only when figures are drawn
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.layout_engine import TightLayoutEngine
 
-        self._figure, self._canvas = Figure, FigureCanvasAgg
+        self._figure, self._canvas, self._tight = Figure, FigureCanvasAgg, TightLayoutEngine
         self._kept: dict[tuple, object] = {}
+
+    def tight(self, fig) -> None:
+        """``fig.tight_layout()``'s margins, applied once: the figure keeps no layout engine,
+        whose presence makes every ``savefig`` draw the figure twice."""
+        self._tight().execute(fig)
 
     def new(self, figsize: tuple[float, float]):
         """A fresh figure on an Agg canvas (no pyplot, no display)."""
@@ -141,31 +148,37 @@ def draw(runs: Runs, table: str, out_dir: str | os.PathLike[str], confusion_all:
             if counts is not None:
                 drawn.append(_confusion_plot(pending, table, row, dataset, counts, out))
     if jobs is None:
-        render(Figures(), pending, split_from=len(pending) + 1)
+        render(Figures(), pending)
     return drawn
 
 
 class Painting:
-    """Figures painted as they are queued (:meth:`append`). With a second CPU, a forked helper
-    process paints them from a queue at once, while this process computes the next ones and
-    builds the tables (each PNG is independent: a store's hundred per-class figures take both
-    cores); :meth:`finish` paints here what the helper has not taken yet, waits for it and, if
-    it failed, paints everything it may have left undone."""
+    """Figures painted as they are queued (:meth:`append`). From the ``split_from``-th one on,
+    and with a second CPU, a forked helper process paints them from a queue at once, while
+    this process computes the next ones and builds the tables (each PNG is independent: a
+    store's hundred per-class figures take both cores); :meth:`finish` paints here what the
+    helper has not taken (everything, without a helper), waits for it and, if it failed,
+    paints all it may have left undone."""
 
-    def __init__(self, figures: Figures, split: bool = True) -> None:
-        self.figures, self.jobs, self.mine = figures, [], set()
+    def __init__(self, figures: Figures, split_from: int = SPLIT_FROM) -> None:
+        self.figures, self.split_from = figures, split_from
+        self.jobs: list[Job] = []
+        self.mine: set[Path] = set()  # the PNGs painted here
         self.helper, self.queue = None, None
-        if split and _cpus() >= 2 and "fork" in mp.get_all_start_methods():
-            context = mp.get_context("fork")
-            self.queue = context.Queue()
-            self.helper = context.Process(target=_helper, args=(figures, self.queue),
-                                          daemon=True)  # fmt: skip
-            self.helper.start()
 
     def append(self, job: Job) -> None:
         self.jobs.append(job)
         if self.queue is not None:
             self.queue.put(job)
+        elif len(self.jobs) == self.split_from and _cpus() >= 2 \
+                and "fork" in mp.get_all_start_methods():
+            context = mp.get_context("fork")
+            self.queue = context.Queue()
+            self.helper = context.Process(target=_helper, args=(self.figures, self.queue),
+                                          daemon=True)  # fmt: skip
+            self.helper.start()
+            for queued in self.jobs:
+                self.queue.put(queued)
 
     def finish(self) -> None:
         if self.queue is None:
@@ -183,7 +196,7 @@ class Painting:
             if job is None:
                 break
             job[0](self.figures, *job[1])
-            self.mine.add(job[1][0])  # its output path
+            self.mine.add(job[1][0])
         self.helper.join()
         self.queue.close()
         if self.helper.exitcode != 0:
@@ -198,7 +211,7 @@ class Painting:
 
 def render(figures: Figures, jobs: list[Job], split_from: int = SPLIT_FROM) -> None:
     """Paint ``jobs`` (two processes from ``split_from`` of them on, see :class:`Painting`)."""
-    painting = Painting(figures, split=len(jobs) >= split_from)
+    painting = Painting(figures, split_from)
     for job in jobs:
         painting.append(job)
     painting.finish()
@@ -252,7 +265,7 @@ def _paint_delta(figures: Figures, path: Path, labels: list[str], values: list[f
     ax.invert_yaxis()
     ax.set_xlabel(f"Δ top-1 vs baseline row (%), {dataset}; bars: 95% Welch interval (n ≥ 2)")
     ax.set_title(f"{MARKER}: Holm-adjusted p < 0.05", fontsize=9)
-    fig.tight_layout()
+    figures.tight(fig)
     fig.savefig(path, **PNG)
 
 
@@ -296,7 +309,7 @@ def _paint_curves(figures: Figures, path: Path, lines: list[tuple], dataset: str
     ax.set_ylabel(f"val top-1 (%), {dataset}")
     ax.set_title("mean over seeds, band ± 1 std", fontsize=9)
     ax.legend()
-    fig.tight_layout()
+    figures.tight(fig)
     fig.savefig(path, **PNG)
 
 
@@ -362,7 +375,7 @@ def _confusion_figure(figures: Figures, k: int, dataset: str):
     ax.set_ylabel("true class")
     fig.colorbar(im, ax=ax, fraction=0.046)
     title = ax.set_title("one line", fontsize=9)
-    fig.tight_layout()  # once: later figures change only the image and the title's text
+    figures.tight(fig)  # once: later figures change only the image and the title's text
     return fig, ax, im, title
 
 
