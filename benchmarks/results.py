@@ -3,11 +3,17 @@
 Builds a temporary store (random plausible metrics over every ablation ID, 3 seeds, five
 datasets, a few failed/running/corrupt runs and duplicate seeds; each run with a saved Hydra
 config and overrides, and a ``test_scores.npz`` with per-sample predictions ``pred_best`` /
-``pred_final`` of ``--n-test`` samples), then times load + tables + write in-process (figures
-off unless ``--plots``), median of 3. The last line is the figure: seconds and ratio to the
-10 s target.
+``pred_final`` of ``--n-test`` samples), then, per pass:
 
-    python benchmarks/results.py [--runs 10000] [--repeat 3] [--n-test 1000] [--plots]
+1. the tables: load + tables + write in-process, figures off (``--plots``: on), the baseline;
+2. the whole default command, ``python -m lastexp.results --runs <store> --out <dir>`` in a
+   fresh process: imports, tables and every PNG (per-class, confusion, Δ, curves).
+
+Medians of ``--repeat`` passes, each against the 10 s target, and the command's time as a
+ratio of the tables' time measured in the same run (a figure that other processes on the
+machine slow down alike). ``--no-cli`` times the tables only.
+
+    python benchmarks/results.py [--runs 10000] [--repeat 3] [--n-test 1000] [--plots] [--no-cli]
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import argparse
 import json
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -115,28 +123,50 @@ def aggregate(runs: Path, out: Path, plots: bool = False) -> int:
     return len(df)
 
 
+def command(runs: Path, out: Path) -> float:
+    """Seconds of the whole default ``python -m lastexp.results`` on ``runs`` (a new process)."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "lastexp.results", "--runs", str(runs), "--out",
+                    str(out), "--quiet"], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)  # fmt: skip
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--n-test", type=int, default=1000, help="test samples per run")
     parser.add_argument("--plots", action="store_true",
-                        help="draw the PNG figures too (matplotlib; not part of the target)")
+                        help="draw the PNG figures in the in-process passes too")
+    parser.add_argument("--no-cli", action="store_true",
+                        help="skip timing the whole python -m lastexp.results command")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "runs"
         t0 = time.perf_counter()
         build_store(root, args.runs, n_test=args.n_test)
         print(f"built a store of {args.runs} run dirs in {time.perf_counter() - t0:.1f} s")
-        times = []
+        tables, whole = [], []
         for k in range(args.repeat):
             t0 = time.perf_counter()
             n = aggregate(root, Path(tmp) / f"out{k}", args.plots)
-            times.append(time.perf_counter() - t0)
-            print(f"  pass {k + 1}: {times[-1]:.2f} s ({n} runs loaded)")
-        median = statistics.median(times)
-        print(f"results aggregation, {args.runs} runs, median of {args.repeat}: {median:.2f} s "
-              f"({median / TARGET_S:.2f}x the {TARGET_S:g} s target)")  # fmt: skip
+            tables.append(time.perf_counter() - t0)
+            line = f"  pass {k + 1}: tables {tables[-1]:.2f} s ({n} runs loaded)"
+            if not args.no_cli:
+                whole.append(command(root, Path(tmp) / f"cli{k}"))
+                pngs = len(list((Path(tmp) / f"cli{k}").glob("*.png")))
+                line += f"; python -m lastexp.results {whole[-1]:.2f} s ({pngs} PNGs)"
+            print(line)
+        median = statistics.median(tables)
+        print(f"results aggregation{' with figures' if args.plots else ''}, {args.runs} runs, "
+              f"median of {args.repeat}: {median:.2f} s ({median / TARGET_S:.2f}x the "
+              f"{TARGET_S:g} s target)")  # fmt: skip
+        if whole:
+            cli = statistics.median(whole)
+            print(f"python -m lastexp.results (imports, tables, figures), median of "
+                  f"{args.repeat}: {cli:.2f} s ({cli / TARGET_S:.2f}x the {TARGET_S:g} s "
+                  f"target; {cli / median:.2f}x the tables in this run)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ from lastexp import app, catalog
 from lastexp.aliases import normalize_overrides
 from lastexp.cli import ArgumentParser
 from lastexp.dependencies.requirements import is_path, requirements
-from lastexp.results.aggregate import prepare, table_deltas, table_rows_cache
+from lastexp.results.aggregate import prepare, table_rows_cache
+from lastexp.results.deltas import table_deltas
 from lastexp.results.notes import row_name
 from lastexp.results.store import load_store
 from lastexp.runstore import (

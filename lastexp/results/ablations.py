@@ -6,16 +6,15 @@ from __future__ import annotations
 from lastexp import catalog
 from lastexp.results.aggregate import (
     INCOMPLETE,
-    Delta,
     Row,
     Runs,
     fill_row,
     short_variant,
-    table_deltas,
     table_rows_cache,
     variant_of,
     variant_sort_key,
 )
+from lastexp.results.deltas import Delta, table_deltas
 from lastexp.results.notes import (
     delta_notes,
     hours_header,
@@ -47,6 +46,17 @@ CSV_HEADER = ["id", "title", "baseline", "model", "stream", "preprocessing", "va
               "selection_protocol", "seeds", "gpu_hours_used", "hours_device",
               "gpu_hours_budget"]  # fmt: skip
 P_FMT = "{:.4g}"
+CELLS_NOTE = (
+    "Cells: top-1 (%) on the test split, mean ± sample std over seeds of the "
+    "completed runs (n) of one config: the runs a cell averages share their whole run "
+    "identity (config, debug preset, world size) except the seed; a row's other configs "
+    "are its variant lines, the differing keys in [brackets]. Δ is the mean difference "
+    "of the row's main config (the catalog's recipe) to the main config of the row named "
+    "in “Δ vs” on the same dataset (of its rows, the one sharing the most of model, stream "
+    "and preprocessing; among equals the joint stream, so B14 is compared with B7 on "
+    "joint), with Welch's t-test p when both sides have n ≥ 2; variant lines get no Δ; "
+    "best per column in bold; — means no completed run."
+)
 
 
 def delta_cell(d: Delta | None, has_baseline: bool) -> str:
@@ -70,6 +80,33 @@ def delta_csv(d: Delta | None) -> list[str]:
             "" if d.seeds_for_power is None else str(d.seeds_for_power)]  # fmt: skip
 
 
+def _row_lines(row: Row, datasets: list[str], deltas: dict[tuple[int, str], Delta],
+               hours_col: str) -> tuple[list[str], list[float | None], list[list]]:
+    """One table row: its md cells, its means (for the bold best) and one csv line per
+    dataset."""
+    has_base = row.ablation.baseline is not None and not row.variant
+    cells = [row.label if row.first_of_id else "", row.display_title,
+             (row.ablation.baseline or "") if row.first_of_id else ""]  # fmt: skip
+    means, lines = [], []
+    for ds in datasets:
+        cell, d = row.cell(ds), deltas.get((id(row), ds))
+        cells += [cell.text(), delta_cell(d, has_base)]
+        means.append(cell.mean)
+        ci = cell.ci95 or (None, None)
+        lines.append([
+            row.label, row.title, row.ablation.baseline or "", *row.key, row.variant, ds,
+            cell.n, fmt_num(cell.mean), fmt_num(cell.std), fmt_num(ci[0]), fmt_num(ci[1]),
+            *(cell.incomplete.get(s, 0) for s in INCOMPLETE),
+            *delta_csv(d), "/".join(sorted(cell.protocols)),
+            " ".join(fmt_num(s, "{:.0f}") for s in cell.seeds),
+            fmt_num(row.gpu_seconds / 3600, "{:.2f}"), "+".join(sorted(row.devices)),
+            fmt_num(row.ablation.gpu_hours, "{:g}"),
+        ])  # fmt: skip
+    cells += [hours_text(row, hours_col),
+              f"{row.ablation.gpu_hours:g}" if row.first_of_id else ""]  # fmt: skip
+    return cells, means, lines
+
+
 def ablation_table(runs: Runs, table: str) -> dict[str, str]:
     """``{table}.md``, ``.csv`` and ``.tex`` for one of the catalog's tables."""
     meta = catalog.TABLES[table]
@@ -85,28 +122,10 @@ def ablation_table(runs: Runs, table: str) -> dict[str, str]:
     header += [hours_col, "Budget h"]
     md_rows, means, csv_rows = [], [], []
     for row in rows:
-        has_base = row.ablation.baseline is not None and not row.variant
-        cells = [row.label if row.first_of_id else "", row.display_title,
-                 (row.ablation.baseline or "") if row.first_of_id else ""]  # fmt: skip
-        row_means = []
-        for ds in datasets:
-            cell, d = row.cell(ds), deltas.get((id(row), ds))
-            cells += [cell.text(), delta_cell(d, has_base)]
-            row_means.append(cell.mean)
-            ci = cell.ci95 or (None, None)
-            csv_rows.append([
-                row.label, row.title, row.ablation.baseline or "", *row.key, row.variant, ds,
-                cell.n, fmt_num(cell.mean), fmt_num(cell.std), fmt_num(ci[0]), fmt_num(ci[1]),
-                *(cell.incomplete.get(s, 0) for s in INCOMPLETE),
-                *delta_csv(d), "/".join(sorted(cell.protocols)),
-                " ".join(fmt_num(s, "{:.0f}") for s in cell.seeds),
-                fmt_num(row.gpu_seconds / 3600, "{:.2f}"), "+".join(sorted(row.devices)),
-                fmt_num(row.ablation.gpu_hours, "{:g}"),
-            ])  # fmt: skip
-        cells += [hours_text(row, hours_col),
-                  f"{row.ablation.gpu_hours:g}" if row.first_of_id else ""]  # fmt: skip
+        cells, row_means, lines = _row_lines(row, datasets, deltas, hours_col)
         md_rows.append(cells)
         means.append(row_means)
+        csv_rows += lines
     bold_best(md_rows, means, [3 + 2 * j for j in range(len(datasets))])
     used = sum(r.gpu_seconds for r in rows) / 3600
     budget_line = (
@@ -115,16 +134,7 @@ def ablation_table(runs: Runs, table: str) -> dict[str, str]:
         f"(its rows sum to {catalog.rows_budget(table):g} h)."
     )
     extra = [
-        "Cells: top-1 (%) on the test split, mean ± sample std over seeds of the "
-        "completed runs (n) of one config: the runs a cell averages share their whole run "
-        "identity (config, debug preset, world size) except the seed; a row's other configs "
-        "are its variant lines, the differing keys in [brackets]. Δ is the mean difference "
-        "of the row's main config (the catalog's recipe) to the main config of the row named "
-        "in “Δ vs” on the same dataset (of its rows, the one sharing the most of model, stream "
-        "and preprocessing; among equals the joint stream, so B14 is compared with B7 on "
-        "joint), with Welch's t-test p when both sides have n ≥ 2; variant lines get no Δ; "
-        "best per column in bold; — means no completed run. "
-        f"{hours_col} counts every run of the row (failed ones too).",
+        f"{CELLS_NOTE} {hours_col} counts every run of the row (failed ones too).",
         selection_note(table),
         protocol_note(rows),
         *delta_notes(rows, deltas, datasets),

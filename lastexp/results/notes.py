@@ -8,7 +8,8 @@ import os
 
 from lastexp import catalog
 from lastexp.provenance import git_commit, git_dirty
-from lastexp.results.aggregate import INCOMPLETE, Delta, Row, Runs, as_text
+from lastexp.results.aggregate import INCOMPLETE, Row, Runs, as_text
+from lastexp.results.deltas import Delta
 from lastexp.results.render import MARKER, fmt_num
 from lastexp.runstore.layout import SCORES_FILE
 

@@ -29,37 +29,48 @@ class Predictions:
 
 
 class PredictionReader:
-    """Reads (run_dir, rule) predictions below a runs root, each run's file opened once; None
-    when the run has no scores file or none for that rule (a run written before predictions
-    were stored). Only ``labels``, ``names`` and the ``pred_*`` arrays are read, never the
-    logits."""
+    """Reads (run_dir, rule) predictions below a runs root; None when the run has no scores
+    file or none for that rule (a run written before predictions were stored). An npz member
+    is read only when asked for: ``labels`` and ``names`` once per run, each ``pred_*`` array
+    when a statistic needs that rule's weights, never the logits."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root) if root else None
-        self._cache: dict[str, dict[str, Predictions]] = {}
+        self._cache: dict[tuple[str, str], Predictions | None] = {}
+        self._samples: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
 
     def get(self, run_dir: str, rule: str) -> Predictions | None:
-        if run_dir not in self._cache:
-            self._cache[run_dir] = self._read(run_dir)
-        return self._cache[run_dir].get(PRED_KEY[rule])
+        key = (run_dir, PRED_KEY[rule])
+        if key not in self._cache:
+            self._cache[key] = self._read(*key)
+        return self._cache[key]
 
-    def _read(self, run_dir: str) -> dict[str, Predictions]:
-        if self.root is None:
-            return {}
+    def _read(self, run_dir: str, pred_key: str) -> Predictions | None:
+        if self.root is None or self._samples.get(run_dir, ()) is None:
+            return None
         try:
             with np.load(RunDir(self.root / run_dir).scores, allow_pickle=False) as z:
-                keys = [k for k in PRED_KEY.values() if k in z.files]
-                if not keys or "labels" not in z.files:
-                    return {}
-                labels = np.asarray(z["labels"]).astype(np.int64).ravel()
-                names = (np.asarray(z["names"]).ravel() if "names" in z.files
-                         else np.arange(len(labels)))
-                names = names if names.dtype.kind == "U" else names.astype(str)
-                preds = {k: np.asarray(z[k]).astype(np.int64).ravel() for k in keys}
+                if pred_key not in z.files or "labels" not in z.files:
+                    return None
+                if run_dir not in self._samples:
+                    self._samples[run_dir] = _samples(z)
+                pred = np.asarray(z[pred_key]).astype(np.int64).ravel()
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            return {}
-        return {k: Predictions(labels, p, names) for k, p in preds.items()
-                if len(p) == len(labels) == len(names)}
+            self._samples[run_dir] = None
+            return None
+        samples = self._samples[run_dir]
+        if samples is None or len(pred) != len(samples[0]):
+            return None
+        return Predictions(samples[0], pred, samples[1])
+
+
+def _samples(z: np.lib.npyio.NpzFile) -> tuple[np.ndarray, np.ndarray] | None:
+    """A scores file's ``labels`` and sample ``names`` (their positions when it has none);
+    None when the two disagree in length."""
+    labels = np.asarray(z["labels"]).astype(np.int64).ravel()
+    names = np.asarray(z["names"]).ravel() if "names" in z.files else np.arange(len(labels))
+    names = names if names.dtype.kind == "U" else names.astype(str)
+    return (labels, names) if len(names) == len(labels) else None
 
 
 def discordant(row: Predictions, base: Predictions) -> tuple[int, int] | None:

@@ -52,30 +52,27 @@ def fmt_delta(d: tuple[float, float | None] | None, has_baseline: bool, marked: 
     return value
 
 
+def _scaled(value: float | None, units: tuple[tuple[float, float, str], ...]) -> str | None:
+    """``value`` in the first ``(threshold, divisor, format)`` unit it reaches; None when
+    unknown (None or NaN)."""
+    if value is None or value != value:
+        return None
+    return next(fmt.format(value / div) for low, div, fmt in units if value >= low)
+
+
 def fmt_params(params: float | None) -> str | None:
     """150K / 4.2M style; None when unknown."""
-    if params is None or params != params:
-        return None
-    if params >= 1e6:
-        return f"{params / 1e6:.1f}M"
-    if params >= 1e3:
-        return f"{params / 1e3:.0f}K"
-    return f"{params:.0f}"
+    return _scaled(params, ((1e6, 1e6, "{:.1f}M"), (1e3, 1e3, "{:.0f}K"),
+                            (-math.inf, 1, "{:.0f}")))  # fmt: skip
 
 
 def fmt_flops(flops: float | None) -> str | None:
     """0.15G / 12.3M style; None when unknown."""
-    if flops is None or flops != flops:
-        return None
-    if flops >= 1e8:
-        return f"{flops / 1e9:.2f}G"
-    return f"{flops / 1e6:.1f}M"
+    return _scaled(flops, ((1e8, 1e9, "{:.2f}G"), (-math.inf, 1e6, "{:.1f}M")))
 
 
 def fmt_kb(nbytes: float | None) -> str | None:
-    if nbytes is None or nbytes != nbytes:
-        return None
-    return f"{nbytes / 1024:.0f}KB"
+    return _scaled(nbytes, ((-math.inf, 1024, "{:.0f}KB"),))
 
 
 def bold_best(rows: list[list[str]], means: list[list[float | None]], columns: list[int]) -> None:

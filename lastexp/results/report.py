@@ -10,6 +10,7 @@ the results command needs no torch.
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
@@ -34,20 +35,22 @@ def build_report(
 ) -> dict[str, str]:
     """Every output file's text, keyed by file name; a pure function of its arguments.
 
-    With ``figures_dir`` (and matplotlib installed) PNG figures are drawn there first and
-    linked from the ablation tables. ``include_debug`` puts debug-preset runs into the
-    ablation and paper tables (as variant lines); ``confusion_all`` draws a confusion matrix
-    for every row, not only each table's full model.
+    With ``figures_dir`` (and matplotlib installed) PNG figures are drawn there, while the
+    tables are built, and linked from the ablation tables. ``include_debug`` puts
+    debug-preset runs into the ablation and paper tables (as variant lines);
+    ``confusion_all`` draws a confusion matrix for every row, not only each table's full
+    model.
     """
     runs = prepare(df, problems, provenance, include_debug=include_debug)
-    if figures_dir is not None and plots.available():
-        for table in catalog.TABLES:
-            runs.figures[table] = plots.draw(runs, table, figures_dir, confusion_all)
+    figures = (plots.painted(runs, list(catalog.TABLES), figures_dir, confusion_all)
+               if figures_dir is not None and plots.available() else nullcontext({}))
     files: dict[str, str] = {}
-    for table in catalog.TABLES:
-        files.update(ablation_table(runs, table))
-    files.update(paper_tables(runs))
-    files.update(other_table(runs))
+    with figures as drawn:  # the PNGs are painted while the tables are built
+        runs.figures.update(drawn)
+        for table in catalog.TABLES:
+            files.update(ablation_table(runs, table))
+        files.update(paper_tables(runs))
+        files.update(other_table(runs))
     return files
 
 
