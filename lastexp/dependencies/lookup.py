@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from lastexp.dependencies.requirements import is_path, shared_overrides
 from lastexp.errors import ConfigError
-from lastexp.runstore.identity import RunIdentity, debug_of
+from lastexp.runstore.dependency_key import RunIdentity, debug_of
 from lastexp.runstore.walk import find_completed
 
 

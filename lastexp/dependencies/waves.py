@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from lastexp.aliases import normalize_overrides
 from lastexp.dependencies.requirements import is_path, requirements, shared_overrides
 from lastexp.errors import ConfigError
-from lastexp.runstore.identity import RunIdentity, debug_of, identity_of
+from lastexp.runstore.dependency_key import RunIdentity, debug_of, identity_of
 from lastexp.runstore.walk import find_completed
 
 

@@ -3,7 +3,7 @@ rows and cells, each cell under the row's selection rule, each row's baseline ro
 against it: :mod:`lastexp.results.deltas`).
 
 A cell is one config: the runs it averages share their whole run identity but the seed
-(:mod:`lastexp.results.identity`, plus the debug preset, the world size and the selection
+(:mod:`lastexp.results.cell_config`, plus the debug preset, the world size and the selection
 protocol metrics.json records). Other configs of a row are its labelled variant lines; the
 row's main config is the catalog's recipe (the runs whose command line chose only the row).
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from lastexp import catalog
-from lastexp.results.identity import UNKNOWN, ConfigReader, catalog_recipe, differing
+from lastexp.results.cell_config import UNKNOWN, ConfigReader, catalog_recipe, differing
 from lastexp.results.predictions import PredictionReader
 from lastexp.results.render import DASH
 from lastexp.results.stats import mean_interval

@@ -3,7 +3,7 @@
 - :mod:`~lastexp.runstore.layout`: where each file of a run directory lives (:class:`RunDir`);
 - :mod:`~lastexp.runstore.key`: what makes two configs the same run (:func:`identity`), its
   hash (:func:`run_key`), the run directory name and the W&B group derived from it;
-- :mod:`~lastexp.runstore.identity`: what identifies a run to the runs that read it
+- :mod:`~lastexp.runstore.dependency_key`: what identifies a run to the runs that read it
   (:class:`RunIdentity`: ablation, dataset, stream, seed, debug preset);
 - :mod:`~lastexp.runstore.metrics`: the metrics.json schema, reading, atomic writing, and the
   completed / failed checks;
@@ -20,8 +20,8 @@ Everything else (``run``, ``ensemble``, ``export``, ``deps``, ``plan``, the laun
 ``results``) goes through these; nothing else spells a run directory's file names.
 """
 
+from lastexp.runstore.dependency_key import RunIdentity, debug_of, identity_of
 from lastexp.runstore.finished import RunError, model_checkpoint, open_finished
-from lastexp.runstore.identity import RunIdentity, debug_of, identity_of
 from lastexp.runstore.layout import RunDir
 from lastexp.runstore.lock import RunLockedError, discard_lock, lock_path, run_lock
 from lastexp.runstore.metrics import (

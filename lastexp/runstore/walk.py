@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lastexp.runstore.identity import RunIdentity
+from lastexp.runstore.dependency_key import RunIdentity
 from lastexp.runstore.layout import METRICS_FILE, NOT_RUNS, RunDir
 from lastexp.runstore.metrics import is_completed, read_metrics
 

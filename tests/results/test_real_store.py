@@ -14,7 +14,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from lastexp.results import build_report, load_store
-from lastexp.results.identity import ConfigReader, catalog_recipe
+from lastexp.results.cell_config import ConfigReader, catalog_recipe
 from lastexp.runstore.key import identity
 from tests.conftest import run_cli
 
