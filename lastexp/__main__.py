@@ -15,6 +15,7 @@ from lastexp.aliases import normalize_overrides
 from lastexp.app import CONF_DIR
 from lastexp.command_checks import command_problem
 from lastexp.environment import with_env
+from lastexp.hydra_errors import full_disk_in_one_line
 from lastexp.logs import capture_prints, submitit_log_line, to_file
 from lastexp.optuna_study import trial_guard, trial_value
 
@@ -55,7 +56,8 @@ def cli() -> None:
         print(f"lastexp: error: {problem}", file=sys.stderr)
         sys.exit(2)
     try:
-        main()
+        with full_disk_in_one_line():  # Hydra's own files, a sweeper's study: one line too
+            main()
     except KeyboardInterrupt:  # Ctrl-C: the run's state is on disk (metrics say interrupted)
         print("lastexp: interrupted (SIGINT); run the same command again to resume",
               file=sys.stderr)

@@ -7,7 +7,11 @@ bytes at that moment are kept for the test to compare).
 ``WRITER``: ``log`` (the run's ``lastexp.log``, under lastexp's handler), ``tensorboard`` (the
 event file, written by TensorBoard's writer thread) or ``wandb`` (W&B's ``debug.log`` in the
 run's ``wandb/`` folder, written by W&B's own logging handler; the W&B service's own files
-are written by another process, which fails silently on a full disk).
+are written by another process, which fails silently on a full disk), ``multirun`` (Hydra's
+``multirun.yaml``, which OmegaConf writes with ``io.open``), ``hydra`` (a run's
+``.hydra/*.yaml``, which lastexp writes atomically with ``os.write``) or ``study`` (an Optuna
+study's sqlite file below a ``search`` folder: see :func:`sqlite_full`). ``ARM_FILE`` ``-``:
+the disk is full from the start.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import io
 import logging
 import os
 import runpy
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -73,6 +78,73 @@ def full_event_write(real: Callable, armed: Callable[[], bool]) -> Callable:
     return _write
 
 
+def full_io_open(real: Callable, name: str, armed: Callable[[], bool]) -> Callable:
+    """An ``io.open`` (``real``) for which files called ``name`` opened to write are on a disk
+    that is full once ``armed()``."""
+
+    def _open(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and Path(file).name == name and "w" in mode:
+            encoding = kwargs.get("encoding", args[1] if len(args) > 1 else None)
+            return full_text_file(os.fspath(file), mode, armed, encoding=encoding)
+        return real(file, mode, *args, **kwargs)
+
+    return _open
+
+
+def fd_path(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return ""
+
+
+def full_os_write(real: Callable, matches: Callable[[str], bool],
+                  armed: Callable[[], bool]) -> Callable:
+    """An ``os.write`` (``real``) that fails with ENOSPC, once ``armed()``, for the open files
+    whose path ``matches``."""
+
+    def _write(fd, data):
+        if armed() and matches(fd_path(fd)):
+            raise no_space()
+        return real(fd, data)
+
+    return _write
+
+
+def sqlite_full() -> sqlite3.OperationalError:
+    """The error sqlite itself raises when a database cannot grow (``SQLITE_FULL``, "database
+    or disk is full"), made by sqlite: an in-memory database held to one page."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute("PRAGMA max_page_count = 1")
+        db.execute("CREATE TABLE t (x)")
+    except sqlite3.OperationalError as exc:
+        return exc
+    finally:
+        db.close()
+    raise AssertionError("sqlite grew past max_page_count")
+
+
+def main_file(dbapi_connection: sqlite3.Connection) -> str:
+    rows = dbapi_connection.execute("PRAGMA database_list").fetchall()
+    return next((str(file) for _, name, file in rows if name == "main"), "")
+
+
+def full_sqlite_commit(real: Callable, matches: Callable[[str], bool],
+                       armed: Callable[[], bool]) -> Callable:
+    """SQLAlchemy's sqlite ``do_commit`` (``real``): a commit to a database whose file
+    ``matches`` fails, once ``armed()``, with the error sqlite gives a full disk -- the
+    transaction's pages and journal are written at commit -- and SQLAlchemy wraps it, and the
+    caller rolls back, as on a full disk."""
+
+    def do_commit(self, dbapi_connection):
+        if armed() and matches(main_file(dbapi_connection)):
+            raise sqlite_full()
+        return real(self, dbapi_connection)
+
+    return do_commit
+
+
 def install(writer: str, armed: Callable[[], bool]) -> None:
     if writer == "log":
         from lastexp.logs import RunLogHandler
@@ -86,6 +158,16 @@ def install(writer: str, armed: Callable[[], bool]) -> None:
     elif writer == "wandb":
         logging.FileHandler._open = full_log_open(
             logging.FileHandler._open, lambda p: f"{os.sep}wandb{os.sep}" in p, armed)
+    elif writer == "multirun":
+        io.open = full_io_open(io.open, "multirun.yaml", armed)
+    elif writer == "hydra":
+        os.write = full_os_write(os.write, lambda p: f"{os.sep}.hydra{os.sep}." in p, armed)
+    elif writer == "study":
+        from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+        SQLiteDialect_pysqlite.do_commit = full_sqlite_commit(
+            SQLiteDialect_pysqlite.do_commit,
+            lambda p: Path(p).parent.name == "search" and p.endswith(".db"), armed)
     else:
         raise SystemExit(f"unknown writer {writer!r}")
 
@@ -97,6 +179,8 @@ def main() -> None:
     keep = Path(os.environ["FULL_DISK_KEEP"]) / f"{arm_file.name}.at-fill"
 
     def armed() -> bool:
+        if str(arm_file) == "-":
+            return True
         if not arm_file.exists():
             return False
         if not keep.exists():  # the file is renamed into place whole: complete when seen
