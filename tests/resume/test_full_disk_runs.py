@@ -75,3 +75,27 @@ def test_a_full_disk_under_wandb_is_one_line_naming_its_folder(tmp_path, shared_
     assert f"for {folder} (" in line, line
     assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
     assert (tmp_path / "last.pt.at-fill").is_file()
+
+
+def test_a_full_disk_under_a_resumed_runs_hydra_files_leaves_it_resumable(tmp_path,
+                                                                          shared_data):
+    """A run stopped after its first epoch is resumed on a full disk: the first file the
+    resume writes, its .hydra/config.yaml (written atomically by lastexp, as Hydra's
+    output_subdir would), fails; one line naming it, and the run's checkpoint and .hydra files
+    as they were; with space again it resumes."""
+    r, run, args = full_disk_run(tmp_path, "log", "none", shared_data)
+    one_line(r)  # stopped after epoch 1 (the test above)
+    kept = {p: p.read_bytes() for p in [*(run / "checkpoints").iterdir(),
+                                        *(run / ".hydra").iterdir()]}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
+           "FULL_DISK_KEEP": str(tmp_path)}
+    full = subprocess.run([sys.executable, "-m", "tests.runstore.full_disk", "hydra", "-",
+                           *args], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env=env)
+    line = one_line(full)
+    assert f"for {run / '.hydra' / 'config.yaml'} (needs " in line, line
+    assert {p: p.read_bytes() for p in kept} == kept
+    assert not [p for p in (run / ".hydra").iterdir() if p not in kept]  # no temporary left
+    again = run_cli(args, tmp_path, env={"OMP_NUM_THREADS": "1"})
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"resuming {run.name} after epoch 1" in again.stdout
