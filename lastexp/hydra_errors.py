@@ -62,9 +62,10 @@ def _written_file(exc: BaseException) -> Path | None:
     """The file a frame of ``exc`` had open for writing (Hydra and OmegaConf write their YAML
     with ``open()``; the error of a write does not name its file)."""
     for value in _locals(exc):
-        if isinstance(value, io.IOBase) and isinstance(getattr(value, "name", None), str) \
-                and any(m in str(getattr(value, "mode", "")) for m in "wax+"):
-            return Path(value.name)
+        name = getattr(value, "name", None) if isinstance(value, io.IOBase) else None
+        if isinstance(name, str) and not name.startswith("<") and \
+                any(m in str(getattr(value, "mode", "")) for m in "wax+"):  # not <stdout>
+            return Path(name)
     return None
 
 
