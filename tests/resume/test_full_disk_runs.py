@@ -8,40 +8,32 @@ raises ENOSPC: tests/runstore/full_disk.py.)"""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import run_cli
+from tests.runstore.full_disk import one_line as disk_full_line
+from tests.runstore.full_disk import run_full
 
 pytestmark = pytest.mark.resume
 
 ARGS = ["debug=tiny", "training.epochs=2", "model=last_e_nano"]
 
 
+WANDB_OFFLINE = {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+NOISE = ("Traceback", "Logging error", "Exception in thread", "Error executing job")
+
+
 def full_disk_run(tmp_path: Path, writer: str, logger: str, data: Path):
     run = tmp_path / "runs" / f"full_{writer}"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
-           "WANDB_MODE": "offline", "WANDB_SILENT": "true", "FULL_DISK_KEEP": str(tmp_path)}
     args = [*ARGS, f"logger={logger}", f"run_name={run.name}", f"paths.data={data}"]
-    r = subprocess.run([sys.executable, "-m", "tests.runstore.full_disk", writer,
-                        str(run / "checkpoints" / "last.pt"), *args], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=600, env=env)
+    r = run_full(tmp_path, writer, str(run / "checkpoints" / "last.pt"), args, env=WANDB_OFFLINE)
     return r, run, args
 
 
 def one_line(r) -> str:
-    assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
-    for noise in ("Traceback", "Logging error", "Exception in thread", "Error executing job"):
-        assert noise not in r.stderr, r.stderr[-3000:]
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, r.stderr[-3000:]
-    assert lines[0].startswith("lastexp: error: no space left on the device for "), lines[0]
-    assert "free some space" in lines[0]
-    return lines[0]
+    return disk_full_line(r, NOISE)
 
 
 @pytest.mark.parametrize("writer,logger", [("log", "none"), ("tensorboard", "tensorboard")])
@@ -87,11 +79,7 @@ def test_a_full_disk_under_a_resumed_runs_hydra_files_leaves_it_resumable(tmp_pa
     one_line(r)  # stopped after epoch 1 (the test above)
     kept = {p: p.read_bytes() for p in [*(run / "checkpoints").iterdir(),
                                         *(run / ".hydra").iterdir()]}
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
-           "FULL_DISK_KEEP": str(tmp_path)}
-    full = subprocess.run([sys.executable, "-m", "tests.runstore.full_disk", "hydra", "-",
-                           *args], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                          env=env)
+    full = run_full(tmp_path, "hydra", "-", args)
     line = one_line(full)
     assert f"for {run / '.hydra' / 'config.yaml'} (needs " in line, line
     assert {p: p.read_bytes() for p in kept} == kept

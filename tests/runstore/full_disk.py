@@ -22,6 +22,7 @@ import logging
 import os
 import runpy
 import sqlite3
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -170,6 +171,33 @@ def install(writer: str, armed: Callable[[], bool]) -> None:
             lambda p: Path(p).parent.name == "search" and p.endswith(".db"), armed)
     else:
         raise SystemExit(f"unknown writer {writer!r}")
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_full(cwd: Path, writer: str, arm_file: str, args: list[str], *, timeout: int = 600,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m lastexp args`` in ``cwd``, its disk filling under ``writer`` once
+    ``arm_file`` exists (``-``: from the start); ``env`` adds to this process's environment."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
+                **(env or {}), "FULL_DISK_KEEP": str(cwd)}
+    return subprocess.run([sys.executable, "-m", "tests.runstore.full_disk", writer, arm_file,
+                           *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=full_env)
+
+
+def one_line(r: subprocess.CompletedProcess, noise: tuple[str, ...]) -> str:
+    """Bad input's shape for a full disk: exit 2, one line on stderr naming it, none of
+    ``noise`` (tracebacks, reports) there; returns the line."""
+    assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
+    for text in noise:
+        assert text not in r.stderr, r.stderr[-3000:]
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr[-3000:]
+    assert lines[0].startswith("lastexp: error: no space left on the device for "), lines[0]
+    assert "free some space" in lines[0]
+    return lines[0]
 
 
 def main() -> None:

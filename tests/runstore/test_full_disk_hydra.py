@@ -7,10 +7,8 @@ that one file fails as a full disk does: tests/runstore/full_disk.py.)"""
 from __future__ import annotations
 
 import errno
-import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,29 +18,21 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
 from lastexp.hydra_errors import disk_full_error, full_disk_in_one_line
 from lastexp.io import DiskFullError
-from tests.conftest import REPO, compose
-from tests.runstore.full_disk import full_sqlite_commit, no_space, sqlite_full
+from tests.conftest import compose
+from tests.runstore.full_disk import full_sqlite_commit, no_space, run_full, sqlite_full
+from tests.runstore.full_disk import one_line as disk_full_line
+
+NOISE = ("Traceback", "Error executing job", "HYDRA_FULL_ERROR", "sqlalche.me")
 
 
 def injected(tmp_path: Path, writer: str, args: list[str]) -> subprocess.CompletedProcess:
     """``python -m lastexp args`` on a disk that is full, from the start, under ``writer``."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
-           "FULL_DISK_KEEP": str(tmp_path)}
-    return subprocess.run([sys.executable, "-m", "tests.runstore.full_disk", writer, "-",
-                           *args], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env=env)
+    return run_full(tmp_path, writer, "-", args, timeout=300)
 
 
 def one_line(r: subprocess.CompletedProcess) -> str:
     """Bad input's shape: exit 2, one line on stderr, no traceback, no Hydra report."""
-    assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
-    for noise in ("Traceback", "Error executing job", "HYDRA_FULL_ERROR", "sqlalche.me"):
-        assert noise not in r.stderr, r.stderr[-3000:]
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, r.stderr[-3000:]
-    assert lines[0].startswith("lastexp: error: no space left on the device for "), lines[0]
-    assert "free some space" in lines[0]
-    return lines[0]
+    return disk_full_line(r, NOISE)
 
 
 def test_a_full_disk_under_multirun_yaml_is_one_line_naming_it(tmp_path):
