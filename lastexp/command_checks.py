@@ -149,21 +149,19 @@ def sweep_problem(sweeps: list[Override], fixed: list[str]) -> str | None:
     jobs = sweep_jobs(sweeps)
     if not jobs:
         return None
-    app.register()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        for job in jobs:
-            try:
-                cfg = compose("config", overrides=[*fixed, *job])
-                validate(cfg)
-                problem = init_from_problem(cfg)
-            except ConfigError as exc:
-                return f"{exc} (in the sweep job {' '.join(job)}); fix or drop that value"
-            except (HydraException, OmegaConfBaseException) as exc:
-                return f"{hydra_error_line(exc)} (in the sweep job {' '.join(job)})"
-            except Exception:  # noqa: BLE001,S112 -- a value only the job can resolve
-                continue
-            if problem:
-                return f"{problem} (in the sweep job {' '.join(job)})"
+    for job in jobs:
+        try:
+            cfg = compose_config([*fixed, *job], with_hydra=False)
+            validate(cfg)
+            problem = init_from_problem(cfg)
+        except ConfigError as exc:
+            return f"{exc} (in the sweep job {' '.join(job)}); fix or drop that value"
+        except (HydraException, OmegaConfBaseException) as exc:
+            return f"{hydra_error_line(exc)} (in the sweep job {' '.join(job)})"
+        except Exception:  # noqa: BLE001,S112 -- a value only the job can resolve
+            continue
+        if problem:
+            return f"{problem} (in the sweep job {' '.join(job)})"
     return None
 
 
